@@ -1,0 +1,60 @@
+//! The command line. `main` parses [`Cli`] and calls [`run`]; each command
+//! group lives in its own module and returns an exit code.
+//!
+//! Exit codes: 0 success; 1 the command ran and found a failure (a fixture
+//! expectation not met); 2 bad input or a refused plugin (the message says
+//! what is wrong).
+
+pub mod demo;
+pub mod plugin;
+pub mod sandbox;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::telemetry::{self, LogFormat};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "crmsync",
+    version,
+    about = "Two-way sync between Salesforce and email-marketing platforms, with rules as WebAssembly plugins"
+)]
+pub struct Cli {
+    /// Where crmsync keeps its state (sled database, installed plugins, compiled cache).
+    #[arg(long, global = true, env = "CRMSYNC_DATA_DIR", default_value = ".crmsync")]
+    pub data_dir: PathBuf,
+    /// Log format on stderr.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Human)]
+    pub log_format: LogFormat,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Runs the demo: the default rules through the real plugin runtime.
+    Demo(demo::DemoArgs),
+    /// Develops, tests, installs and swaps plugins.
+    #[command(subcommand)]
+    Plugin(plugin::PluginCommand),
+    /// Runs the offline vendor sandbox (Salesforce, ActiveCampaign, Mailchimp, Brevo).
+    Sandbox(sandbox::SandboxArgs),
+}
+
+pub fn run(cli: Cli) -> ExitCode {
+    telemetry::init(cli.log_format);
+    match cli.command {
+        Command::Demo(args) => demo::run(&cli.data_dir, args),
+        Command::Plugin(cmd) => plugin::run(&cli.data_dir, cmd),
+        Command::Sandbox(args) => sandbox::run(args),
+    }
+}
+
+/// Prints an error for the operator and returns exit code 2.
+pub(crate) fn fail(message: impl std::fmt::Display) -> ExitCode {
+    eprintln!("error: {message}");
+    ExitCode::from(2)
+}

@@ -1,0 +1,372 @@
+//! `crmsync plugin …`: test a component against fixtures, validate it, install
+//! it, activate or roll back a version, list the registry, watch a directory.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Subcommand;
+use crmsync_sdk::types::Direction;
+
+use crate::plugins::fixtures::{self, Case};
+use crate::plugins::registry::{Manifest, Registry};
+use crate::plugins::{Limits, Role, Runtime, watch};
+use crate::state::State;
+
+use super::fail;
+
+#[derive(Debug, Subcommand)]
+pub enum PluginCommand {
+    /// Runs a component over input records (JSONL) and prints each result;
+    /// exits 1 when a line's expectation is not met.
+    Test {
+        /// The component (.wasm).
+        file: PathBuf,
+        #[arg(long, value_enum)]
+        role: Role,
+        /// Records, conflicts or fixture cases, one JSON object a line.
+        #[arg(long)]
+        input: PathBuf,
+        /// The plugin's config (JSON file) for lines without their own.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Direction for lines without their own.
+        #[arg(long, value_parser = parse_direction, default_value = "to-marketing")]
+        direction: Direction,
+        /// Target object type for lines without their own (e.g. Lead).
+        #[arg(long)]
+        target: Option<String>,
+        #[command(flatten)]
+        limits: LimitArgs,
+    },
+    /// Checks a component: it loads, exports its roles for a supported contract
+    /// version, and passes its fixtures.
+    Validate {
+        file: PathBuf,
+        /// Roles to check (default: every role it exports).
+        #[arg(long, value_enum)]
+        role: Vec<Role>,
+        #[arg(long)]
+        fixtures: Option<PathBuf>,
+    },
+    /// Validates and installs a version; with --activate, makes it active too.
+    Install {
+        file: PathBuf,
+        /// Default: the file stem.
+        #[arg(long)]
+        name: Option<String>,
+        /// Default: "sha-" and 12 digits of the content hash.
+        #[arg(long)]
+        version: Option<String>,
+        #[arg(long, value_enum)]
+        role: Vec<Role>,
+        /// Fixtures that must pass (default: <file stem>.fixtures.jsonl beside it, if present).
+        #[arg(long)]
+        fixtures: Option<PathBuf>,
+        /// Connections to activate it for.
+        #[arg(long)]
+        activate: Vec<String>,
+    },
+    /// Makes an installed version active for a connection and role (from the next batch on).
+    Activate {
+        /// name@version
+        plugin: String,
+        #[arg(long)]
+        connection: String,
+        #[arg(long, value_enum)]
+        role: Role,
+    },
+    /// Re-activates the previous version for a connection and role.
+    Rollback {
+        #[arg(long)]
+        connection: String,
+        #[arg(long, value_enum)]
+        role: Role,
+    },
+    /// Lists installed versions and what is active where.
+    List,
+    /// Watches a directory: each .wasm dropped in is validated, installed and activated.
+    Watch {
+        dir: PathBuf,
+        /// Connections to activate for, unless the plugin's .toml says otherwise.
+        #[arg(long, default_value = "default")]
+        connection: Vec<String>,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+pub struct LimitArgs {
+    /// Deadline per call, in milliseconds.
+    #[arg(long, default_value_t = 2000)]
+    pub timeout_ms: u64,
+    /// Memory cap per instance, in MiB.
+    #[arg(long, default_value_t = 256)]
+    pub memory_mib: usize,
+}
+
+fn parse_direction(s: &str) -> Result<Direction, String> {
+    match s {
+        "to-marketing" => Ok(Direction::ToMarketing),
+        "to-salesforce" => Ok(Direction::ToSalesforce),
+        other => Err(format!("{other:?}: expected to-marketing or to-salesforce")),
+    }
+}
+
+pub fn run(data_dir: &Path, cmd: PluginCommand) -> ExitCode {
+    match cmd {
+        PluginCommand::Test { file, role, input, config, direction, target, limits } => {
+            test(data_dir, &file, role, &input, config.as_deref(), direction, target, &limits)
+        }
+        PluginCommand::Validate { file, role, fixtures } => {
+            validate(data_dir, &file, &role, fixtures.as_deref())
+        }
+        PluginCommand::Install { file, name, version, role, fixtures, activate } => {
+            install(data_dir, &file, name, version, role, fixtures.as_deref(), &activate)
+        }
+        PluginCommand::Activate { plugin, connection, role } => with_registry(data_dir, |r| {
+            let id = r.activate(&connection, role, &plugin).map_err(|e| e.to_string())?;
+            println!("{id} is now the {role} of connection {connection}");
+            Ok(())
+        }),
+        PluginCommand::Rollback { connection, role } => with_registry(data_dir, |r| {
+            let id = r.rollback(&connection, role).map_err(|e| e.to_string())?;
+            println!("rolled back: {id} is again the {role} of connection {connection}");
+            Ok(())
+        }),
+        PluginCommand::List => with_registry(data_dir, |r| {
+            let active = r.active().map_err(|e| e.to_string())?;
+            println!("{:<32} {:<10} {:<14} {:<8} active for", "plugin", "sha256", "roles", "fixtures");
+            for v in r.list().map_err(|e| e.to_string())? {
+                let key = v.id.to_string();
+                let used: Vec<String> = active
+                    .iter()
+                    .filter(|(_, k)| *k == key)
+                    .map(|((c, role), _)| format!("{c}/{role}"))
+                    .collect();
+                let roles: Vec<String> = v.roles.iter().map(Role::to_string).collect();
+                println!(
+                    "{key:<32} {:<10} {:<14} {:<8} {}",
+                    &v.id.sha256[..10],
+                    roles.join(","),
+                    v.fixtures_passed,
+                    used.join(" ")
+                );
+            }
+            Ok(())
+        }),
+        PluginCommand::Watch { dir, connection } => {
+            let state = match State::open(data_dir) {
+                Ok(s) => s,
+                Err(e) => return fail(e),
+            };
+            let registry = match open_registry(&state) {
+                Ok(r) => Arc::new(r),
+                Err(e) => return fail(e),
+            };
+            let watcher = watch::watch(&dir, registry, connection, |path, result| match result {
+                Ok(applied) => {
+                    let to: Vec<String> = applied.activated.iter().map(|(c, r)| format!("{c}/{r}")).collect();
+                    println!(
+                        "{}: installed {} and activated it for {}",
+                        path.display(),
+                        applied.plugin,
+                        to.join(" ")
+                    );
+                }
+                Err(e) => println!("{}: refused: {e}", path.display()),
+            });
+            let _watcher = match watcher {
+                Ok(w) => w,
+                Err(e) => return fail(e),
+            };
+            println!("watching {} (Ctrl-C stops)", dir.display());
+            let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                Ok(rt) => rt,
+                Err(e) => return fail(e),
+            };
+            rt.block_on(async {
+                let _ = tokio::signal::ctrl_c().await;
+            });
+            ExitCode::SUCCESS
+        }
+    }
+}
+
+fn open_registry(state: &State) -> Result<Registry, String> {
+    let runtime = Runtime::new(Some(&state.cache_dir()), Limits::default()).map_err(|e| e.to_string())?;
+    Registry::open(state.clone(), runtime).map_err(|e| e.to_string())
+}
+
+fn with_registry(data_dir: &Path, f: impl FnOnce(&Registry) -> Result<(), String>) -> ExitCode {
+    let result = State::open(data_dir)
+        .map_err(|e| e.to_string())
+        .and_then(|state| open_registry(&state))
+        .and_then(|registry| f(&registry));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(e),
+    }
+}
+
+fn read_cases(path: &Path, config: Option<&serde_json::Value>) -> Result<Vec<Case>, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    fixtures::parse(&text, config).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+fn file_stem(file: &Path) -> String {
+    file.file_stem().and_then(|s| s.to_str()).unwrap_or("plugin").to_string()
+}
+
+/// Fixtures beside a component: `<stem>.fixtures.jsonl`.
+fn default_fixtures(file: &Path) -> Option<PathBuf> {
+    Some(file.with_file_name(format!("{}.fixtures.jsonl", file_stem(file)))).filter(|p| p.exists())
+}
+
+#[allow(clippy::too_many_arguments)]
+fn test(
+    data_dir: &Path,
+    file: &Path,
+    role: Role,
+    input: &Path,
+    config: Option<&Path>,
+    direction: Direction,
+    target: Option<String>,
+    limits: &LimitArgs,
+) -> ExitCode {
+    let config: Option<serde_json::Value> = match config {
+        None => None,
+        Some(path) => match std::fs::read_to_string(path)
+            .map_err(|e| e.to_string())
+            .and_then(|t| serde_json::from_str(&t).map_err(|e| e.to_string()))
+        {
+            Ok(v) => Some(v),
+            Err(e) => return fail(format!("config {}: {e}", path.display())),
+        },
+    };
+    let mut cases = match read_cases(input, config.as_ref()) {
+        Ok(c) => c,
+        Err(e) => return fail(e),
+    };
+    // Bare input lines take the command line's direction and target.
+    for case in &mut cases {
+        if case.expect.is_none() && case.target.is_none() {
+            case.direction = direction;
+            case.target.clone_from(&target);
+        }
+    }
+    let limits = Limits {
+        call_timeout: Duration::from_millis(limits.timeout_ms),
+        memory_bytes: limits.memory_mib << 20,
+        ..Limits::default()
+    };
+    let runtime = match Runtime::new(Some(&data_dir.join("cache")), limits) {
+        Ok(r) => r,
+        Err(e) => return fail(e),
+    };
+    let plugin = match runtime.load_file(file, &file_stem(file), "dev") {
+        Ok(p) => p,
+        Err(e) => return fail(e),
+    };
+    if let Err(e) = plugin.require(role) {
+        return fail(e);
+    }
+    let outcomes = fixtures::run(&plugin, role, &cases);
+    let mut failed = 0;
+    for o in &outcomes {
+        let verdict = match &o.verdict {
+            None => "-".to_string(),
+            Some(Ok(())) => "pass".to_string(),
+            Some(Err(why)) => {
+                failed += 1;
+                format!("FAIL: {why}")
+            }
+        };
+        println!("{}\t{}\t{}", o.name, verdict, o.output);
+    }
+    let checked = outcomes.iter().filter(|o| o.verdict.is_some()).count();
+    println!("{} passed, {} failed", checked - failed, failed);
+    if failed > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS }
+}
+
+fn validate(data_dir: &Path, file: &Path, roles: &[Role], fixtures_path: Option<&Path>) -> ExitCode {
+    let runtime = match Runtime::new(Some(&data_dir.join("cache")), Limits::default()) {
+        Ok(r) => r,
+        Err(e) => return fail(e),
+    };
+    let plugin = match runtime.load_file(file, &file_stem(file), "dev") {
+        Ok(p) => p,
+        Err(e) => return fail(e),
+    };
+    let roles: Vec<Role> =
+        if roles.is_empty() { plugin.roles().iter().copied().collect() } else { roles.to_vec() };
+    let cases = match fixtures_path.map(Path::to_path_buf).or_else(|| default_fixtures(file)) {
+        Some(p) => match read_cases(&p, None) {
+            Ok(c) => c,
+            Err(e) => return fail(e),
+        },
+        None => Vec::new(),
+    };
+    let mut passed = 0;
+    for role in &roles {
+        if let Err(e) = plugin.require(*role) {
+            return fail(e);
+        }
+        let cases: Vec<Case> = cases.iter().filter(|c| c.role.unwrap_or(*role) == *role).cloned().collect();
+        match fixtures::validate(&plugin, *role, &cases) {
+            Ok(n) => passed += n,
+            Err(e) => return fail(e),
+        }
+    }
+    let roles: Vec<String> = roles.iter().map(Role::to_string).collect();
+    println!(
+        "valid: {} plays {} (contract crmsync:plugin@{}); {passed} fixtures passed",
+        file.display(),
+        roles.join(", "),
+        crate::plugins::contract::CONTRACT_VERSION
+    );
+    ExitCode::SUCCESS
+}
+
+fn install(
+    data_dir: &Path,
+    file: &Path,
+    name: Option<String>,
+    version: Option<String>,
+    roles: Vec<Role>,
+    fixtures_path: Option<&Path>,
+    activate: &[String],
+) -> ExitCode {
+    with_registry(data_dir, |registry| {
+        let bytes = std::fs::read(file).map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+        let fixtures = match fixtures_path.map(Path::to_path_buf).or_else(|| default_fixtures(file)) {
+            Some(p) => read_cases(&p, None)?,
+            None => Vec::new(),
+        };
+        let version = version.unwrap_or_else(|| {
+            use sha2::Digest;
+            format!("sha-{}", &hex::encode(sha2::Sha256::digest(&bytes))[..12])
+        });
+        let manifest = Manifest { name: name.unwrap_or_else(|| file_stem(file)), version, roles, fixtures };
+        let installed = registry.install(&bytes, &manifest).map_err(|e| e.to_string())?;
+        let roles: Vec<String> = installed.roles.iter().map(Role::to_string).collect();
+        println!(
+            "installed {} ({}; {} fixtures passed)",
+            installed.id,
+            roles.join(", "),
+            installed.fixtures_passed
+        );
+        let activate_roles: Vec<Role> = if manifest.roles.is_empty() {
+            installed.roles.iter().copied().collect()
+        } else {
+            manifest.roles.clone()
+        };
+        for connection in activate {
+            for role in &activate_roles {
+                registry.activate(connection, *role, &installed.id.to_string()).map_err(|e| e.to_string())?;
+                println!("{} is now the {role} of connection {connection}", installed.id);
+            }
+        }
+        Ok(())
+    })
+}

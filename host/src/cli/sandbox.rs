@@ -1,0 +1,72 @@
+//! `crmsync sandbox`: runs the four vendor sandboxes on loopback and prints
+//! their base URLs and credentials, until Ctrl-C.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use crmsync_sandbox::{Sandbox, SandboxOptions};
+
+#[derive(Debug, clap::Args)]
+pub struct SandboxArgs {
+    /// Seed data (JSON): {"salesforce": {...}, "activecampaign": {...}, "mailchimp": {...}, "brevo": {...}}.
+    #[arg(long)]
+    pub seed: Option<PathBuf>,
+    /// Turn the vendors' rate limits off.
+    #[arg(long)]
+    pub no_rate_limits: bool,
+    /// First port: Salesforce on it, ActiveCampaign, Mailchimp and Brevo on the next three.
+    /// Free ports are picked when absent.
+    #[arg(long)]
+    pub port: Option<u16>,
+}
+
+pub fn run(args: SandboxArgs) -> ExitCode {
+    let mut opts = SandboxOptions { rate_limits: !args.no_rate_limits, ..SandboxOptions::default() };
+    if let Some(path) = &args.seed {
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) => return super::fail(format!("cannot read the seed {}: {e}", path.display())),
+        };
+        match serde_json::from_str(&text) {
+            Ok(seed) => opts.seed = Some(seed),
+            Err(e) => return super::fail(format!("the seed {} is not JSON: {e}", path.display())),
+        }
+    }
+    if let Some(p) = args.port {
+        let Some(last) = p.checked_add(3) else {
+            return super::fail("--port must leave room for four ports");
+        };
+        opts.ports = Some([p, p + 1, p + 2, last]);
+    }
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => return super::fail(format!("cannot start the async runtime: {e}")),
+    };
+    runtime.block_on(async move {
+        let sandbox = match Sandbox::start(opts).await {
+            Ok(s) => s,
+            Err(e) => return super::fail(e),
+        };
+        let c = &sandbox.credentials;
+        println!("crmsync vendor sandbox (offline; admin API under /__sandbox/ on each port)");
+        println!(
+            "  Salesforce      {}   client_id={} username={} password={} refresh_token={}",
+            sandbox.salesforce_url(),
+            c.salesforce_client_id,
+            c.salesforce_username,
+            c.salesforce_password,
+            c.salesforce_refresh_token
+        );
+        println!(
+            "  ActiveCampaign  {}   Api-Token: {}",
+            sandbox.activecampaign_url(),
+            c.activecampaign_api_token
+        );
+        println!("  Mailchimp       {}   API key: {}", sandbox.mailchimp_url(), c.mailchimp_api_key);
+        println!("  Brevo           {}   api-key: {}", sandbox.brevo_url(), c.brevo_api_key);
+        println!("Ctrl-C stops it.");
+        let _ = tokio::signal::ctrl_c().await;
+        sandbox.shutdown().await;
+        ExitCode::SUCCESS
+    })
+}

@@ -1,0 +1,161 @@
+//! What a guest gets: nothing but logging. WASI is linked (so ordinary
+//! toolchains' components load) but backed by an empty context — no preopened
+//! directories, no environment, no arguments, no network, no name lookup — and
+//! clocks frozen at the Unix epoch. Standard output and error are captured
+//! (capped) and attached to trap reports. Memory, instances and tables are
+//! capped by [`Limiter`], which fails with a readable reason.
+
+use std::time::Duration;
+
+use wasmtime::ResourceLimiter;
+use wasmtime::component::ResourceTable;
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::{HostMonotonicClock, HostWallClock, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+
+use super::PluginId;
+use super::bindings::crmsync::plugin::logging;
+
+/// How much guest stdout/stderr is kept per instance.
+const OUTPUT_CAPTURE: usize = 64 * 1024;
+/// Longest guest log line passed on.
+const MAX_LOG_LINE: usize = 4 * 1024;
+
+/// The per-store state of one guest instance.
+pub struct Guest {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    pub limiter: Limiter,
+    pub plugin: PluginId,
+    stderr: MemoryOutputPipe,
+}
+
+impl Guest {
+    pub fn new(plugin: PluginId, memory_limit: usize) -> Self {
+        let stderr = MemoryOutputPipe::new(OUTPUT_CAPTURE);
+        let wasi = WasiCtxBuilder::new()
+            .stdout(stderr.clone())
+            .stderr(stderr.clone())
+            .wall_clock(FrozenClock)
+            .monotonic_clock(FrozenClock)
+            .allow_ip_name_lookup(false)
+            .allow_tcp(false)
+            .allow_udp(false)
+            .build();
+        Guest {
+            wasi,
+            table: ResourceTable::new(),
+            limiter: Limiter { memory_limit, peak_memory: 0 },
+            plugin,
+            stderr,
+        }
+    }
+
+    /// The last lines the guest wrote to stdout/stderr (panic messages land here).
+    pub fn output_tail(&self) -> String {
+        let bytes = self.stderr.contents();
+        let text = String::from_utf8_lossy(&bytes);
+        let tail: Vec<&str> = text.lines().rev().take(20).collect();
+        tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+    }
+}
+
+impl WasiView for Guest {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}
+
+impl logging::Host for Guest {
+    fn log(&mut self, level: logging::Level, message: String) {
+        let mut message = message;
+        if message.len() > MAX_LOG_LINE {
+            let mut cut = MAX_LOG_LINE;
+            while !message.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            message.truncate(cut);
+            message.push('…');
+        }
+        let plugin = &self.plugin.name;
+        let version = &self.plugin.version;
+        match level {
+            logging::Level::Trace => tracing::trace!(target: "plugin", plugin, version, "{message}"),
+            logging::Level::Debug => tracing::debug!(target: "plugin", plugin, version, "{message}"),
+            logging::Level::Info => tracing::info!(target: "plugin", plugin, version, "{message}"),
+            logging::Level::Warn => tracing::warn!(target: "plugin", plugin, version, "{message}"),
+            logging::Level::Error => tracing::error!(target: "plugin", plugin, version, "{message}"),
+        }
+    }
+}
+
+/// Caps a guest's memory; refuses growth with a reason the trap report shows.
+pub struct Limiter {
+    pub memory_limit: usize,
+    /// The largest linear memory the guest has asked for, in bytes.
+    pub peak_memory: usize,
+}
+
+/// The message a memory-limit trap carries; [`super::plugin`] recognises it.
+pub const MEMORY_LIMIT_MESSAGE: &str = "plugin memory limit exceeded";
+
+impl ResourceLimiter for Limiter {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired > self.memory_limit {
+            return Err(wasmtime::format_err!(
+                "{MEMORY_LIMIT_MESSAGE}: wanted {} MiB, the limit is {} MiB",
+                desired >> 20,
+                self.memory_limit >> 20
+            ));
+        }
+        self.peak_memory = self.peak_memory.max(desired);
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired > 1_000_000 {
+            return Err(wasmtime::format_err!("plugin table limit exceeded: wanted {desired} elements"));
+        }
+        Ok(true)
+    }
+
+    fn instances(&self) -> usize {
+        64
+    }
+    fn tables(&self) -> usize {
+        64
+    }
+    fn memories(&self) -> usize {
+        16
+    }
+}
+
+/// A clock stopped at the Unix epoch: guests get no wall clock.
+struct FrozenClock;
+
+impl HostWallClock for FrozenClock {
+    fn resolution(&self) -> Duration {
+        Duration::from_secs(1)
+    }
+    fn now(&self) -> Duration {
+        Duration::ZERO
+    }
+}
+
+impl HostMonotonicClock for FrozenClock {
+    fn resolution(&self) -> u64 {
+        1_000_000_000
+    }
+    fn now(&self) -> u64 {
+        0
+    }
+}

@@ -1,0 +1,161 @@
+//! The watched plugin directory: drop `name.wasm` (and optionally `name.toml`
+//! and `name.fixtures.jsonl`) into it and the plugin is validated, installed
+//! and activated without a restart. A file that fails validation is reported
+//! and nothing changes.
+//!
+//! `name.toml` (all keys optional):
+//! ```toml
+//! name = "my-mapping"            # default: the file stem
+//! version = "1.2.0"              # default: "sha-" + 12 hex digits of the content hash
+//! roles = ["mapper"]             # default: every role the component exports
+//! fixtures = "cases.jsonl"       # default: name.fixtures.jsonl beside it, if present
+//! activate = ["default"]         # connections; default: those the watcher was given
+//! ```
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::mpsc;
+
+use notify::{EventKind, RecursiveMode, Watcher};
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+
+use super::fixtures;
+use super::registry::{Manifest, Registry};
+use super::{PluginId, Role};
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileManifest {
+    name: Option<String>,
+    version: Option<String>,
+    #[serde(default)]
+    roles: Vec<Role>,
+    fixtures: Option<PathBuf>,
+    activate: Option<Vec<String>>,
+}
+
+/// What happened to one dropped file.
+#[derive(Debug)]
+pub struct Applied {
+    pub plugin: PluginId,
+    pub activated: Vec<(String, Role)>,
+}
+
+/// Validates, installs and activates one `.wasm` file of the watched directory.
+pub fn apply(registry: &Registry, wasm: &Path, default_connections: &[String]) -> Result<Applied, String> {
+    let stem = wasm.file_stem().and_then(|s| s.to_str()).ok_or("the file name is not UTF-8")?;
+    let dir = wasm.parent().unwrap_or(Path::new("."));
+    let manifest_path = dir.join(format!("{stem}.toml"));
+    let file_manifest: FileManifest = match std::fs::read_to_string(&manifest_path) {
+        Ok(text) => toml::from_str(&text).map_err(|e| format!("{}: {e}", manifest_path.display()))?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => FileManifest::default(),
+        Err(e) => return Err(format!("{}: {e}", manifest_path.display())),
+    };
+    let bytes = std::fs::read(wasm).map_err(|e| format!("{}: {e}", wasm.display()))?;
+    let fixtures_path = match &file_manifest.fixtures {
+        Some(p) => Some(dir.join(p)),
+        None => Some(dir.join(format!("{stem}.fixtures.jsonl"))).filter(|p| p.exists()),
+    };
+    let cases = match fixtures_path {
+        Some(p) => {
+            let text = std::fs::read_to_string(&p).map_err(|e| format!("{}: {e}", p.display()))?;
+            fixtures::parse(&text, None).map_err(|e| format!("{}: {e}", p.display()))?
+        }
+        None => Vec::new(),
+    };
+    let manifest = Manifest {
+        name: file_manifest.name.unwrap_or_else(|| stem.to_string()),
+        version: file_manifest
+            .version
+            .unwrap_or_else(|| format!("sha-{}", &hex::encode(Sha256::digest(&bytes))[..12])),
+        roles: file_manifest.roles,
+        fixtures: cases,
+    };
+    let installed = registry.install(&bytes, &manifest).map_err(|e| e.to_string())?;
+    let key = installed.id.to_string();
+    let connections = file_manifest.activate.unwrap_or_else(|| default_connections.to_vec());
+    let roles: Vec<Role> = if manifest.roles.is_empty() {
+        installed.roles.iter().copied().collect()
+    } else {
+        manifest.roles.clone()
+    };
+    let mut activated = Vec::new();
+    for connection in &connections {
+        for role in &roles {
+            registry.activate(connection, *role, &key).map_err(|e| e.to_string())?;
+            activated.push((connection.clone(), *role));
+        }
+    }
+    Ok(Applied { plugin: installed.id, activated })
+}
+
+/// A running directory watcher; dropping it stops watching.
+pub struct DirWatcher {
+    _watcher: notify::RecommendedWatcher,
+}
+
+/// Applies every `.wasm` already in `dir`, then watches it for new and changed
+/// files on a background thread. `on_result` hears about each file.
+pub fn watch(
+    dir: &Path,
+    registry: Arc<Registry>,
+    default_connections: Vec<String>,
+    on_result: impl Fn(&Path, &Result<Applied, String>) + Send + 'static,
+) -> Result<DirWatcher, String> {
+    let (tx, rx) = mpsc::channel::<PathBuf>();
+    let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+        if let Ok(event) = event {
+            if matches!(event.kind, EventKind::Create(_) | EventKind::Modify(_)) {
+                for path in event.paths {
+                    let _ = tx.send(path);
+                }
+            }
+        }
+    })
+    .map_err(|e| format!("cannot watch {}: {e}", dir.display()))?;
+    watcher
+        .watch(dir, RecursiveMode::NonRecursive)
+        .map_err(|e| format!("cannot watch {}: {e}", dir.display()))?;
+    let existing: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| format!("cannot read {}: {e}", dir.display()))?
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .collect();
+    std::thread::Builder::new()
+        .name("crmsync-plugin-watch".into())
+        .spawn(move || {
+            // The last content applied per file: editors and copies fire several events.
+            let mut seen: HashMap<PathBuf, Vec<u8>> = HashMap::new();
+            let mut handle = |path: PathBuf| {
+                let is_wasm = path.extension().is_some_and(|e| e == "wasm");
+                let wasm = if is_wasm {
+                    path
+                } else if path.extension().is_some_and(|e| e == "toml" || e == "jsonl") {
+                    let stem = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+                    let stem = stem.trim_end_matches(".toml").trim_end_matches(".fixtures.jsonl");
+                    path.with_file_name(format!("{stem}.wasm"))
+                } else {
+                    return;
+                };
+                let Ok(bytes) = std::fs::read(&wasm) else { return };
+                let digest = Sha256::digest(&bytes).to_vec();
+                if is_wasm && seen.get(&wasm) == Some(&digest) {
+                    return;
+                }
+                let result = apply(&registry, &wasm, &default_connections);
+                if result.is_ok() {
+                    seen.insert(wasm.clone(), digest);
+                }
+                on_result(&wasm, &result);
+            };
+            for path in existing {
+                handle(path);
+            }
+            for path in rx {
+                handle(path);
+            }
+        })
+        .map_err(|e| format!("cannot start the watcher thread: {e}"))?;
+    Ok(DirWatcher { _watcher: watcher })
+}

@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# The demo: builds the default plugins and crmsync, then runs `crmsync demo`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+./scripts/build-plugins.sh > /dev/null
+cargo build --release -p crmsync --quiet
+exec ./target/release/crmsync --data-dir target/demo-data demo "$@"

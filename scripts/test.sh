@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# The whole test suite: installs what it needs, builds every plugin to a
+# WebAssembly component, runs the Rust tests (one optimised profile: release),
+# then the vendor-SDK conformance tests against the sandbox.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+./scripts/setup.sh
+./scripts/build-plugins.sh
+
+# wrong-contract and hostile are wasm-only test plugins.
+cargo test --release --workspace --exclude wrong-contract --exclude hostile
+
+cargo build --release -p crmsync-sandbox
+CRMSYNC_SANDBOX_BIN="$PWD/target/release/crmsync-sandbox" .venv/bin/python -m pytest -q tests/python
