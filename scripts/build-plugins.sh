@@ -16,4 +16,8 @@ mkdir -p target/plugins
 for c in "${crates[@]}"; do
   cp "target/wasm32-wasip2/plugin/${c//-/_}.wasm" "target/plugins/$c.wasm"
 done
+# Each default plugin's own fixtures travel beside it: they must pass before it is activated.
+for c in standard-mapping selection field-policy-resolver; do
+  cp "plugins/$c/fixtures.jsonl" "target/plugins/$c.fixtures.jsonl"
+done
 ls -l target/plugins

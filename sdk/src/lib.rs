@@ -206,10 +206,10 @@ macro_rules! export_mapper {
                         $crate::__private::wit::RecordError,
                     >,
                 > {
-            $crate::__private::map(PLUGIN.get_or_init(::std::default::Default::default), ctx, records)
+                    $crate::__private::map(PLUGIN.get_or_init(::std::default::Default::default), ctx, records)
                 }
             }
-            $crate::__private::mapper_world::export!(Export with_types_in $crate::__private::mapper_world);
+    $crate::__private::mapper_world::export!(Export with_types_in $crate::__private::mapper_world);
         };
     };
 }
