@@ -3,6 +3,7 @@
 //! mapping, conflict resolution — as sandboxed WebAssembly components.
 //!
 //! # Layout
+//! - [`connectors`]: one per vendor behind the [`connectors::Connector`] trait.
 //! - [`plugins`]: the plugin runtime (wasmtime, component model), contract
 //!   checks, limits, fault isolation, the registry and hot swap.
 //! - [`state`]: the sled store under the data directory: every key and tree.
@@ -12,6 +13,7 @@
 //! The vendor sandbox lives in its own crate, `crmsync-sandbox`.
 
 pub mod cli;
+pub mod connectors;
 pub mod plugins;
 pub mod state;
 pub mod telemetry;
