@@ -32,7 +32,7 @@ use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 
 use crate::SandboxError;
 
@@ -200,7 +200,8 @@ pub enum Fault {
         #[serde(default)]
         body: Option<Value>,
     },
-    /// Never answer (the client's timeout fires).
+    /// Never answer (the client's timeout fires). The request is held for an
+    /// hour, or until the sandbox shuts down, then answered 504.
     Timeout,
     /// Invalidate every issued session first (Salesforce answers 401 INVALID_SESSION_ID).
     ExpireSession,
@@ -292,6 +293,7 @@ pub struct Server {
     pub addr: SocketAddr,
     pub ctx: VendorCtx,
     stop: Option<oneshot::Sender<()>>,
+    stopping: Arc<watch::Sender<bool>>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -299,6 +301,8 @@ pub struct Server {
 struct Hosted {
     api: Arc<dyn VendorApi>,
     ctx: VendorCtx,
+    /// Turns true when the server shuts down, releasing held (timed-out) requests.
+    stopping: Arc<watch::Sender<bool>>,
 }
 
 impl Server {
@@ -318,7 +322,8 @@ impl Server {
             addr,
             source,
         })?;
-        let hosted = Hosted { api: api.clone(), ctx: ctx.clone() };
+        let stopping = Arc::new(watch::channel(false).0);
+        let hosted = Hosted { api: api.clone(), ctx: ctx.clone(), stopping: stopping.clone() };
         let app = Router::new()
             .merge(api.router().route_layer(middleware::from_fn_with_state(hosted.clone(), observe)))
             .nest(ADMIN_PREFIX, admin_router(hosted));
@@ -333,10 +338,13 @@ impl Server {
                 tracing::error!(vendor = vendor.name(), error = %e, "sandbox server stopped");
             }
         });
-        Ok(Server { vendor, addr, ctx, stop: Some(stop), task })
+        Ok(Server { vendor, addr, ctx, stop: Some(stop), stopping, task })
     }
 
+    /// Stops accepting, releases requests held by a timeout fault, and waits
+    /// for the requests in flight to finish.
     pub async fn shutdown(mut self) {
+        self.stopping.send_replace(true);
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
@@ -379,8 +387,13 @@ async fn observe(State(hosted): State<Hosted>, req: Request, next: Next) -> Resp
             response
         }
         Some(Fault::Timeout) => {
-            // Hold the connection until the client gives up.
-            tokio::time::sleep(Duration::from_secs(3600)).await;
+            // Hold the connection until the client gives up (or the sandbox stops,
+            // so a graceful shutdown does not wait an hour).
+            let mut stopping = hosted.stopping.subscribe();
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_secs(3600)) => {}
+                _ = stopping.wait_for(|s| *s) => {}
+            }
             StatusCode::GATEWAY_TIMEOUT.into_response()
         }
         Some(Fault::ExpireSession) => {
@@ -430,10 +443,17 @@ fn admin_router(hosted: Hosted) -> Router {
         .with_state(hosted)
 }
 
-async fn admin_seed(State(h): State<Hosted>, Json(body): Json<Value>) -> Response {
-    match h.api.seed(body) {
+/// Seeds from the body; a body that is not JSON, or JSON the vendor rejects,
+/// gets 400 `{"error": "<what is wrong>"}`.
+async fn admin_seed(State(h): State<Hosted>, body: axum::body::Bytes) -> Response {
+    let bad = |message: String| (StatusCode::BAD_REQUEST, Json(json!({ "error": message }))).into_response();
+    let data: Value = match serde_json::from_slice(&body) {
+        Ok(v) => v,
+        Err(e) => return bad(format!("the {} seed is not JSON: {e}", h.api.vendor().name())),
+    };
+    match h.api.seed(data) {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
-        Err(message) => (StatusCode::BAD_REQUEST, Json(json!({ "error": message }))).into_response(),
+        Err(message) => bad(format!("bad {} seed: {message}", h.api.vendor().name())),
     }
 }
 

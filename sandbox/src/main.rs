@@ -2,6 +2,9 @@
 //! `crmsync sandbox` runs) and prints one JSON line with their base URLs and
 //! credentials, then serves until stdin closes or Ctrl-C.
 //!
+//! Options: `--seed FILE`, `--no-rate-limits`, `--port N` (Salesforce on N,
+//! ActiveCampaign, Mailchimp and Brevo on the next three; free ports otherwise).
+//!
 //! Used by the Python conformance tests in `tests/python/`.
 
 use std::io::Read;
@@ -16,6 +19,14 @@ async fn main() {
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--no-rate-limits" => opts.rate_limits = false,
+            "--port" => {
+                let first: u16 = args
+                    .next()
+                    .and_then(|p| p.parse().ok())
+                    .unwrap_or_else(|| fail("--port needs a port number"));
+                let Some(last) = first.checked_add(3) else { fail("--port must leave room for four ports") };
+                opts.ports = Some([first, first + 1, first + 2, last]);
+            }
             "--seed" => {
                 let path = args.next().unwrap_or_else(|| fail("--seed needs a file"));
                 let text = std::fs::read_to_string(&path)

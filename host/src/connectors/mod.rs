@@ -15,6 +15,12 @@
 //! connector understands are documented in its module (e.g. ActiveCampaign
 //! `account` = the account name to link the contact to, `tags` = tags to add).
 
+pub mod activecampaign;
+pub mod http;
+pub mod ratelimit;
+pub mod salesforce;
+pub mod secret;
+
 use std::collections::BTreeMap;
 use std::time::Duration;
 

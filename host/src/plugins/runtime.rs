@@ -154,15 +154,16 @@ impl Runtime {
             return Component::new(&self.inner.engine, bytes).map_err(not_a_component);
         };
         let path = dir.join(format!("{}-{}.cwasm", id.sha256, self.inner.engine_key));
-        if path.exists() {
+        // Read into memory rather than mmap: a cache file replaced or truncated
+        // while we run must not take the process down.
+        if let Ok(cached) = std::fs::read(&path) {
             // SAFETY: the file was written by `Component::serialize` of an engine
-            // with the same compatibility hash (part of the file name), into a
-            // directory only this process's user writes.
-            match unsafe { Component::deserialize_file(&self.inner.engine, &path) } {
+            // with the same compatibility hash (part of the file name), into the
+            // data directory only crmsync writes; wasmtime checks the header and
+            // refuses artifacts from an incompatible engine.
+            match unsafe { Component::deserialize(&self.inner.engine, &cached) } {
                 Ok(component) => return Ok(component),
-                Err(e) => {
-                    tracing::warn!(path = %path.display(), error = %e, "dropping an unreadable cached artifact")
-                }
+                Err(e) => tracing::warn!(path = %path.display(), error = %e, "dropping an unreadable cached artifact"),
             }
         }
         let component = Component::new(&self.inner.engine, bytes).map_err(not_a_component)?;

@@ -91,7 +91,6 @@ mod seed;
 pub mod store;
 
 use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
-use std::time::Instant;
 
 use axum::Router;
 use axum::extract::{Request, State};
@@ -101,6 +100,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
+use tokio::time::Instant;
 
 use crate::SandboxOptions;
 use crate::common::{Vendor, VendorApi, VendorCtx};
@@ -115,7 +115,8 @@ pub const IMPORTS_PER_MIN: f64 = 100.0;
 pub const IMPORT_DELAY_SECS: i64 = 2;
 
 /// A token bucket that refills with real time or the sandbox clock, whichever
-/// advanced more since the last request.
+/// advanced more since the last request. Real time is tokio's clock, so a test
+/// on a paused runtime controls it too (and gets exact counts).
 #[derive(Debug)]
 struct Bucket {
     rate: f64,

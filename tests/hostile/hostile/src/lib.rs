@@ -6,7 +6,7 @@
 //! | `loop` | spins forever (the call's deadline must stop it) |
 //! | `alloc` | allocates until it dies (the memory cap must stop it) |
 //! | `panic` | panics with a message (the trap must carry it) |
-//! | `huge` | returns a 64 MiB field (the output cap must refuse it) |
+//! | `huge` | returns an 8 MiB field (the output cap must refuse it) |
 //! | `open-file` | tries to read /etc/passwd (no filesystem is granted) |
 //! | `connect` | tries to open a TCP socket (no network is granted) |
 //! | `env` | tries to read an environment variable (none are granted) |
@@ -36,7 +36,7 @@ impl Mapper for Hostile {
                 }
             }
             Some("panic") => panic!("hostile plugin panicked on purpose"),
-            Some("huge") => Ok(record.clone().with("blob", "x".repeat(64 << 20))),
+            Some("huge") => Ok(record.clone().with("blob", "x".repeat(8 << 20))),
             Some("open-file") => match std::fs::read_to_string("/etc/passwd") {
                 Ok(_) => Ok(record.with("escaped", "read /etc/passwd")),
                 Err(e) => Err(RecordError::new("denied", format!("open failed: {e}"))),
