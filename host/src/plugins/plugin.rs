@@ -370,7 +370,7 @@ impl Plugin {
         if matches!(e.downcast_ref::<Trap>(), Some(Trap::Interrupt)) {
             return CallFailure::Deadline { timeout_ms: limits.call_timeout.as_millis() };
         }
-        let message = format!("{e:?}");
+        let message = format!("{e:#}");
         if message.contains(MEMORY_LIMIT_MESSAGE) {
             return CallFailure::Memory { limit_mib: limits.memory_bytes >> 20 };
         }

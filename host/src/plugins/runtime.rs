@@ -141,9 +141,15 @@ impl Runtime {
         )
         .map_err(instantiate_err)?;
         // Imports nobody grants (a toolchain's surprise wasi:http, say) trap if
-        // called instead of refusing the plugin.
-        linker.define_unknown_imports_as_traps(&component).map_err(instantiate_err)?;
-        let pre = linker.instantiate_pre(&component).map_err(instantiate_err)?;
+        // called instead of refusing the plugin. Only those: stubbing everything
+        // first would shadow the real (empty) WASI implementations.
+        let pre = match linker.instantiate_pre(&component) {
+            Ok(pre) => pre,
+            Err(_) => {
+                linker.define_unknown_imports_as_traps(&component).map_err(instantiate_err)?;
+                linker.instantiate_pre(&component).map_err(instantiate_err)?
+            }
+        };
         Plugin::new(self.clone(), id, component, pre, roles)
     }
 
