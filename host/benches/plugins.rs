@@ -79,6 +79,9 @@ fn main() {
         assert_eq!(w.as_ref().ok(), n.as_ref().ok(), "WASM and native disagree");
     }
 
+    // The boundary alone: a mapper that returns each record unchanged.
+    let identity = runtime.load_file(&plugin_path("hostile"), "identity", "bench").expect("load");
+    let mut boundary = Vec::new();
     let (mut wasm, mut nat, mut ratio) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..RUNS {
         let (_, w) = time(|| {
@@ -91,7 +94,13 @@ fn main() {
                 std::hint::black_box(harness.map(&native, chunk.to_vec()));
             }
         });
+        let (_, b) = time(|| {
+            for chunk in records.chunks(BATCH) {
+                std::hint::black_box(identity.map(&ctx, chunk));
+            }
+        });
         let per = |d: Duration| d.as_secs_f64() * 1e6 / RECORDS as f64;
+        boundary.push(per(b));
         wasm.push(per(w));
         nat.push(per(n));
         ratio.push(w.as_secs_f64() / n.as_secs_f64());
@@ -103,6 +112,8 @@ fn main() {
     println!("  through WebAssembly   {m:7.2} µs  [{lo:.2}–{hi:.2}]");
     let (m, lo, hi) = median(nat);
     println!("  native (SDK harness)  {m:7.2} µs  [{lo:.2}–{hi:.2}]");
+    let (m, lo, hi) = median(boundary);
+    println!("  boundary only         {m:7.2} µs  [{lo:.2}–{hi:.2}]   (identity mapper: conversions and copies in and out)");
     let (m, lo, hi) = median(ratio);
     println!("  WASM / native         {m:7.2} ×   [{lo:.2}–{hi:.2}]   (target ≤ 1.5 ×)");
 

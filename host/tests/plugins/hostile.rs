@@ -190,3 +190,29 @@ fn the_compiled_artifact_is_cached_by_content_hash() {
     }
     assert!(runtime(dir.path()).load(&bytes, "standard-mapping", "1").is_ok());
 }
+
+#[test]
+fn guest_log_lines_go_to_tracing_tagged_with_the_plugin() {
+    #[derive(Clone, Default)]
+    struct Buffer(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+    impl std::io::Write for Buffer {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let buffer = Buffer::default();
+    let writer = buffer.clone();
+    let subscriber = tracing_subscriber::fmt().with_writer(move || writer.clone()).with_ansi(false).finish();
+    let dir = tempfile::tempdir().unwrap();
+    let plugin = load(&runtime(dir.path()), "hostile");
+    tracing::subscriber::with_default(subscriber, || {
+        assert!(plugin.map(&ctx(), &[rec("a", Some("log"))])[0].is_ok());
+    });
+    let logged = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
+    let line = logged.lines().find(|l| l.contains("hello from the guest")).unwrap_or_else(|| panic!("{logged}"));
+    assert!(line.contains("WARN") && line.contains("plugin=\"hostile\"") && line.contains("version=\"test\""), "{line}");
+}

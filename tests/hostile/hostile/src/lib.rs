@@ -11,6 +11,7 @@
 //! | `connect` | tries to open a TCP socket (no network is granted) |
 //! | `env` | tries to read an environment variable (none are granted) |
 //! | `clock` | reads the wall clock (it must be frozen at the epoch) |
+//! | `log` | writes a log line through the host |
 
 use crmsync_sdk::prelude::*;
 
@@ -55,6 +56,10 @@ impl Mapper for Hostile {
                     .map(|d| d.as_secs())
                     .unwrap_or(0);
                 Ok(record.with("clock", now.to_string()))
+            }
+            Some("log") => {
+                crmsync_sdk::log::warn("hello from the guest");
+                Ok(record)
             }
             _ => Ok(record),
         }
