@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 
 ./scripts/setup.sh
 ./scripts/build-plugins.sh
+./scripts/setup-polyglot.sh && ./scripts/build-examples.sh # examples/<lang>/ -> target/examples/ (tests/polyglot.rs)
 
 # wrong-contract and hostile are wasm-only test plugins.
 cargo test --release --workspace --exclude wrong-contract --exclude hostile

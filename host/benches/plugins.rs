@@ -24,7 +24,8 @@ const CONFIG: &str = r#"{"marketing":"activecampaign","fields":[
   {"salesforce":"Interests__c","marketing":"INTERESTS","type":"multipicklist"}]}"#;
 
 fn plugin_path(name: &str) -> PathBuf {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/plugins").join(format!("{name}.wasm"));
+    let path =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/plugins").join(format!("{name}.wasm"));
     assert!(path.exists(), "{} is missing: run scripts/build-plugins.sh first", path.display());
     path
 }
@@ -60,7 +61,8 @@ fn time<T>(f: impl FnOnce() -> T) -> (T, Duration) {
 fn main() {
     let cache = tempfile::tempdir().expect("temp dir");
     let runtime = Runtime::new(Some(cache.path()), Limits::default()).expect("runtime");
-    let plugin = runtime.load_file(&plugin_path("standard-mapping"), "standard-mapping", "bench").expect("load");
+    let plugin =
+        runtime.load_file(&plugin_path("standard-mapping"), "standard-mapping", "bench").expect("load");
     let records = records();
     let ctx = Context {
         connection: "bench".into(),
@@ -106,18 +108,24 @@ fn main() {
         ratio.push(w.as_secs_f64() / n.as_secs_f64());
     }
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
-    println!("plugin runtime benchmark — {RECORDS} Lead records, batches of {BATCH}, {RUNS} runs, {cores} cores");
+    println!(
+        "plugin runtime benchmark — {RECORDS} Lead records, batches of {BATCH}, {RUNS} runs, {cores} cores"
+    );
     println!("\nstandard-mapping, per record (median [min–max])");
     let (m, lo, hi) = median(wasm);
     println!("  through WebAssembly   {m:7.2} µs  [{lo:.2}–{hi:.2}]");
     let (m, lo, hi) = median(nat);
     println!("  native (SDK harness)  {m:7.2} µs  [{lo:.2}–{hi:.2}]");
     let (m, lo, hi) = median(boundary);
-    println!("  boundary only         {m:7.2} µs  [{lo:.2}–{hi:.2}]   (identity mapper: conversions and copies in and out)");
+    println!(
+        "  boundary only         {m:7.2} µs  [{lo:.2}–{hi:.2}]   (identity mapper: conversions and copies in and out)"
+    );
     let (m, lo, hi) = median(ratio);
     println!("  WASM / native         {m:7.2} ×   [{lo:.2}–{hi:.2}]   (target ≤ 1.5 ×)");
 
-    println!("\nload time, cold (compile + check + instantiate) vs cached (deserialize + check + instantiate)");
+    println!(
+        "\nload time, cold (compile + check + instantiate) vs cached (deserialize + check + instantiate)"
+    );
     for name in ["standard-mapping", "selection", "field-policy-resolver"] {
         let bytes = std::fs::read(plugin_path(name)).expect("read plugin");
         let (mut cold, mut warm) = (Vec::new(), Vec::new());

@@ -193,7 +193,10 @@ impl Mapper for LeadToContact {
             panic!("lead-to-contact: deliberate crash (Crash__c is set)");
         }
         if ctx.direction != Direction::ToMarketing {
-            return Err(RecordError::new("unsupported-direction", "this mapping only runs towards marketing"));
+            return Err(RecordError::new(
+                "unsupported-direction",
+                "this mapping only runs towards marketing",
+            ));
         }
         if lead.system != System::Salesforce || !matches!(lead.object_type.as_str(), "Lead" | "Contact") {
             return Err(RecordError::new(
@@ -227,7 +230,8 @@ impl Mapper for LeadToContact {
             Some(other) => return Err(wrong_type(field, other, "text or decimal")),
         };
         if let Some(cents) = revenue {
-            let decimal = cents.parse::<Decimal>().map_err(|e| invalid("invalid-currency", field, e.to_string()))?;
+            let decimal =
+                cents.parse::<Decimal>().map_err(|e| invalid("invalid-currency", field, e.to_string()))?;
             out.set("revenue", decimal);
         }
         if let Some(source) = text(&lead, "LeadSource")? {

@@ -8,6 +8,7 @@
 pub mod demo;
 pub mod plugin;
 pub mod sandbox;
+pub mod scaffold;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -86,6 +86,17 @@ pub enum PluginCommand {
     },
     /// Lists installed versions and what is active where.
     List,
+    /// Creates a plugin project (source, README, fixtures, build script, the
+    /// contract) from the template for a language.
+    New {
+        /// The plugin's name: lower-case letters, digits and '-'.
+        name: String,
+        #[arg(long, value_enum)]
+        lang: super::scaffold::Lang,
+        /// Where to create it (default: the current directory).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
     /// Watches a directory: each .wasm dropped in is validated, installed and activated.
     Watch {
         dir: PathBuf,
@@ -155,6 +166,7 @@ pub fn run(data_dir: &Path, cmd: PluginCommand) -> ExitCode {
             }
             Ok(())
         }),
+        PluginCommand::New { name, lang, dir } => super::scaffold::run(lang, &name, dir.as_deref()),
         PluginCommand::Watch { dir, connection } => {
             let state = match State::open(data_dir) {
                 Ok(s) => s,

@@ -152,13 +152,22 @@ impl Http {
         .when(ConnectorError::is_transient)
         .adjust(|e, step| backoff_delay(e, step, max_retry_after))
         .notify(|e, wait| {
-            tracing::warn!(vendor = self.vendor, call = what, error = kind(e), wait_ms = wait.as_millis() as u64, "retrying")
+            tracing::warn!(
+                vendor = self.vendor,
+                call = what,
+                error = kind(e),
+                wait_ms = wait.as_millis() as u64,
+                "retrying"
+            )
         })
         .instrument(span)
         .await
     }
 
-    async fn attempt(&self, build: &impl Fn(&reqwest::Client) -> RequestBuilder) -> Result<Reply, ConnectorError> {
+    async fn attempt(
+        &self,
+        build: &impl Fn(&reqwest::Client) -> RequestBuilder,
+    ) -> Result<Reply, ConnectorError> {
         if let Some(limiter) = &self.limiter {
             limiter.acquire().await;
         }
@@ -231,7 +240,8 @@ mod tests {
 
     #[test]
     fn retry_after_wins_over_backoff_and_caps() {
-        let limited = |s| ConnectorError::RateLimited { vendor: "x", retry_after: Some(Duration::from_secs(s)) };
+        let limited =
+            |s| ConnectorError::RateLimited { vendor: "x", retry_after: Some(Duration::from_secs(s)) };
         let cap = Duration::from_secs(60);
         let step = Some(Duration::from_millis(100));
         assert_eq!(backoff_delay(&limited(7), step, cap), Some(Duration::from_secs(7)));

@@ -163,8 +163,12 @@ pub trait Connector: Send + Sync {
 
     /// Records of `object` changed after `since` (all records when `None`),
     /// oldest first, at most `limit`, plus deletions in the same window.
-    async fn fetch_changes(&self, object: &str, since: Option<&Cursor>, limit: usize)
-    -> Result<Changes, ConnectorError>;
+    async fn fetch_changes(
+        &self,
+        object: &str,
+        since: Option<&Cursor>,
+        limit: usize,
+    ) -> Result<Changes, ConnectorError>;
 
     /// The current version of these records (missing ones are left out).
     async fn get(&self, object: &str, ids: &[String]) -> Result<Vec<Record>, ConnectorError>;

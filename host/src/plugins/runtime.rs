@@ -169,7 +169,9 @@ impl Runtime {
             // refuses artifacts from an incompatible engine.
             match unsafe { Component::deserialize(&self.inner.engine, &cached) } {
                 Ok(component) => return Ok(component),
-                Err(e) => tracing::warn!(path = %path.display(), error = %e, "dropping an unreadable cached artifact"),
+                Err(e) => {
+                    tracing::warn!(path = %path.display(), error = %e, "dropping an unreadable cached artifact")
+                }
             }
         }
         let component = Component::new(&self.inner.engine, bytes).map_err(not_a_component)?;

@@ -139,7 +139,8 @@ impl ResourceLimiter for Limiter {
     }
 }
 
-/// A clock stopped at the Unix epoch: guests get no wall clock.
+/// A clock stopped at the Unix epoch: guests get no wall clock and no
+/// elapsed time.
 struct FrozenClock;
 
 impl HostWallClock for FrozenClock {
@@ -155,7 +156,9 @@ impl HostMonotonicClock for FrozenClock {
     fn resolution(&self) -> u64 {
         1_000_000_000
     }
+    /// 1, not 0: Go's runtime refuses to start on a monotonic clock that reads
+    /// zero ("nanotime returning zero"). It still never advances.
     fn now(&self) -> u64 {
-        0
+        1
     }
 }

@@ -125,22 +125,26 @@ pub fn watch(
     std::thread::Builder::new()
         .name("crmsync-plugin-watch".into())
         .spawn(move || {
-            // The last content applied per file: editors and copies fire several events.
+            // What was last applied per plugin (component, manifest and fixtures
+            // together): editors and copies fire several events per change.
             let mut seen: HashMap<PathBuf, Vec<u8>> = HashMap::new();
             let mut handle = |path: PathBuf| {
-                let is_wasm = path.extension().is_some_and(|e| e == "wasm");
-                let wasm = if is_wasm {
-                    path
-                } else if path.extension().is_some_and(|e| e == "toml" || e == "jsonl") {
-                    let stem = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
-                    let stem = stem.trim_end_matches(".toml").trim_end_matches(".fixtures.jsonl");
-                    path.with_file_name(format!("{stem}.wasm"))
-                } else {
-                    return;
+                let Some(name) = path.file_name().and_then(|n| n.to_str()) else { return };
+                let stem = match name {
+                    n if n.ends_with(".fixtures.jsonl") => n.trim_end_matches(".fixtures.jsonl"),
+                    n if n.ends_with(".wasm") => n.trim_end_matches(".wasm"),
+                    n if n.ends_with(".toml") => n.trim_end_matches(".toml"),
+                    _ => return,
                 };
+                let wasm = path.with_file_name(format!("{stem}.wasm"));
                 let Ok(bytes) = std::fs::read(&wasm) else { return };
-                let digest = Sha256::digest(&bytes).to_vec();
-                if is_wasm && seen.get(&wasm) == Some(&digest) {
+                let mut digest = Sha256::new();
+                digest.update(&bytes);
+                for extra in [format!("{stem}.toml"), format!("{stem}.fixtures.jsonl")] {
+                    digest.update(std::fs::read(path.with_file_name(extra)).unwrap_or_default());
+                }
+                let digest = digest.finalize().to_vec();
+                if seen.get(&wasm) == Some(&digest) {
                     return;
                 }
                 let result = apply(&registry, &wasm, &default_connections);

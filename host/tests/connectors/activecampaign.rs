@@ -23,7 +23,11 @@ async fn total(base: &str) -> u64 {
     calls(base).await.values().sum()
 }
 
-async fn drain(c: &ActiveCampaignConnector, mut since: Option<Cursor>, limit: usize) -> (Vec<Record>, usize, Option<Cursor>) {
+async fn drain(
+    c: &ActiveCampaignConnector,
+    mut since: Option<Cursor>,
+    limit: usize,
+) -> (Vec<Record>, usize, Option<Cursor>) {
     let (mut recs, mut pages) = (Vec::new(), 0);
     loop {
         let ch = c.fetch_changes("contact", since.as_ref(), limit).await.expect("changes");
@@ -46,8 +50,17 @@ async fn ac_small_batch_syncs_with_fields_tags_and_accounts() {
     let base = sb.activecampaign_url();
     let c = ac(&sb);
     let writes = vec![
-        by_email(contact("old@example.com").with("INDUSTRY", "Retail").with("tags", Value::TextList(vec!["vip".into(), "added-to-salesforce".into()])).with("account", "Acme")),
-        by_email(contact("new@example.com").with("%SINCE%", Value::Date(chrono::NaiveDate::from_ymd_opt(2024, 1, 2).expect("d"))).with("account", "Globex")),
+        by_email(
+            contact("old@example.com")
+                .with("INDUSTRY", "Retail")
+                .with("tags", Value::TextList(vec!["vip".into(), "added-to-salesforce".into()]))
+                .with("account", "Acme"),
+        ),
+        by_email(
+            contact("new@example.com")
+                .with("%SINCE%", Value::Date(chrono::NaiveDate::from_ymd_opt(2024, 1, 2).expect("d")))
+                .with("account", "Globex"),
+        ),
         by_email(contact("bad address@example")),
         by_email(contact("x@example.com").with("NOPE", "1")),
     ];
@@ -59,30 +72,49 @@ async fn ac_small_batch_syncs_with_fields_tags_and_accounts() {
     let state = admin(&base, "state").await;
     let contacts = state["contacts"].as_array().expect("contacts");
     let old = contacts.iter().find(|c| c["email"] == "old@example.com").expect("old");
-    let tags: BTreeSet<&str> = old["tags"].as_array().expect("tags").iter().filter_map(|t| t.as_str()).collect();
+    let tags: BTreeSet<&str> =
+        old["tags"].as_array().expect("tags").iter().filter_map(|t| t.as_str()).collect();
     assert_eq!(tags, ["added-to-salesforce", "vip"].into_iter().collect());
     assert_eq!(old["fieldValues"]["1"], "Retail");
     let accounts = state["accounts"].as_array().expect("accounts");
     assert_eq!(accounts.len(), 2, "Globex created, Acme reused");
-    assert!(contacts.iter().all(|c| c["email"] == "x@example.com" || !c["account"].is_null() || c["email"] == "bad address@example"));
+    assert!(contacts.iter().all(|c| c["email"] == "x@example.com"
+        || !c["account"].is_null()
+        || c["email"] == "bad address@example"));
     // Read back typed.
     let id = out[1].as_ref().expect("id").id.clone();
     let got = c.get("contact", &[id]).await.expect("get");
-    assert_eq!(got[0].get("SINCE"), Some(&Value::Date(chrono::NaiveDate::from_ymd_opt(2024, 1, 2).expect("d"))));
+    assert_eq!(
+        got[0].get("SINCE"),
+        Some(&Value::Date(chrono::NaiveDate::from_ymd_opt(2024, 1, 2).expect("d")))
+    );
     // One email lookup per address; AC emails are unique.
-    let found = c.find_by_email("contact", &["OLD@example.com".into(), "none@example.com".into()]).await.expect("find");
+    let found = c
+        .find_by_email("contact", &["OLD@example.com".into(), "none@example.com".into()])
+        .await
+        .expect("find");
     assert_eq!(found.len(), 1);
     assert_eq!(found["old@example.com"].len(), 1);
-    let _ = total(&base).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn ac_bulk_import_spends_the_minimum_calls() {
-    let sb = sandbox(json!({"activecampaign": {"fields": [{"title": "Industry", "type": "text", "perstag": "INDUSTRY"}]}}), false).await;
+    let sb = sandbox(
+        json!({"activecampaign": {"fields": [{"title": "Industry", "type": "text", "perstag": "INDUSTRY"}]}}),
+        false,
+    )
+    .await;
     let base = sb.activecampaign_url();
     let c = ac(&sb);
     let writes: Vec<Write> = (0..1000)
-        .map(|i| by_email(contact(&format!("u{i}@example.com")).with("INDUSTRY", "Tech").with("tags", Value::TextList(vec!["created-from-salesforce".into()])).with("account", format!("Co {}", i % 7))))
+        .map(|i| {
+            by_email(
+                contact(&format!("u{i}@example.com"))
+                    .with("INDUSTRY", "Tech")
+                    .with("tags", Value::TextList(vec!["created-from-salesforce".into()]))
+                    .with("account", format!("Co {}", i % 7)),
+            )
+        })
         .collect();
     let out = c.write("contact", writes).await.expect("write");
     assert!(out.iter().all(|r| r.is_ok()));
@@ -94,7 +126,13 @@ async fn ac_bulk_import_spends_the_minimum_calls() {
     assert_eq!(total(&base).await, 9, "4 imports, 4 polls, 1 field list");
     let state = admin(&base, "state").await;
     assert_eq!(state["accounts"].as_array().map(Vec::len), Some(7));
-    let first = state["contacts"].as_array().expect("c").iter().find(|c| c["email"] == "u0@example.com").cloned().expect("u0");
+    let first = state["contacts"]
+        .as_array()
+        .expect("c")
+        .iter()
+        .find(|c| c["email"] == "u0@example.com")
+        .cloned()
+        .expect("u0");
     assert_eq!(first["tags"], json!(["created-from-salesforce"]));
     assert_eq!(first["fieldValues"]["1"], "Tech");
 }
@@ -139,7 +177,10 @@ async fn ac_two_connections_share_one_rate_limit() {
     let base = sb.activecampaign_url();
     let mut cfg = ac_config(&sb);
     cfg.requests_per_second = Some(5.0);
-    let (a, b) = (ActiveCampaignConnector::new(cfg.clone()).expect("a"), ActiveCampaignConnector::new(cfg).expect("b"));
+    let (a, b) = (
+        ActiveCampaignConnector::new(cfg.clone()).expect("a"),
+        ActiveCampaignConnector::new(cfg).expect("b"),
+    );
     async fn run(c: &ActiveCampaignConnector) {
         for _ in 0..8 {
             c.list_ids("contact", None, 10).await.expect("ids");
@@ -150,7 +191,18 @@ async fn ac_two_connections_share_one_rate_limit() {
     assert_eq!(statuses.len(), 16, "no retries were needed");
     assert!(statuses.iter().all(|s| *s == 200), "the sandbox never answered 429: {statuses:?}");
     let log = admin(&base, "log").await;
-    let at: Vec<DateTime<Utc>> = log.as_array().expect("log").iter().map(|e| e["at"].as_str().and_then(|s| DateTime::parse_from_rfc3339(s).ok()).expect("at").with_timezone(&Utc)).collect();
+    let at: Vec<DateTime<Utc>> = log
+        .as_array()
+        .expect("log")
+        .iter()
+        .map(|e| {
+            e["at"]
+                .as_str()
+                .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
+                .expect("at")
+                .with_timezone(&Utc)
+        })
+        .collect();
     // A burst of 5, then the 11 others paced: the last came ≥ 2 s after the first.
     assert!(at[15] - at[0] >= chrono::Duration::milliseconds(2000), "{:?}", at[15] - at[0]);
 }

@@ -47,8 +47,10 @@ pub fn sf(sb: &Sandbox) -> SalesforceConnector {
 }
 
 pub fn ac_config(sb: &Sandbox) -> ActiveCampaignConfig {
-    let mut cfg =
-        ActiveCampaignConfig::new(sb.activecampaign_url(), Secret::new(sb.credentials.activecampaign_api_token.clone()));
+    let mut cfg = ActiveCampaignConfig::new(
+        sb.activecampaign_url(),
+        Secret::new(sb.credentials.activecampaign_api_token.clone()),
+    );
     cfg.http = fast_http();
     cfg.requests_per_second = None;
     cfg.import_poll = Duration::from_millis(50);
@@ -65,7 +67,12 @@ pub async fn admin(base: &str, path: &str) -> Value {
 }
 
 pub async fn admin_post(base: &str, path: &str, body: Value) {
-    let r = reqwest::Client::new().post(format!("{base}/__sandbox/{path}")).json(&body).send().await.expect("admin");
+    let r = reqwest::Client::new()
+        .post(format!("{base}/__sandbox/{path}"))
+        .json(&body)
+        .send()
+        .await
+        .expect("admin");
     assert!(r.status().is_success(), "admin {path}: {}", r.status());
 }
 
@@ -75,12 +82,18 @@ pub async fn calls(base: &str) -> BTreeMap<String, u64> {
     serde_json::from_value(v["by_endpoint"].clone()).expect("by_endpoint")
 }
 
-/// Clears the counters only (state stays): resets them through the log.
+/// Calls to one endpoint template, e.g. `POST /services/oauth2/token`.
 pub async fn count(base: &str, endpoint: &str) -> u64 {
     calls(base).await.get(endpoint).copied().unwrap_or(0)
 }
 
 /// Statuses of logged requests, oldest first.
 pub async fn statuses(base: &str) -> Vec<u64> {
-    admin(base, "log").await.as_array().expect("log").iter().map(|e| e["status"].as_u64().unwrap_or(0)).collect()
+    admin(base, "log")
+        .await
+        .as_array()
+        .expect("log")
+        .iter()
+        .map(|e| e["status"].as_u64().unwrap_or(0))
+        .collect()
 }

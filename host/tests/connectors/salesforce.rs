@@ -21,7 +21,10 @@ async fn sf_calls(base: &str, part: &str) -> u64 {
 }
 
 fn lead(last: &str, email: &str) -> Record {
-    Record::new(System::Salesforce, "Lead").with("LastName", last).with("Company", "Acme").with("Email", email)
+    Record::new(System::Salesforce, "Lead")
+        .with("LastName", last)
+        .with("Company", "Acme")
+        .with("Email", email)
 }
 
 fn new(rec: Record, key: &str) -> Write {
@@ -29,7 +32,12 @@ fn new(rec: Record, key: &str) -> Write {
 }
 
 /// All changes from the start, page by page: (records, deleted, pages).
-async fn drain(c: &SalesforceConnector, object: &str, mut since: Option<Cursor>, limit: usize) -> (Vec<Record>, Vec<crmsync::connectors::Deleted>, usize, Option<Cursor>) {
+async fn drain(
+    c: &SalesforceConnector,
+    object: &str,
+    mut since: Option<Cursor>,
+    limit: usize,
+) -> (Vec<Record>, Vec<crmsync::connectors::Deleted>, usize, Option<Cursor>) {
     let (mut recs, mut dels, mut pages) = (Vec::new(), Vec::new(), 0);
     loop {
         let ch = c.fetch_changes(object, since.as_ref(), limit).await.expect("changes");
@@ -88,7 +96,10 @@ async fn sf_pages_through_records_sharing_one_systemmodstamp() {
     assert_eq!((recs.len(), pages), (0, 1));
     let id = ids.iter().next().expect("an id").clone();
     sb.clock.advance(std::time::Duration::from_millis(1));
-    let w = vec![Write::Upsert { key: WriteKey::Id(id.clone()), record: Record::new(System::Salesforce, "Contact").with("Title", "CTO") }];
+    let w = vec![Write::Upsert {
+        key: WriteKey::Id(id.clone()),
+        record: Record::new(System::Salesforce, "Contact").with("Title", "CTO"),
+    }];
     assert!(c.write("Contact", w).await.expect("write")[0].is_ok());
     let (recs, ..) = drain(&c, "Contact", cursor, 2000).await;
     assert_eq!(recs.iter().map(|r| r.id.clone().unwrap_or_default()).collect::<Vec<_>>(), vec![id]);
@@ -106,7 +117,8 @@ async fn sf_deletes_merges_and_conversions_come_through() {
     sb.salesforce.merge("Lead", &ids[1], &[ids[2].as_str()]).expect("merge");
     sb.salesforce.convert_lead(&ids[3], None, None).expect("convert");
     let (recs, dels, ..) = drain(&c, "Lead", cursor, 2000).await;
-    let mut got: Vec<(String, Option<String>)> = dels.iter().map(|d| (d.id.clone(), d.merged_into.clone())).collect();
+    let mut got: Vec<(String, Option<String>)> =
+        dels.iter().map(|d| (d.id.clone(), d.merged_into.clone())).collect();
     got.sort();
     let mut want = vec![(ids[0].clone(), None), (ids[2].clone(), Some(ids[1].clone()))];
     want.sort();
@@ -127,16 +139,33 @@ async fn sf_find_by_email_reports_duplicates_and_never_merges() {
     let sb = sandbox(seed, false).await;
     let c = sf(&sb);
     let found = c
-        .find_by_email("Lead", &[" Dup@Example.com ".into(), "one@example.com".into(), "none@example.com".into(), "o'hara@example.com".into()])
+        .find_by_email(
+            "Lead",
+            &[
+                " Dup@Example.com ".into(),
+                "one@example.com".into(),
+                "none@example.com".into(),
+                "o'hara@example.com".into(),
+            ],
+        )
         .await
         .expect("find");
     assert_eq!(found.get("dup@example.com").map(Vec::len), Some(2));
     assert_eq!(found.get("one@example.com").map(Vec::len), Some(1));
     assert_eq!(found.len(), 2);
     let writes = vec![
-        Write::Upsert { key: WriteKey::Email("dup@example.com".into()), record: lead("Z", "dup@example.com") },
-        Write::Upsert { key: WriteKey::Email("one@example.com".into()), record: lead("C2", "one@example.com") },
-        Write::Upsert { key: WriteKey::Email("new@example.com".into()), record: lead("N", "new@example.com") },
+        Write::Upsert {
+            key: WriteKey::Email("dup@example.com".into()),
+            record: lead("Z", "dup@example.com"),
+        },
+        Write::Upsert {
+            key: WriteKey::Email("one@example.com".into()),
+            record: lead("C2", "one@example.com"),
+        },
+        Write::Upsert {
+            key: WriteKey::Email("new@example.com".into()),
+            record: lead("N", "new@example.com"),
+        },
     ];
     let out = c.write("Lead", writes).await.expect("write");
     assert_eq!(out[0].as_ref().map_err(|e| e.code.as_str()), Err("DUPLICATE_EMAIL"));
@@ -173,8 +202,20 @@ async fn sf_per_item_errors_in_http_200_leave_the_rest_written_and_values_typed(
         new(lead("NoSuch", "x@example.com").with("Nope__c", "1"), "k7"),
     ];
     let out = c.write("Lead", writes).await.expect("write");
-    let codes: Vec<&str> = out.iter().map(|r| r.as_ref().map_or_else(|e| e.code.as_str(), |_| "ok")).collect();
-    assert_eq!(codes, ["ok", "INVALID_EMAIL_ADDRESS", "STRING_TOO_LONG", "INVALID_TYPE_ON_FIELD_IN_RECORD", "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST", "ok", "INVALID_FIELD"]);
+    let codes: Vec<&str> =
+        out.iter().map(|r| r.as_ref().map_or_else(|e| e.code.as_str(), |_| "ok")).collect();
+    assert_eq!(
+        codes,
+        [
+            "ok",
+            "INVALID_EMAIL_ADDRESS",
+            "STRING_TOO_LONG",
+            "INVALID_TYPE_ON_FIELD_IN_RECORD",
+            "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST",
+            "ok",
+            "INVALID_FIELD"
+        ]
+    );
     assert!(out.iter().flatten().all(|w| w.created));
     assert!(out.iter().filter_map(|r| r.as_ref().err()).all(|e| !e.retryable));
     // Server-side failures came inside one HTTP 200.
@@ -185,7 +226,10 @@ async fn sf_per_item_errors_in_http_200_leave_the_rest_written_and_values_typed(
     let r = &got[0];
     assert_eq!(r.get("Annual_Revenue__c"), Some(&Value::Decimal(Decimal::new(123450, 2))));
     assert_eq!(r.get("Interests__c"), Some(&Value::TextList(vec!["A".into(), "C".into()])));
-    assert_eq!(r.get("Since__c"), Some(&Value::Date(chrono::NaiveDate::from_ymd_opt(2024, 2, 29).expect("d"))));
+    assert_eq!(
+        r.get("Since__c"),
+        Some(&Value::Date(chrono::NaiveDate::from_ymd_opt(2024, 2, 29).expect("d")))
+    );
     assert_eq!(r.get("Seen__c"), Some(&Value::DateTime(t("2024-05-06T07:08:09Z"))));
     assert_eq!(r.get("Opted__c"), Some(&Value::Boolean(true)));
     assert_eq!(r.get("Email"), Some(&Value::text("good@example.com")));
@@ -196,13 +240,17 @@ async fn sf_writes_spend_the_minimum_calls_and_bulk_above_threshold() {
     let sb = sandbox(json!({"salesforce": {"generate": {"Contact": 1000}}}), false).await;
     let base = sb.salesforce_url();
     let c = sf(&sb);
-    let ids: Vec<String> = drain(&c, "Contact", None, 2000).await.0.into_iter().filter_map(|r| r.id).collect();
+    let ids: Vec<String> =
+        drain(&c, "Contact", None, 2000).await.0.into_iter().filter_map(|r| r.id).collect();
     assert_eq!(ids.len(), 1000);
     // 1,000 updates: 5 Collections calls of 200.
     let before = calls(&base).await.values().sum::<u64>();
     let writes: Vec<Write> = ids
         .iter()
-        .map(|id| Write::Upsert { key: WriteKey::Id(id.clone()), record: Record::new(System::Salesforce, "Contact").with("Title", "VP") })
+        .map(|id| Write::Upsert {
+            key: WriteKey::Id(id.clone()),
+            record: Record::new(System::Salesforce, "Contact").with("Title", "VP"),
+        })
         .collect();
     let out = c.write("Contact", writes).await.expect("write");
     assert!(out.iter().all(|r| r.as_ref().is_ok_and(|w| !w.created)));
@@ -211,9 +259,19 @@ async fn sf_writes_spend_the_minimum_calls_and_bulk_above_threshold() {
     // poll, successful and failed results.
     let before = calls(&base).await.values().sum::<u64>();
     let mut writes: Vec<Write> = (0..2500)
-        .map(|i| new(Record::new(System::Salesforce, "Contact").with("LastName", format!("Bulk{i}")).with("Email", format!("bulk{i}@example.com")), &format!("b{i}")))
+        .map(|i| {
+            new(
+                Record::new(System::Salesforce, "Contact")
+                    .with("LastName", format!("Bulk{i}"))
+                    .with("Email", format!("bulk{i}@example.com")),
+                &format!("b{i}"),
+            )
+        })
         .collect();
-    writes[1234] = new(Record::new(System::Salesforce, "Contact").with("LastName", "Bad").with("Email", "bad@@x"), "bad");
+    writes[1234] = new(
+        Record::new(System::Salesforce, "Contact").with("LastName", "Bad").with("Email", "bad@@x"),
+        "bad",
+    );
     let out = c.write("Contact", writes).await.expect("bulk write");
     assert_eq!(calls(&base).await.values().sum::<u64>() - before, 6);
     assert_eq!(sf_calls(&base, "POST /services/data/{version}/jobs/ingest").await, 1);
@@ -240,7 +298,12 @@ async fn sf_transient_failures_are_retried_and_quota_is_not() {
     admin_post(&base, "faults", faults).await;
     let (recs, ..) = drain(&c, "Lead", None, 2000).await;
     assert_eq!(recs.len(), 5);
-    admin_post(&base, "faults", json!({"endpoint": "/queryAll", "times": 1, "fault": {"kind": "status", "status": 403}})).await;
+    admin_post(
+        &base,
+        "faults",
+        json!({"endpoint": "/queryAll", "times": 1, "fault": {"kind": "status", "status": 403}}),
+    )
+    .await;
     let err = c.fetch_changes("Lead", None, 10).await.expect_err("quota");
     assert!(matches!(err, ConnectorError::QuotaExceeded { .. }) && !err.is_transient(), "{err:?}");
 }

@@ -11,7 +11,9 @@ use super::{load, runtime};
 fn run_fixtures(name: &str, role: Role, at_least: usize) {
     let dir = tempfile::tempdir().unwrap();
     let plugin = load(&runtime(dir.path()), name);
-    let text = std::fs::read_to_string(format!("{}/../plugins/{name}/fixtures.jsonl", env!("CARGO_MANIFEST_DIR"))).unwrap();
+    let text =
+        std::fs::read_to_string(format!("{}/../plugins/{name}/fixtures.jsonl", env!("CARGO_MANIFEST_DIR")))
+            .unwrap();
     let cases = fixtures::parse(&text, None).unwrap();
     assert!(cases.len() >= at_least, "{name} has only {} fixtures", cases.len());
     assert!(cases.iter().all(|c| c.expect.is_some()), "every fixture of {name} states what it expects");
@@ -86,7 +88,10 @@ fn a_batch_returns_one_result_per_record_in_order_and_typed_values_cross_intact(
         let rec = result.as_ref().unwrap();
         assert_eq!(rec.text("email"), Some(format!("person{i}@example.com").as_str()));
         assert_eq!(rec.get("REV"), Some(&Value::Decimal(format!("{i}.25").parse().unwrap())));
-        assert_eq!(rec.get("SINCE"), Some(&Value::DateTime("2026-01-02T03:04:05.123456789Z".parse().unwrap())));
+        assert_eq!(
+            rec.get("SINCE"),
+            Some(&Value::DateTime("2026-01-02T03:04:05.123456789Z".parse().unwrap()))
+        );
         assert_eq!(rec.get("TAGS"), Some(&Value::TextList(vec!["a".into(), "b".into()])));
     }
 }

@@ -69,7 +69,10 @@ fn a_memory_bomb_hits_the_memory_cap() {
 fn a_panic_is_a_trap_carrying_the_guest_message() {
     match isolate("panic") {
         CallFailure::Trap { message, output } => {
-            assert!(output.contains("hostile plugin panicked on purpose"), "output: {output}\nmessage: {message}");
+            assert!(
+                output.contains("hostile plugin panicked on purpose"),
+                "output: {output}\nmessage: {message}"
+            );
         }
         other => panic!("expected a trap, got {other:?}"),
     }
@@ -92,7 +95,12 @@ fn files_sockets_environment_and_clock_are_not_granted() {
     let plugin = load(&runtime(dir.path()), "hostile");
     let out = plugin.map(
         &ctx(),
-        &[rec("f", Some("open-file")), rec("s", Some("connect")), rec("e", Some("env")), rec("t", Some("clock"))],
+        &[
+            rec("f", Some("open-file")),
+            rec("s", Some("connect")),
+            rec("e", Some("env")),
+            rec("t", Some("clock")),
+        ],
     );
     for (i, what) in ["open failed", "connect failed", "no environment"].iter().enumerate() {
         let failure = out[i].as_ref().unwrap_err();
@@ -129,7 +137,8 @@ fn records_after_repeated_timeouts_are_not_run_instead_of_waiting() {
 #[test]
 fn a_plugin_built_for_another_contract_major_is_refused_by_name() {
     let dir = tempfile::tempdir().unwrap();
-    let err = runtime(dir.path()).load_file(&plugin_path("wrong-contract"), "wrong-contract", "1").unwrap_err();
+    let err =
+        runtime(dir.path()).load_file(&plugin_path("wrong-contract"), "wrong-contract", "1").unwrap_err();
     assert!(matches!(err, LoadError::IncompatibleContract { .. }), "{err:?}");
     let message = err.to_string();
     assert!(message.contains("crmsync:plugin@2.0.0") && message.contains("1.0.0"), "{message}");
@@ -213,6 +222,10 @@ fn guest_log_lines_go_to_tracing_tagged_with_the_plugin() {
         assert!(plugin.map(&ctx(), &[rec("a", Some("log"))])[0].is_ok());
     });
     let logged = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
-    let line = logged.lines().find(|l| l.contains("hello from the guest")).unwrap_or_else(|| panic!("{logged}"));
-    assert!(line.contains("WARN") && line.contains("plugin=\"hostile\"") && line.contains("version=\"test\""), "{line}");
+    let line =
+        logged.lines().find(|l| l.contains("hello from the guest")).unwrap_or_else(|| panic!("{logged}"));
+    assert!(
+        line.contains("WARN") && line.contains("plugin=\"hostile\"") && line.contains("version=\"test\""),
+        "{line}"
+    );
 }

@@ -14,7 +14,8 @@ use crmsync::plugins::{Limits, Plugin, Runtime};
 
 /// The repository's `target/plugins/NAME.wasm`.
 pub fn plugin_path(name: &str) -> PathBuf {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/plugins").join(format!("{name}.wasm"));
+    let path =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/plugins").join(format!("{name}.wasm"));
     assert!(path.exists(), "{} is missing: run scripts/build-plugins.sh first", path.display());
     path
 }

@@ -26,7 +26,9 @@ fn manifest(name: &str, version: &str) -> Manifest {
 }
 
 fn own_fixtures(plugin: &str) -> Vec<fixtures::Case> {
-    let text = std::fs::read_to_string(plugin_path(plugin).with_file_name(format!("{plugin}.fixtures.jsonl"))).unwrap();
+    let text =
+        std::fs::read_to_string(plugin_path(plugin).with_file_name(format!("{plugin}.fixtures.jsonl")))
+            .unwrap();
     fixtures::parse(&text, None).unwrap()
 }
 
@@ -199,10 +201,12 @@ fn a_file_dropped_in_the_watched_directory_is_validated_then_activated() {
     let staging = tempfile::tempdir().unwrap();
     let registry = Arc::new(open(data.path()));
     let (tx, rx) = std::sync::mpsc::channel();
-    let _watcher = watch::watch(drop_dir.path(), registry.clone(), vec!["default".into()], move |path, result| {
-        let _ = tx.send((path.to_path_buf(), result.as_ref().map(|a| a.plugin.clone()).map_err(Clone::clone)));
-    })
-    .unwrap();
+    let _watcher =
+        watch::watch(drop_dir.path(), registry.clone(), vec!["default".into()], move |path, result| {
+            let _ = tx
+                .send((path.to_path_buf(), result.as_ref().map(|a| a.plugin.clone()).map_err(Clone::clone)));
+        })
+        .unwrap();
     // Copy atomically: write elsewhere, then move into the watched directory.
     let place = |from: std::path::PathBuf, name: &str| {
         let staged = staging.path().join(name);
@@ -210,7 +214,10 @@ fn a_file_dropped_in_the_watched_directory_is_validated_then_activated() {
         std::fs::rename(&staged, drop_dir.path().join(name)).unwrap();
     };
     std::fs::write(drop_dir.path().join("std.toml"), "version = \"3.1.0\"\nroles = [\"mapper\"]\n").unwrap();
-    place(plugin_path("standard-mapping").with_file_name("standard-mapping.fixtures.jsonl"), "std.fixtures.jsonl");
+    place(
+        plugin_path("standard-mapping").with_file_name("standard-mapping.fixtures.jsonl"),
+        "std.fixtures.jsonl",
+    );
     place(plugin_path("standard-mapping"), "std.wasm");
     let (path, result) = rx.recv_timeout(Duration::from_secs(120)).expect("the watcher reports");
     assert!(path.ends_with("std.wasm"));
@@ -288,11 +295,16 @@ fn plugin_install_activate_rollback_and_list_commands() {
     let dir = tempfile::tempdir().unwrap();
     let cmd = |args: &[&str]| {
         let out = crmsync().arg("--data-dir").arg(dir.path()).arg("plugin").args(args).output().unwrap();
-        (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
     };
     let std_path = plugin_path("standard-mapping");
     let std_path = std_path.to_str().unwrap();
-    let (code, out, err) = cmd(&["install", std_path, "--name", "std", "--version", "1.0.0", "--activate", "main"]);
+    let (code, out, err) =
+        cmd(&["install", std_path, "--name", "std", "--version", "1.0.0", "--activate", "main"]);
     assert_eq!(code, Some(0), "{out}{err}");
     assert!(out.contains("installed std@1.0.0 (mapper;") && out.contains("fixtures passed"), "{out}");
     let hostile = plugin_path("hostile");

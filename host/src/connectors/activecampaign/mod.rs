@@ -121,7 +121,11 @@ fn classify(reply: &Reply) -> ConnectorError {
 }
 
 fn unsupported(object: &str) -> ConnectorError {
-    ConnectorError::Rejected { vendor: VENDOR, status: 0, message: format!("ActiveCampaign object {object:?} is not supported (only \"contact\")") }
+    ConnectorError::Rejected {
+        vendor: VENDOR,
+        status: 0,
+        message: format!("ActiveCampaign object {object:?} is not supported (only \"contact\")"),
+    }
 }
 
 fn bad(message: impl Into<String>) -> ConnectorError {
@@ -143,7 +147,11 @@ fn parse_ts(s: &str) -> Option<DateTime<Utc>> {
 
 /// `udate|id` (a group cut inside second `udate`) or `udate` (complete).
 fn decode_cursor(c: &Cursor) -> Result<(DateTime<Utc>, Option<u64>), ConnectorError> {
-    let bad = || ConnectorError::Rejected { vendor: VENDOR, status: 0, message: format!("not an ActiveCampaign cursor: {}", c.0) };
+    let bad = || ConnectorError::Rejected {
+        vendor: VENDOR,
+        status: 0,
+        message: format!("not an ActiveCampaign cursor: {}", c.0),
+    };
     let (t, id) = match c.0.split_once('|') {
         Some((t, id)) => (t, Some(id.parse::<u64>().map_err(|_| bad())?)),
         None => (c.0.as_str(), None),
@@ -180,13 +188,24 @@ impl ActiveCampaignConnector {
         })
     }
 
-    async fn get_json(&self, what: &'static str, path: &str, query: &[(&str, String)]) -> Result<Json, ConnectorError> {
+    async fn get_json(
+        &self,
+        what: &'static str,
+        path: &str,
+        query: &[(&str, String)],
+    ) -> Result<Json, ConnectorError> {
         let url = format!("{}/{path}", self.base);
         let token = self.cfg.api_token.expose();
         self.http.send(what, |c| c.get(&url).header("Api-Token", token).query(query)).await?.json(VENDOR)
     }
 
-    async fn send_json(&self, what: &'static str, method: reqwest::Method, path: &str, body: &Json) -> Result<Reply, ConnectorError> {
+    async fn send_json(
+        &self,
+        what: &'static str,
+        method: reqwest::Method,
+        path: &str,
+        body: &Json,
+    ) -> Result<Reply, ConnectorError> {
         let url = format!("{}/{path}", self.base);
         let token = self.cfg.api_token.expose();
         self.http.send(what, |c| c.request(method.clone(), &url).header("Api-Token", token).json(body)).await
@@ -207,11 +226,16 @@ impl ActiveCampaignConnector {
         let mut offset = 0;
         loop {
             let page = self
-                .get_json("fields", "fields", &[("limit", PAGE_LIMIT.to_string()), ("offset", offset.to_string())])
+                .get_json(
+                    "fields",
+                    "fields",
+                    &[("limit", PAGE_LIMIT.to_string()), ("offset", offset.to_string())],
+                )
                 .await?;
             let items = page.get("fields").and_then(Json::as_array).cloned().unwrap_or_default();
             for f in &items {
-                if let (Some(id), Some(tag)) = (id_text(f.get("id")), f.get("perstag").and_then(Json::as_str)) {
+                if let (Some(id), Some(tag)) = (id_text(f.get("id")), f.get("perstag").and_then(Json::as_str))
+                {
                     let kind = f.get("type").and_then(Json::as_str).unwrap_or("text").to_string();
                     map.insert(tag.to_ascii_uppercase(), Field { id, perstag: tag.to_string(), kind });
                 }
@@ -250,13 +274,17 @@ impl ActiveCampaignConnector {
         let by_id: HashMap<&str, &Field> = fields.values().map(|f| (f.id.as_str(), f)).collect();
         let ids: Vec<String> = records.iter().filter_map(|r| r.id.clone()).collect();
         let values: Vec<Result<Json, ConnectorError>> = futures_util::stream::iter(ids)
-            .map(|id| async move { self.get_json("contact_field_values", &format!("contacts/{id}/fieldValues"), &[]).await })
+            .map(|id| async move {
+                self.get_json("contact_field_values", &format!("contacts/{id}/fieldValues"), &[]).await
+            })
             .buffered(self.cfg.concurrency.max(1))
             .collect()
             .await;
         for (rec, fv) in records.iter_mut().zip(values) {
             for v in fv?.get("fieldValues").and_then(Json::as_array).into_iter().flatten() {
-                let Some(f) = id_text(v.get("field")).and_then(|id| by_id.get(id.as_str()).copied()) else { continue };
+                let Some(f) = id_text(v.get("field")).and_then(|id| by_id.get(id.as_str()).copied()) else {
+                    continue;
+                };
                 let raw = v.get("value").and_then(Json::as_str).unwrap_or("");
                 rec.fields.insert(f.perstag.clone(), write::from_ac(&f.kind, raw));
             }
@@ -287,11 +315,20 @@ impl Connector for ActiveCampaignConnector {
     }
 
     fn limits(&self) -> ConnectorLimits {
-        ConnectorLimits { max_write_batch: IMPORT_LIMIT, max_page: PAGE_LIMIT, requests_per_second: self.cfg.requests_per_second }
+        ConnectorLimits {
+            max_write_batch: IMPORT_LIMIT,
+            max_page: PAGE_LIMIT,
+            requests_per_second: self.cfg.requests_per_second,
+        }
     }
 
     #[tracing::instrument(level = "debug", skip_all, fields(vendor = VENDOR, object, limit))]
-    async fn fetch_changes(&self, object: &str, since: Option<&Cursor>, limit: usize) -> Result<Changes, ConnectorError> {
+    async fn fetch_changes(
+        &self,
+        object: &str,
+        since: Option<&Cursor>,
+        limit: usize,
+    ) -> Result<Changes, ConnectorError> {
         if object != "contact" {
             return Err(unsupported(object));
         }
@@ -322,7 +359,8 @@ impl Connector for ActiveCampaignConnector {
                 cursor = Some((t, None));
             }
             // Everything after a complete second.
-            let mut query = vec![("orders[udate]", "ASC".to_string()), ("limit", (limit - page.len()).to_string())];
+            let mut query =
+                vec![("orders[udate]", "ASC".to_string()), ("limit", (limit - page.len()).to_string())];
             if let Some((t, _)) = cursor {
                 query.push(("filters[updated_after]", fmt_filter(t)));
             }
@@ -342,7 +380,12 @@ impl Connector for ActiveCampaignConnector {
                 page.extend(rest);
                 let records = self.with_field_values(page.iter().map(Self::to_record).collect()).await?;
                 // Caught up: later writes in the same second come after this id.
-                return Ok(Changes { records, deleted: Vec::new(), next: Some(encode_cursor(last_t, Some(last_id))), more: false });
+                return Ok(Changes {
+                    records,
+                    deleted: Vec::new(),
+                    next: Some(encode_cursor(last_t, Some(last_id))),
+                    more: false,
+                });
             }
             // A full page may cut its last second: keep whole seconds only.
             let cut = keyed.iter().position(|(t, _)| *t == last_t).unwrap_or(0);
@@ -350,7 +393,12 @@ impl Connector for ActiveCampaignConnector {
                 let prev_t = keyed[cut - 1].0;
                 page.extend(rest.into_iter().take(cut));
                 let records = self.with_field_values(page.iter().map(Self::to_record).collect()).await?;
-                return Ok(Changes { records, deleted: Vec::new(), next: Some(encode_cursor(prev_t, None)), more: true });
+                return Ok(Changes {
+                    records,
+                    deleted: Vec::new(),
+                    next: Some(encode_cursor(prev_t, None)),
+                    more: true,
+                });
             }
             // The whole page is one second: read that second by id instead.
             cursor = Some((last_t, Some(0)));
@@ -370,11 +418,16 @@ impl Connector for ActiveCampaignConnector {
         self.with_field_values(out).await
     }
 
-    async fn find_by_email(&self, object: &str, emails: &[String]) -> Result<BTreeMap<String, Vec<String>>, ConnectorError> {
+    async fn find_by_email(
+        &self,
+        object: &str,
+        emails: &[String],
+    ) -> Result<BTreeMap<String, Vec<String>>, ConnectorError> {
         if object != "contact" {
             return Err(unsupported(object));
         }
-        let mut wanted: Vec<String> = emails.iter().map(|e| e.trim().to_lowercase()).filter(|e| !e.is_empty()).collect();
+        let mut wanted: Vec<String> =
+            emails.iter().map(|e| e.trim().to_lowercase()).filter(|e| !e.is_empty()).collect();
         wanted.sort();
         wanted.dedup();
         let found: Vec<Result<(String, Vec<String>), ConnectorError>> = futures_util::stream::iter(wanted)
@@ -402,17 +455,27 @@ impl Connector for ActiveCampaignConnector {
         self.write_contacts(writes).await
     }
 
-    async fn list_ids(&self, object: &str, after: Option<&Cursor>, limit: usize) -> Result<(Vec<String>, Option<Cursor>), ConnectorError> {
+    async fn list_ids(
+        &self,
+        object: &str,
+        after: Option<&Cursor>,
+        limit: usize,
+    ) -> Result<(Vec<String>, Option<Cursor>), ConnectorError> {
         if object != "contact" {
             return Err(unsupported(object));
         }
         let limit = limit.clamp(1, PAGE_LIMIT);
         let mut query = vec![("orders[id]", "ASC".to_string()), ("limit", limit.to_string())];
         if let Some(c) = after {
-            let id: u64 = c.0.parse().map_err(|_| ConnectorError::Rejected { vendor: VENDOR, status: 0, message: format!("not an id cursor: {}", c.0) })?;
+            let id: u64 = c.0.parse().map_err(|_| ConnectorError::Rejected {
+                vendor: VENDOR,
+                status: 0,
+                message: format!("not an id cursor: {}", c.0),
+            })?;
             query.push(("id_greater", id.to_string()));
         }
-        let ids: Vec<String> = self.contacts(query).await?.iter().filter_map(|c| id_text(c.get("id"))).collect();
+        let ids: Vec<String> =
+            self.contacts(query).await?.iter().filter_map(|c| id_text(c.get("id"))).collect();
         let next = (ids.len() == limit).then(|| ids.last().map(|id| Cursor(id.clone()))).flatten();
         Ok((ids, next))
     }

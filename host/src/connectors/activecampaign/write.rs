@@ -25,7 +25,13 @@ fn to_ac(kind: &str, v: &Value) -> String {
         Value::Null => String::new(),
         Value::TextList(l) if matches!(kind, "checkbox" | "listbox") => format!("||{}||", l.join("||")),
         Value::TextList(l) => l.join(", "),
-        Value::Boolean(b) if kind == "checkbox" => if *b { "||Yes||".into() } else { String::new() },
+        Value::Boolean(b) if kind == "checkbox" => {
+            if *b {
+                "||Yes||".into()
+            } else {
+                String::new()
+            }
+        }
         Value::Date(d) => d.format("%Y-%m-%d").to_string(),
         Value::DateTime(t) if kind == "date" => t.date_naive().format("%Y-%m-%d").to_string(),
         Value::DateTime(t) => t.to_rfc3339_opts(SecondsFormat::Secs, true),
@@ -108,7 +114,10 @@ impl Contact {
         }
         if !self.fields.is_empty() {
             c["fields"] = Json::Array(
-                self.fields.iter().map(|(f, v)| json!({"id": f.parse::<u64>().unwrap_or(0), "value": v})).collect(),
+                self.fields
+                    .iter()
+                    .map(|(f, v)| json!({"id": f.parse::<u64>().unwrap_or(0), "value": v}))
+                    .collect(),
             );
         }
         c
@@ -116,8 +125,21 @@ impl Contact {
 }
 
 impl ActiveCampaignConnector {
-    fn convert(index: usize, key: &WriteKey, record: &Record, fields: &HashMap<String, Field>) -> Result<Contact, VendorError> {
-        let mut c = Contact { index, id: None, email: None, standard: Vec::new(), fields: Vec::new(), tags: Vec::new(), account: None };
+    fn convert(
+        index: usize,
+        key: &WriteKey,
+        record: &Record,
+        fields: &HashMap<String, Field>,
+    ) -> Result<Contact, VendorError> {
+        let mut c = Contact {
+            index,
+            id: None,
+            email: None,
+            standard: Vec::new(),
+            fields: Vec::new(),
+            tags: Vec::new(),
+            account: None,
+        };
         let email = record.text("email").map(str::trim).map(String::from).or_else(|| match key {
             WriteKey::Email(e) => Some(e.trim().to_string()),
             _ => None,
@@ -152,7 +174,10 @@ impl ActiveCampaignConnector {
                     None => {
                         let tag = n.trim_matches('%').to_ascii_uppercase();
                         let f = fields.get(&tag).ok_or_else(|| {
-                            record_error("unknown_field", format!("no ActiveCampaign custom field with personalization tag {n}"))
+                            record_error(
+                                "unknown_field",
+                                format!("no ActiveCampaign custom field with personalization tag {n}"),
+                            )
                         })?;
                         c.fields.push((f.id.clone(), to_ac(&f.kind, value)));
                     }
@@ -162,13 +187,19 @@ impl ActiveCampaignConnector {
         Ok(c)
     }
 
-    pub(super) async fn write_contacts(&self, writes: Vec<Write>) -> Result<Vec<WriteResult>, ConnectorError> {
+    pub(super) async fn write_contacts(
+        &self,
+        writes: Vec<Write>,
+    ) -> Result<Vec<WriteResult>, ConnectorError> {
         let mut results: Vec<Option<WriteResult>> = vec![None; writes.len()];
         let mut fields = self.fields(false).await?;
         let unknown = |fields: &HashMap<String, Field>| {
             writes.iter().any(|w| match w {
                 Write::Upsert { record, .. } => record.fields.keys().any(|k| {
-                    !STANDARD.contains(&k.as_str()) && k != "tags" && k != "account" && !fields.contains_key(&k.trim_matches('%').to_ascii_uppercase())
+                    !STANDARD.contains(&k.as_str())
+                        && k != "tags"
+                        && k != "account"
+                        && !fields.contains_key(&k.trim_matches('%').to_ascii_uppercase())
                 }),
                 Write::Delete { .. } => false,
             })
@@ -190,13 +221,15 @@ impl ActiveCampaignConnector {
         let n = self.cfg.concurrency.max(1);
         // Updates by id and small upserts: one call per contact, concurrently.
         let use_bulk = by_email.len() >= self.cfg.bulk_threshold.max(1);
-        let singles: Vec<&Contact> = by_id.iter().chain(if use_bulk { [].iter() } else { by_email.iter() }).collect();
+        let singles: Vec<&Contact> =
+            by_id.iter().chain(if use_bulk { [].iter() } else { by_email.iter() }).collect();
         let singles = &singles;
-        let done: Vec<(usize, Result<Written, ConnectorError>)> = futures_util::stream::iter(0..singles.len())
-            .map(|k| async move { (singles[k].index, self.write_one(singles[k]).await) })
-            .buffered(n)
-            .collect()
-            .await;
+        let done: Vec<(usize, Result<Written, ConnectorError>)> =
+            futures_util::stream::iter(0..singles.len())
+                .map(|k| async move { (singles[k].index, self.write_one(singles[k]).await) })
+                .buffered(n)
+                .collect()
+                .await;
         for (i, r) in done {
             results[i] = Some(match r {
                 Ok(w) => Ok(w),
@@ -210,7 +243,12 @@ impl ActiveCampaignConnector {
         }
         let deleted: Vec<(usize, Result<(), ConnectorError>)> = futures_util::stream::iter(deletes)
             .map(|(i, id)| async move {
-                (i, self.send_json("delete_contact", Method::DELETE, &format!("contacts/{id}"), &Json::Null).await.map(|_| ()))
+                (
+                    i,
+                    self.send_json("delete_contact", Method::DELETE, &format!("contacts/{id}"), &Json::Null)
+                        .await
+                        .map(|_| ()),
+                )
             })
             .buffered(n)
             .collect()
@@ -224,22 +262,34 @@ impl ActiveCampaignConnector {
                 Err(e) => to_record_error(e)?,
             });
         }
-        Ok(results.into_iter().map(|r| r.unwrap_or_else(|| Err(record_error("unknown", "no result")))).collect())
+        Ok(results
+            .into_iter()
+            .map(|r| r.unwrap_or_else(|| Err(record_error("unknown", "no result"))))
+            .collect())
     }
 
     /// `PUT /contacts/{id}` or `/contact/sync`, then tags and the account.
     async fn write_one(&self, c: &Contact) -> Result<Written, ConnectorError> {
         let (reply, what) = match &c.id {
-            Some(id) => (self.send_json("update_contact", Method::PUT, &format!("contacts/{id}"), &c.body()).await?, false),
+            Some(id) => (
+                self.send_json("update_contact", Method::PUT, &format!("contacts/{id}"), &c.body()).await?,
+                false,
+            ),
             None => (self.send_json("contact_sync", Method::POST, "contact/sync", &c.body()).await?, true),
         };
         let created = what && reply.status.as_u16() == 201;
         let body: Json = reply.json(VENDOR)?;
-        let id = id_text(body.get("contact").and_then(|c| c.get("id"))).ok_or_else(|| bad("contact write without an id"))?;
+        let id = id_text(body.get("contact").and_then(|c| c.get("id")))
+            .ok_or_else(|| bad("contact write without an id"))?;
         for tag in &c.tags {
             let tag_id = self.tag_id(tag).await?;
-            self.send_json("contact_tag", Method::POST, "contactTags", &json!({"contactTag": {"contact": id, "tag": tag_id}}))
-                .await?;
+            self.send_json(
+                "contact_tag",
+                Method::POST,
+                "contactTags",
+                &json!({"contactTag": {"contact": id, "tag": tag_id}}),
+            )
+            .await?;
         }
         if let Some(name) = &c.account {
             let account = self.account_id(name).await?;
@@ -260,7 +310,13 @@ impl ActiveCampaignConnector {
         if let Some(id) = cache.get(&key) {
             return Ok(id.clone());
         }
-        let found = self.get_json("tags", "tags", &[("filters[search][eq]", name.trim().to_string()), ("limit", PAGE_LIMIT.to_string())]).await?;
+        let found = self
+            .get_json(
+                "tags",
+                "tags",
+                &[("filters[search][eq]", name.trim().to_string()), ("limit", PAGE_LIMIT.to_string())],
+            )
+            .await?;
         let existing = found.get("tags").and_then(Json::as_array).into_iter().flatten().find(|t| {
             t.get("tag").and_then(Json::as_str).is_some_and(|n| n.trim().eq_ignore_ascii_case(name.trim()))
         });
@@ -268,8 +324,10 @@ impl ActiveCampaignConnector {
             Some(id) => id,
             None => {
                 let body = json!({"tag": {"tag": name.trim(), "tagType": "contact", "description": ""}});
-                let created: Json = self.send_json("create_tag", Method::POST, "tags", &body).await?.json(VENDOR)?;
-                id_text(created.get("tag").and_then(|t| t.get("id"))).ok_or_else(|| bad("tag created without an id"))?
+                let created: Json =
+                    self.send_json("create_tag", Method::POST, "tags", &body).await?.json(VENDOR)?;
+                id_text(created.get("tag").and_then(|t| t.get("id")))
+                    .ok_or_else(|| bad("tag created without an id"))?
             }
         };
         cache.insert(key, id.clone());
@@ -283,7 +341,13 @@ impl ActiveCampaignConnector {
         if let Some(id) = cache.get(&key) {
             return Ok(id.clone());
         }
-        let found = self.get_json("accounts", "accounts", &[("search", name.trim().to_string()), ("limit", PAGE_LIMIT.to_string())]).await?;
+        let found = self
+            .get_json(
+                "accounts",
+                "accounts",
+                &[("search", name.trim().to_string()), ("limit", PAGE_LIMIT.to_string())],
+            )
+            .await?;
         let existing = found.get("accounts").and_then(Json::as_array).into_iter().flatten().find(|a| {
             a.get("name").and_then(Json::as_str).is_some_and(|n| n.trim().eq_ignore_ascii_case(name.trim()))
         });
@@ -291,8 +355,10 @@ impl ActiveCampaignConnector {
             Some(id) => id,
             None => {
                 let body = json!({"account": {"name": name.trim()}});
-                let created: Json = self.send_json("create_account", Method::POST, "accounts", &body).await?.json(VENDOR)?;
-                id_text(created.get("account").and_then(|a| a.get("id"))).ok_or_else(|| bad("account created without an id"))?
+                let created: Json =
+                    self.send_json("create_account", Method::POST, "accounts", &body).await?.json(VENDOR)?;
+                id_text(created.get("account").and_then(|a| a.get("id")))
+                    .ok_or_else(|| bad("account created without an id"))?
             }
         };
         cache.insert(key, id.clone());
@@ -300,14 +366,22 @@ impl ActiveCampaignConnector {
     }
 
     /// One bulk import of ≤ 250 contacts, polled to completion.
-    async fn bulk_import(&self, chunk: &[Contact], results: &mut [Option<WriteResult>]) -> Result<(), ConnectorError> {
+    async fn bulk_import(
+        &self,
+        chunk: &[Contact],
+        results: &mut [Option<WriteResult>],
+    ) -> Result<(), ConnectorError> {
         // Emails were checked when converting, so AC's all-or-nothing
         // validation (400 `failureReasons`) only refuses a malformed batch.
         let batch: Vec<&Contact> = chunk.iter().collect();
         let body = json!({ "contacts": batch.iter().map(|c| c.import()).collect::<Vec<_>>() });
-        let queued: Json = self.send_json("bulk_import", Method::POST, "import/bulk_import", &body).await?.json(VENDOR)?;
-        let batch_id =
-            queued.get("batchId").and_then(Json::as_str).map(String::from).ok_or_else(|| bad("bulk import without batchId"))?;
+        let queued: Json =
+            self.send_json("bulk_import", Method::POST, "import/bulk_import", &body).await?.json(VENDOR)?;
+        let batch_id = queued
+            .get("batchId")
+            .and_then(Json::as_str)
+            .map(String::from)
+            .ok_or_else(|| bad("bulk import without batchId"))?;
         let info = loop {
             let info = self.get_json("import_info", "import/info", &[("batchId", batch_id.clone())]).await?;
             if info.get("status").and_then(Json::as_str) == Some("completed") {
@@ -316,7 +390,12 @@ impl ActiveCampaignConnector {
             tokio::time::sleep(self.cfg.import_poll).await;
         };
         let list = |k: &str| -> Vec<String> {
-            info.get(k).and_then(Json::as_array).into_iter().flatten().filter_map(|v| id_text(Some(v))).collect()
+            info.get(k)
+                .and_then(Json::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(|v| id_text(Some(v)))
+                .collect()
         };
         let failed: Vec<String> = list("failure").iter().map(|e| e.trim().to_lowercase()).collect();
         let mut ok_ids = list("success").into_iter();

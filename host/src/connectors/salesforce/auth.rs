@@ -52,7 +52,11 @@ impl Sessions {
     }
 
     /// A new session to replace `stale`, unless another call already replaced it.
-    pub async fn refresh(&self, sf: &SalesforceConnector, stale: &Session) -> Result<Arc<Session>, ConnectorError> {
+    pub async fn refresh(
+        &self,
+        sf: &SalesforceConnector,
+        stale: &Session,
+    ) -> Result<Arc<Session>, ConnectorError> {
         let mut current = self.current.lock().await;
         if let Some(s) = current.as_ref()
             && s.generation != stale.generation
@@ -91,5 +95,9 @@ async fn login(sf: &SalesforceConnector, generation: u64) -> Result<Session, Con
         .await?;
     let t: TokenResponse = reply.json(VENDOR)?;
     tracing::debug!(vendor = VENDOR, generation, "logged in");
-    Ok(Session { token: Secret::new(t.access_token), instance_url: t.instance_url.trim_end_matches('/').to_string(), generation })
+    Ok(Session {
+        token: Secret::new(t.access_token),
+        instance_url: t.instance_url.trim_end_matches('/').to_string(),
+        generation,
+    })
 }

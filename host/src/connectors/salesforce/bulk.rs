@@ -47,7 +47,8 @@ impl SalesforceConnector {
                 }
             }
         }
-        let mut csv = csv::WriterBuilder::new().terminator(csv::Terminator::Any(b'\n')).from_writer(Vec::new());
+        let mut csv =
+            csv::WriterBuilder::new().terminator(csv::Terminator::Any(b'\n')).from_writer(Vec::new());
         let row_of = |p: &Prepared| -> Vec<String> {
             columns
                 .iter()
@@ -96,7 +97,9 @@ impl SalesforceConnector {
             .json(VENDOR)?;
         let id = job.id;
         self.call("bulk_upload", |c, base, _| {
-            c.put(format!("{base}/jobs/ingest/{id}/batches")).header("Content-Type", "text/csv").body(body.clone())
+            c.put(format!("{base}/jobs/ingest/{id}/batches"))
+                .header("Content-Type", "text/csv")
+                .body(body.clone())
         })
         .await?;
         self.call("bulk_close", |c, base, _| {
@@ -104,15 +107,21 @@ impl SalesforceConnector {
         })
         .await?;
         let info = loop {
-            let info: JobInfo =
-                self.call("bulk_poll", |c, base, _| c.get(format!("{base}/jobs/ingest/{id}"))).await?.json(VENDOR)?;
+            let info: JobInfo = self
+                .call("bulk_poll", |c, base, _| c.get(format!("{base}/jobs/ingest/{id}")))
+                .await?
+                .json(VENDOR)?;
             match info.state.as_str() {
                 "JobComplete" => break info,
                 "Failed" | "Aborted" => {
                     return Err(ConnectorError::Rejected {
                         vendor: VENDOR,
                         status: 200,
-                        message: format!("Bulk job {id} {}: {}", info.state, info.error_message.unwrap_or_default()),
+                        message: format!(
+                            "Bulk job {id} {}: {}",
+                            info.state,
+                            info.error_message.unwrap_or_default()
+                        ),
                     });
                 }
                 _ => tokio::time::sleep(self.cfg.bulk_poll).await,
@@ -121,7 +130,9 @@ impl SalesforceConnector {
         let need_success = op != Op::Update && op != Op::Delete || info.number_records_failed > 0;
         if need_success {
             let text = self
-                .call("bulk_successful_results", |c, base, _| c.get(format!("{base}/jobs/ingest/{id}/successfulResults/")))
+                .call("bulk_successful_results", |c, base, _| {
+                    c.get(format!("{base}/jobs/ingest/{id}/successfulResults/"))
+                })
                 .await?
                 .text();
             for (row, sf_id, extra) in parse_results(&text, &columns)? {
@@ -134,7 +145,9 @@ impl SalesforceConnector {
         }
         if info.number_records_failed > 0 {
             let text = self
-                .call("bulk_failed_results", |c, base, _| c.get(format!("{base}/jobs/ingest/{id}/failedResults/")))
+                .call("bulk_failed_results", |c, base, _| {
+                    c.get(format!("{base}/jobs/ingest/{id}/failedResults/"))
+                })
                 .await?
                 .text();
             for (row, _, error) in parse_results(&text, &columns)? {
@@ -149,7 +162,8 @@ impl SalesforceConnector {
             for &i in idxs {
                 let p = &group[i];
                 if !need_success && results[p.index].is_none() {
-                    results[p.index] = Some(Ok(Written { id: p.id.clone().unwrap_or_default(), created: false }));
+                    results[p.index] =
+                        Some(Ok(Written { id: p.id.clone().unwrap_or_default(), created: false }));
                 }
             }
         }
@@ -165,7 +179,10 @@ fn key_of(row: &[String], key_col: Option<usize>) -> String {
 }
 
 /// Rows of a results CSV: `(uploaded cells in our column order, sf__Id, sf__Created | sf__Error)`.
-fn parse_results(text: &str, columns: &[String]) -> Result<Vec<(Vec<String>, String, String)>, ConnectorError> {
+fn parse_results(
+    text: &str,
+    columns: &[String],
+) -> Result<Vec<(Vec<String>, String, String)>, ConnectorError> {
     let mut reader = csv::ReaderBuilder::new().has_headers(true).from_reader(text.as_bytes());
     let headers: Vec<String> =
         reader.headers().map_err(|e| bad(format!("Bulk results: {e}")))?.iter().map(String::from).collect();
@@ -187,7 +204,9 @@ fn parse_results(text: &str, columns: &[String]) -> Result<Vec<(Vec<String>, Str
 fn bulk_error(raw: &str) -> VendorError {
     let raw = raw.trim().trim_end_matches("--").trim();
     match raw.split_once(':') {
-        Some((code, rest)) if !code.is_empty() && code.chars().all(|c| c.is_ascii_uppercase() || c == '_') => {
+        Some((code, rest))
+            if !code.is_empty() && code.chars().all(|c| c.is_ascii_uppercase() || c == '_') =>
+        {
             let message = rest.rsplit_once(':').map_or(rest, |(m, _)| m).trim().to_string();
             VendorError { code: code.to_string(), message, retryable: retryable_code(code) }
         }

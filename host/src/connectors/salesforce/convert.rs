@@ -52,8 +52,11 @@ impl Describe {
     pub fn from_json(body: &[u8]) -> Result<Describe, serde_json::Error> {
         let d: DescribeBody = serde_json::from_slice(body)?;
         // Compound address/location fields cannot be selected with their parts in every API version.
-        let fields: Vec<FieldInfo> =
-            d.fields.into_iter().filter(|f| !matches!(f.ftype.as_str(), "address" | "location" | "base64")).collect();
+        let fields: Vec<FieldInfo> = d
+            .fields
+            .into_iter()
+            .filter(|f| !matches!(f.ftype.as_str(), "address" | "location" | "base64"))
+            .collect();
         Ok(Describe {
             object: d.name,
             names: fields.iter().map(|f| f.name.clone()).collect(),
@@ -72,7 +75,10 @@ impl Describe {
     /// The writable field `name`, or the per-record error explaining why not.
     pub fn writable(&self, name: &str, create: bool) -> Result<&FieldInfo, VendorError> {
         let f = self.field(name).ok_or_else(|| {
-            record_error("INVALID_FIELD", format!("No such column '{name}' on sobject of type {}", self.object))
+            record_error(
+                "INVALID_FIELD",
+                format!("No such column '{name}' on sobject of type {}", self.object),
+            )
         })?;
         if (create && !f.createable) || (!create && !f.updateable) {
             return Err(record_error(
@@ -154,13 +160,19 @@ pub fn to_salesforce(f: &FieldInfo, v: &Value) -> Result<Out, VendorError> {
                 Value::Number(n) => Decimal::from_f64_retain(*n).ok_or_else(|| cannot(f, v))?,
                 Value::Text(s) if s.trim().is_empty() => return Ok(Out::Null),
                 Value::Text(s) => parse_decimal_text(s).ok_or_else(|| {
-                    record_error("INVALID_TYPE_ON_FIELD_IN_RECORD", format!("{}: not a number: {s:?}", f.name))
+                    record_error(
+                        "INVALID_TYPE_ON_FIELD_IN_RECORD",
+                        format!("{}: not a number: {s:?}", f.name),
+                    )
                 })?,
                 _ => return Err(cannot(f, v)),
             };
             let scale = if matches!(f.ftype.as_str(), "int" | "long") { 0 } else { f.scale };
             if scale == 0 && matches!(f.ftype.as_str(), "int" | "long") && d.fract() != Decimal::ZERO {
-                return Err(record_error("INVALID_TYPE_ON_FIELD_IN_RECORD", format!("{}: not a whole number", f.name)));
+                return Err(record_error(
+                    "INVALID_TYPE_ON_FIELD_IN_RECORD",
+                    format!("{}: not a whole number", f.name),
+                ));
             }
             Out::Number(d.round_dp(scale))
         }
@@ -173,13 +185,21 @@ pub fn to_salesforce(f: &FieldInfo, v: &Value) -> Result<Out, VendorError> {
         }),
         "datetime" => Out::Text(match v {
             Value::DateTime(t) => t.to_rfc3339_opts(SecondsFormat::Millis, true),
-            Value::Date(d) => d.and_hms_opt(0, 0, 0).map(|t| t.and_utc()).ok_or_else(|| cannot(f, v))?.to_rfc3339_opts(SecondsFormat::Millis, true),
+            Value::Date(d) => d
+                .and_hms_opt(0, 0, 0)
+                .map(|t| t.and_utc())
+                .ok_or_else(|| cannot(f, v))?
+                .to_rfc3339_opts(SecondsFormat::Millis, true),
             Value::Text(s) if s.trim().is_empty() => return Ok(Out::Null),
-            Value::Text(s) => parse_datetime(s).ok_or_else(|| cannot(f, v))?.to_rfc3339_opts(SecondsFormat::Millis, true),
+            Value::Text(s) => {
+                parse_datetime(s).ok_or_else(|| cannot(f, v))?.to_rfc3339_opts(SecondsFormat::Millis, true)
+            }
             _ => return Err(cannot(f, v)),
         }),
         "multipicklist" => Out::Text(match v {
-            Value::TextList(l) => l.iter().map(|s| s.trim()).filter(|s| !s.is_empty()).collect::<Vec<_>>().join(";"),
+            Value::TextList(l) => {
+                l.iter().map(|s| s.trim()).filter(|s| !s.is_empty()).collect::<Vec<_>>().join(";")
+            }
             other => other.to_string(),
         }),
         _ => Out::Text(match v {
@@ -217,7 +237,9 @@ pub fn from_salesforce(f: Option<&FieldInfo>, v: &Json) -> Value {
                 .unwrap_or_else(|_| n.as_f64().map_or(Value::Null, Value::Number))
         }
         ("date", Json::String(s)) => parse_date(s).map_or_else(|| Value::Text(s.clone()), Value::Date),
-        ("datetime", Json::String(s)) => parse_datetime(s).map_or_else(|| Value::Text(s.clone()), Value::DateTime),
+        ("datetime", Json::String(s)) => {
+            parse_datetime(s).map_or_else(|| Value::Text(s.clone()), Value::DateTime)
+        }
         ("multipicklist", Json::String(s)) => {
             Value::TextList(s.split(';').map(str::trim).filter(|p| !p.is_empty()).map(String::from).collect())
         }
@@ -247,10 +269,7 @@ pub fn parse_datetime(s: &str) -> Option<DateTime<Utc>> {
 pub fn parse_decimal_text(raw: &str) -> Option<Decimal> {
     let t = raw.trim();
     let negative = t.starts_with('-') || (t.starts_with('(') && t.ends_with(')')) || t.ends_with('-');
-    let body: String = t
-        .chars()
-        .filter(|c| c.is_ascii_digit() || matches!(c, '.' | ','))
-        .collect();
+    let body: String = t.chars().filter(|c| c.is_ascii_digit() || matches!(c, '.' | ',')).collect();
     // Anything else must be a currency sign, code, space or sign.
     let junk_ok = t.chars().all(|c| {
         c.is_ascii_digit()
@@ -272,7 +291,11 @@ pub fn parse_decimal_text(raw: &str) -> Option<Decimal> {
             if body.matches('.').count() > 1 { None } else { Some('.').filter(|_| d < body.len()) }
         }
         (None, Some(c)) => {
-            if body.matches(',').count() > 1 || body.len() - c - 1 == 3 { None } else { Some(',') }
+            if body.matches(',').count() > 1 || body.len() - c - 1 == 3 {
+                None
+            } else {
+                Some(',')
+            }
         }
         (None, None) => None,
     };
@@ -329,7 +352,10 @@ mod tests {
         assert_eq!(to_salesforce(&ms, &list).map(|o| o.json()), Ok(Json::String("A;B".into())));
         assert_eq!(from_salesforce(Some(&ms), &Json::String("A;B".into())), list);
         let s = field("string", 3, 0);
-        assert_eq!(to_salesforce(&s, &Value::text("abcd")).map_err(|e| e.code), Err("STRING_TOO_LONG".into()));
+        assert_eq!(
+            to_salesforce(&s, &Value::text("abcd")).map_err(|e| e.code),
+            Err("STRING_TOO_LONG".into())
+        );
         let d = field("date", 0, 0);
         assert_eq!(to_salesforce(&d, &Value::text("2024-02-29")), Ok(Out::Text("2024-02-29".into())));
         let dt = field("datetime", 0, 0);

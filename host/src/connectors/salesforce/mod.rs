@@ -33,7 +33,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, SecondsFormat, Utc};
-use crmsync_sdk::types::{Record, System, Value};
+use crmsync_sdk::types::{Record, System};
 use serde_json::{Map, Value as Json};
 use tokio::sync::Mutex;
 
@@ -117,7 +117,8 @@ fn classify(reply: &Reply) -> ConnectorError {
     let body: Json = serde_json::from_slice(&reply.body).unwrap_or(Json::Null);
     let first = body.get(0).unwrap_or(&body);
     let code = first.get("errorCode").or_else(|| first.get("error")).and_then(Json::as_str).unwrap_or("");
-    let text = first.get("message").or_else(|| first.get("error_description")).and_then(Json::as_str).unwrap_or("");
+    let text =
+        first.get("message").or_else(|| first.get("error_description")).and_then(Json::as_str).unwrap_or("");
     let message = if code.is_empty() { reply.status.to_string() } else { format!("{code}: {text}") };
     match (reply.status.as_u16(), code) {
         (403, "REQUEST_LIMIT_EXCEEDED") => ConnectorError::QuotaExceeded { vendor: VENDOR, message },
@@ -156,7 +157,11 @@ fn encode_cursor(t: DateTime<Utc>, id: &str) -> Cursor {
 }
 
 fn decode_cursor(c: &Cursor) -> Result<(DateTime<Utc>, String), ConnectorError> {
-    let bad = || ConnectorError::Rejected { vendor: VENDOR, status: 0, message: format!("not a Salesforce cursor: {}", c.0) };
+    let bad = || ConnectorError::Rejected {
+        vendor: VENDOR,
+        status: 0,
+        message: format!("not a Salesforce cursor: {}", c.0),
+    };
     let (t, id) = c.0.split_once('|').ok_or_else(bad)?;
     let t = convert::parse_datetime(t).ok_or_else(bad)?;
     if id.is_empty() || !id.chars().all(|c| c.is_ascii_alphanumeric()) {
@@ -219,7 +224,10 @@ impl ItemResult {
             return Ok(Written { id, created: self.created.unwrap_or(created) });
         }
         let first = self.errors.into_iter().next();
-        let (code, message) = first.map_or(("UNKNOWN_EXCEPTION".into(), "failed without an error".into()), |e| (e.status_code, e.message));
+        let (code, message) = first
+            .map_or(("UNKNOWN_EXCEPTION".into(), "failed without an error".into()), |e| {
+                (e.status_code, e.message)
+            });
         Err(VendorError { retryable: retryable_code(&code), code, message })
     }
 }
@@ -252,7 +260,13 @@ impl SalesforceConnector {
                 seen.limit.store(limit, Ordering::Relaxed);
             }
         }));
-        Ok(SalesforceConnector { cfg, http, session: auth::Sessions::default(), describes: Mutex::default(), usage })
+        Ok(SalesforceConnector {
+            cfg,
+            http,
+            session: auth::Sessions::default(),
+            describes: Mutex::default(),
+            usage,
+        })
     }
 
     /// Logs in (or reuses the session); `Connected` for `crmsync connect test`.
@@ -270,14 +284,18 @@ impl SalesforceConnector {
         let base = |s: &auth::Session| format!("{}/services/data/{}", s.instance_url, self.cfg.api_version);
         let first = {
             let url = base(&session);
-            self.http.send(what, |c| build(c, &url, session.token.expose()).bearer_auth(session.token.expose())).await
+            self.http
+                .send(what, |c| build(c, &url, session.token.expose()).bearer_auth(session.token.expose()))
+                .await
         };
         match first {
             Err(ConnectorError::Auth { .. }) => {
                 tracing::info!(vendor = VENDOR, call = what, "session expired; refreshing");
                 let fresh = self.session.refresh(self, &session).await?;
                 let url = base(&fresh);
-                self.http.send(what, |c| build(c, &url, fresh.token.expose()).bearer_auth(fresh.token.expose())).await
+                self.http
+                    .send(what, |c| build(c, &url, fresh.token.expose()).bearer_auth(fresh.token.expose()))
+                    .await
             }
             other => other,
         }
@@ -289,7 +307,8 @@ impl SalesforceConnector {
         if let Some(d) = cache.get(object) {
             return Ok(d.clone());
         }
-        let reply = self.call("describe", |c, base, _| c.get(format!("{base}/sobjects/{object}/describe"))).await?;
+        let reply =
+            self.call("describe", |c, base, _| c.get(format!("{base}/sobjects/{object}/describe"))).await?;
         let d = Arc::new(Describe::from_json(&reply.body).map_err(|e| ConnectorError::BadResponse {
             vendor: VENDOR,
             message: format!("describe {object}: {e}"),
@@ -304,7 +323,9 @@ impl SalesforceConnector {
         let options = format!("batchSize={}", batch.clamp(200, MAX_PAGE));
         let reply = self
             .call("query", |c, base, _| {
-                c.get(format!("{base}/{endpoint}")).query(&[("q", soql)]).header("Sforce-Query-Options", options.as_str())
+                c.get(format!("{base}/{endpoint}"))
+                    .query(&[("q", soql)])
+                    .header("Sforce-Query-Options", options.as_str())
             })
             .await?;
         reply.json(VENDOR)
@@ -346,7 +367,10 @@ impl SalesforceConnector {
 
     /// `(lead id, converted contact id, converted account id)` of the given
     /// leads that are converted.
-    pub async fn converted_leads(&self, lead_ids: &[String]) -> Result<Vec<(String, String, Option<String>)>, ConnectorError> {
+    pub async fn converted_leads(
+        &self,
+        lead_ids: &[String],
+    ) -> Result<Vec<(String, String, Option<String>)>, ConnectorError> {
         let mut out = Vec::new();
         for list in in_lists(lead_ids, SOQL_BUDGET) {
             let soql = format!(
@@ -363,7 +387,11 @@ impl SalesforceConnector {
     }
 
     /// Converts a write's fields for `op` (the `Id` key is never a field).
-    fn prepare_fields(d: &Describe, record: &Record, create: bool) -> Result<Vec<(String, Out)>, VendorError> {
+    fn prepare_fields(
+        d: &Describe,
+        record: &Record,
+        create: bool,
+    ) -> Result<Vec<(String, Out)>, VendorError> {
         let mut out = Vec::with_capacity(record.fields.len());
         for (name, value) in &record.fields {
             if name.eq_ignore_ascii_case("Id") {
@@ -376,15 +404,22 @@ impl SalesforceConnector {
     }
 
     /// Resolves email keys to ids: `email → ids`, lower-cased.
-    async fn ids_by_email(&self, object: &str, emails: &[String]) -> Result<BTreeMap<String, Vec<String>>, ConnectorError> {
-        let mut wanted: Vec<String> = emails.iter().map(|e| e.trim().to_lowercase()).filter(|e| !e.is_empty()).collect();
+    async fn ids_by_email(
+        &self,
+        object: &str,
+        emails: &[String],
+    ) -> Result<BTreeMap<String, Vec<String>>, ConnectorError> {
+        let mut wanted: Vec<String> =
+            emails.iter().map(|e| e.trim().to_lowercase()).filter(|e| !e.is_empty()).collect();
         wanted.sort();
         wanted.dedup();
         let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
         for list in in_lists(&wanted, SOQL_BUDGET) {
             let soql = format!("SELECT Id, Email FROM {object} WHERE Email IN ({list}) ORDER BY Id");
             for r in self.query_all_pages(&soql).await? {
-                if let (Some(id), Some(email)) = (r.get("Id").and_then(Json::as_str), r.get("Email").and_then(Json::as_str)) {
+                if let (Some(id), Some(email)) =
+                    (r.get("Id").and_then(Json::as_str), r.get("Email").and_then(Json::as_str))
+                {
                     out.entry(email.trim().to_lowercase()).or_default().push(id.to_string());
                 }
             }
@@ -393,13 +428,21 @@ impl SalesforceConnector {
     }
 
     /// Sends one group through Collections, ≤ 200 a call; results by batch index.
-    async fn collections(&self, object: &str, op: Op, ext: Option<&str>, group: &[Prepared], results: &mut [Option<WriteResult>]) -> Result<(), ConnectorError> {
+    async fn collections(
+        &self,
+        object: &str,
+        op: Op,
+        ext: Option<&str>,
+        group: &[Prepared],
+        results: &mut [Option<WriteResult>],
+    ) -> Result<(), ConnectorError> {
         for chunk in group.chunks(COLLECTION_LIMIT) {
             let reply = if op == Op::Delete {
                 let ids: Vec<&str> = chunk.iter().filter_map(|p| p.id.as_deref()).collect();
                 let ids = ids.join(",");
                 self.call("collections_delete", |c, base, _| {
-                    c.delete(format!("{base}/composite/sobjects")).query(&[("ids", ids.as_str()), ("allOrNone", "false")])
+                    c.delete(format!("{base}/composite/sobjects"))
+                        .query(&[("ids", ids.as_str()), ("allOrNone", "false")])
                 })
                 .await?
             } else {
@@ -467,7 +510,12 @@ impl Connector for SalesforceConnector {
     }
 
     #[tracing::instrument(level = "debug", skip_all, fields(vendor = VENDOR, object, limit))]
-    async fn fetch_changes(&self, object: &str, since: Option<&Cursor>, limit: usize) -> Result<Changes, ConnectorError> {
+    async fn fetch_changes(
+        &self,
+        object: &str,
+        since: Option<&Cursor>,
+        limit: usize,
+    ) -> Result<Changes, ConnectorError> {
         let d = self.describe(object).await?;
         let mut select = Self::select_list(&d);
         for extra in ["IsDeleted", "SystemModstamp"] {
@@ -520,7 +568,11 @@ impl Connector for SalesforceConnector {
         Ok(out)
     }
 
-    async fn find_by_email(&self, object: &str, emails: &[String]) -> Result<BTreeMap<String, Vec<String>>, ConnectorError> {
+    async fn find_by_email(
+        &self,
+        object: &str,
+        emails: &[String],
+    ) -> Result<BTreeMap<String, Vec<String>>, ConnectorError> {
         self.ids_by_email(object, emails).await
     }
 
@@ -537,20 +589,28 @@ impl Connector for SalesforceConnector {
                 _ => None,
             })
             .collect();
-        let by_email = if emails.is_empty() { BTreeMap::new() } else { self.ids_by_email(object, &emails).await? };
+        let by_email =
+            if emails.is_empty() { BTreeMap::new() } else { self.ids_by_email(object, &emails).await? };
         let mut groups: HashMap<Op, Vec<Prepared>> = HashMap::new();
         for (index, w) in writes.iter().enumerate() {
             let prepared = match w {
-                Write::Delete { id } => Ok(Prepared { index, op: Op::Delete, id: Some(id.clone()), fields: Vec::new() }),
+                Write::Delete { id } => {
+                    Ok(Prepared { index, op: Op::Delete, id: Some(id.clone()), fields: Vec::new() })
+                }
                 Write::Upsert { key, record } => {
                     let target = match key {
                         WriteKey::Id(id) => Ok((Op::Update, Some(id.clone()), None)),
-                        WriteKey::Email(e) => match by_email.get(&e.trim().to_lowercase()).map(Vec::as_slice) {
+                        WriteKey::Email(e) => match by_email.get(&e.trim().to_lowercase()).map(Vec::as_slice)
+                        {
                             None | Some([]) => Ok((Op::Create, None, None)),
                             Some([one]) => Ok((Op::Update, Some(one.clone()), None)),
                             Some(many) => Err(record_error(
                                 "DUPLICATE_EMAIL",
-                                format!("{} {object} records have this email: {}", many.len(), many.join(", ")),
+                                format!(
+                                    "{} {object} records have this email: {}",
+                                    many.len(),
+                                    many.join(", ")
+                                ),
                             )),
                         },
                         WriteKey::New { idempotency_key } => match &ext {
@@ -587,18 +647,34 @@ impl Connector for SalesforceConnector {
             .collect())
     }
 
-    async fn list_ids(&self, object: &str, after: Option<&Cursor>, limit: usize) -> Result<(Vec<String>, Option<Cursor>), ConnectorError> {
+    async fn list_ids(
+        &self,
+        object: &str,
+        after: Option<&Cursor>,
+        limit: usize,
+    ) -> Result<(Vec<String>, Option<Cursor>), ConnectorError> {
         let filter = match after {
-            Some(c) if c.0.chars().all(|ch| ch.is_ascii_alphanumeric()) => format!(" WHERE Id > {}", quote(&c.0)),
+            Some(c) if c.0.chars().all(|ch| ch.is_ascii_alphanumeric()) => {
+                format!(" WHERE Id > {}", quote(&c.0))
+            }
             Some(c) => {
-                return Err(ConnectorError::Rejected { vendor: VENDOR, status: 0, message: format!("not an id cursor: {}", c.0) });
+                return Err(ConnectorError::Rejected {
+                    vendor: VENDOR,
+                    status: 0,
+                    message: format!("not an id cursor: {}", c.0),
+                });
             }
             None => String::new(),
         };
         let limit = limit.clamp(1, MAX_PAGE);
-        let page = self.query_page(&format!("SELECT Id FROM {object}{filter} ORDER BY Id"), false, limit).await?;
-        let ids: Vec<String> =
-            page.records.iter().take(limit).filter_map(|r| r.get("Id").and_then(Json::as_str).map(String::from)).collect();
+        let page =
+            self.query_page(&format!("SELECT Id FROM {object}{filter} ORDER BY Id"), false, limit).await?;
+        let ids: Vec<String> = page
+            .records
+            .iter()
+            .take(limit)
+            .filter_map(|r| r.get("Id").and_then(Json::as_str).map(String::from))
+            .collect();
         let next = (page.total_size > ids.len()).then(|| ids.last().map(|id| Cursor(id.clone()))).flatten();
         Ok((ids, next))
     }
@@ -607,11 +683,6 @@ impl Connector for SalesforceConnector {
         let limit = self.usage.limit.load(Ordering::Relaxed);
         (limit > 0).then(|| ApiUsage { used: self.usage.used.load(Ordering::Relaxed), limit })
     }
-}
-
-/// Reads a typed record value back, for callers that hold raw JSON.
-pub fn value_of(d: &Describe, field: &str, v: &Json) -> Value {
-    convert::from_salesforce(d.field(field), v)
 }
 
 #[cfg(test)]

@@ -33,8 +33,9 @@ func cabiRealloc(ptr unsafe.Pointer, oldSize, align, newSize uintptr) unsafe.Poi
 	base := uintptr(unsafe.Pointer(&arena[0]))
 	start := (base + used + align - 1) &^ (align - 1)
 	if start+newSize > base+ArenaSize {
-		// Cannot print here (printing is a WASI call): trap plainly.
-		return unsafe.Pointer(nil)
+		// Cannot print or panic here (printing is a WASI call).
+		// An address past any memory: the host refuses it with a clear trap.
+		return unsafe.Pointer(^uintptr(0) - 7)
 	}
 	if ptr != nil && oldSize > 0 {
 		copy(unsafe.Slice((*byte)(unsafe.Pointer(start)), newSize), unsafe.Slice((*byte)(ptr), min(oldSize, newSize)))

@@ -1,0 +1,208 @@
+//! `crmsync plugin new --lang L NAME [--dir D]`: creates a buildable plugin
+//! project from the templates in `sdk/templates/<lang>/`, which are compiled
+//! into the binary: the source, a README, fixtures, a build script, and the
+//! contract (`wit/plugin.wit`) the plugin is built against.
+//!
+//! Template files may use `{{name}}` (the plugin's name), `{{crate}}` (the
+//! name with `_` for `-`) and `{{sdk_path}}` (the Rust SDK, for Rust); a
+//! `.tmpl` suffix is dropped (it keeps template manifests out of the way of
+//! the tools that read real ones).
+
+use std::path::{Path, PathBuf};
+
+/// The languages a plugin can be written in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Lang {
+    Rust,
+    Js,
+    Python,
+    Go,
+    C,
+}
+
+impl Lang {
+    fn dir(self) -> &'static str {
+        match self {
+            Lang::Rust => "rust",
+            Lang::Js => "js",
+            Lang::Python => "python",
+            Lang::Go => "go",
+            Lang::C => "c",
+        }
+    }
+}
+
+/// One template file: its path in the project and its text.
+struct File {
+    path: &'static str,
+    text: &'static str,
+}
+
+macro_rules! files {
+    ($lang:literal: $($path:literal),+ $(,)?) => {
+        &[$(File {
+            path: $path,
+            text: include_str!(concat!("../../../sdk/templates/", $lang, "/", $path)),
+        }),+]
+    };
+}
+
+const RUST: &[File] = files!("rust": "Cargo.toml.tmpl", "src/lib.rs", "build.sh", "README.md");
+const JS: &[File] = files!("js": "mapper.js", "build.sh", "README.md");
+const PYTHON: &[File] = files!("python": "app.py", "build.sh", "README.md");
+const C: &[File] = files!("c": "mapper.c", "build.sh", "README.md");
+const GO: &[File] = files!("go":
+    "mapper.go",
+    "build.sh",
+    "README.md",
+    "runtime-overlay.py",
+    "witrt/go.mod",
+    "witrt/wit/runtime/runtime.go",
+    "witrt/wit/types/types.go",
+);
+
+/// Shared by every language.
+const FIXTURES: &str = include_str!("../../../sdk/templates/fixtures.jsonl");
+/// The contract version plugins are built against: the newest this host implements.
+const CONTRACT: &str = include_str!("../../../wit/since_v1.0.0/plugin.wit");
+
+fn template(lang: Lang) -> &'static [File] {
+    match lang {
+        Lang::Rust => RUST,
+        Lang::Js => JS,
+        Lang::Python => PYTHON,
+        Lang::Go => GO,
+        Lang::C => C,
+    }
+}
+
+/// Why a project could not be created.
+#[derive(Debug, thiserror::Error)]
+pub enum ScaffoldError {
+    #[error(
+        "{0:?} is not a plugin name: use lower-case letters, digits and '-', starting with a letter (e.g. lead-mapping)"
+    )]
+    BadName(String),
+    #[error("{0} already exists and is not empty")]
+    Exists(String),
+    #[error("cannot write {path}: {source}")]
+    Write { path: String, source: std::io::Error },
+}
+
+fn valid_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars.next().is_some_and(|c| c.is_ascii_lowercase())
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && !name.ends_with('-')
+        && name.len() <= 64
+}
+
+/// The Rust SDK for generated Cargo manifests: `$CRMSYNC_SDK_PATH`, else the
+/// SDK of the source tree this binary was built from.
+fn sdk_path() -> String {
+    std::env::var("CRMSYNC_SDK_PATH").unwrap_or_else(|_| {
+        let built_from = Path::new(env!("CARGO_MANIFEST_DIR")).join("../sdk");
+        built_from.canonicalize().unwrap_or(built_from).display().to_string()
+    })
+}
+
+/// Creates `<dir>/<name>/` from the language's template; returns the files written.
+pub fn scaffold(lang: Lang, name: &str, dir: &Path) -> Result<Vec<PathBuf>, ScaffoldError> {
+    if !valid_name(name) {
+        return Err(ScaffoldError::BadName(name.to_string()));
+    }
+    let root = dir.join(name);
+    if root.read_dir().is_ok_and(|mut entries| entries.next().is_some()) {
+        return Err(ScaffoldError::Exists(root.display().to_string()));
+    }
+    let sdk = sdk_path();
+    let fill = |text: &str| {
+        text.replace("{{name}}", name)
+            .replace("{{crate}}", &name.replace('-', "_"))
+            .replace("{{sdk_path}}", &sdk)
+    };
+    let mut files: Vec<(String, String)> =
+        template(lang).iter().map(|f| (f.path.trim_end_matches(".tmpl").to_string(), fill(f.text))).collect();
+    files.push(("fixtures.jsonl".into(), fill(FIXTURES)));
+    files.push(("wit/plugin.wit".into(), CONTRACT.to_string()));
+    let mut written = Vec::new();
+    for (path, text) in files {
+        let path = root.join(path);
+        let err = |source| ScaffoldError::Write { path: path.display().to_string(), source };
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(err)?;
+        }
+        std::fs::write(&path, text).map_err(err)?;
+        if path.extension().is_some_and(|e| e == "sh") {
+            make_executable(&path).map_err(err)?;
+        }
+        written.push(path);
+    }
+    Ok(written)
+}
+
+#[cfg(unix)]
+fn make_executable(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755))
+}
+
+#[cfg(not(unix))]
+fn make_executable(_path: &Path) -> std::io::Result<()> {
+    Ok(())
+}
+
+/// The command: scaffolds and prints what to do next.
+pub fn run(lang: Lang, name: &str, dir: Option<&Path>) -> std::process::ExitCode {
+    let dir = dir.map_or_else(|| PathBuf::from("."), Path::to_path_buf);
+    match scaffold(lang, name, &dir) {
+        Ok(files) => {
+            let root = dir.join(name);
+            println!("created {} ({} files)", root.display(), files.len());
+            println!("next: cd {} && ./build.sh", root.display());
+            println!("then: crmsync plugin test {name}.wasm --role mapper --input fixtures.jsonl");
+            std::process::ExitCode::SUCCESS
+        }
+        Err(e) => super::fail(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_language_gets_sources_readme_fixtures_build_script_and_the_contract() {
+        let dir = tempfile::tempdir().unwrap();
+        for lang in [Lang::Rust, Lang::Js, Lang::Python, Lang::Go, Lang::C] {
+            let name = format!("my-{}-rule", lang.dir());
+            scaffold(lang, &name, dir.path()).unwrap();
+            let root = dir.path().join(&name);
+            for file in ["README.md", "fixtures.jsonl", "build.sh", "wit/plugin.wit"] {
+                let text =
+                    std::fs::read_to_string(root.join(file)).unwrap_or_else(|e| panic!("{name}/{file}: {e}"));
+                assert!(!text.contains("{{"), "{name}/{file} has an unfilled placeholder");
+            }
+            let build = std::fs::read_to_string(root.join("build.sh")).unwrap();
+            assert!(build.contains(&format!("{name}.wasm")), "{name}: build.sh names the output");
+            assert!(
+                std::fs::read_to_string(root.join("wit/plugin.wit"))
+                    .unwrap()
+                    .contains("crmsync:plugin@1.0.0")
+            );
+        }
+        let manifest = std::fs::read_to_string(dir.path().join("my-rust-rule/Cargo.toml")).unwrap();
+        assert!(manifest.contains("name = \"my-rust-rule\"") && manifest.contains("crmsync-sdk = { path"));
+        assert!(dir.path().join("my-go-rule/witrt/wit/runtime/runtime.go").exists());
+    }
+
+    #[test]
+    fn bad_names_and_non_empty_directories_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        for bad in ["", "Lead", "1lead", "lead_map", "lead-", "a b", "../x"] {
+            assert!(matches!(scaffold(Lang::C, bad, dir.path()), Err(ScaffoldError::BadName(_))), "{bad:?}");
+        }
+        scaffold(Lang::C, "lead", dir.path()).unwrap();
+        assert!(matches!(scaffold(Lang::Js, "lead", dir.path()), Err(ScaffoldError::Exists(_))));
+    }
+}
