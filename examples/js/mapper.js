@@ -36,8 +36,10 @@ function trim(s, extra = '') {
   while (b > a && strip.includes(s[b - 1])) b--;
   return s.slice(a, b);
 }
-const lower = (s) => s.replace(/[A-Z]/g, (c) => c.toLowerCase());
-const upper = (s) => s.replace(/[a-z]/g, (c) => c.toUpperCase());
+const lower = (s) => s.replace(/[A-Z]+/g, (c) => c.toLowerCase());
+// One character: ASCII letters only.
+const upperChar = (c) => (c >= 'a' && c <= 'z' ? String.fromCharCode(c.charCodeAt(0) - 32) : c);
+const lowerChar = (c) => (c >= 'A' && c <= 'Z' ? String.fromCharCode(c.charCodeAt(0) + 32) : c);
 const isDigit = (c) => c >= '0' && c <= '9';
 
 /** Trim, collapse whitespace, capitalise each word (after space, - or '). */
@@ -49,7 +51,7 @@ export function normalizeName(raw) {
       let out = '';
       let start = true;
       for (const c of word) {
-        out += start ? upper(c) : lower(c);
+        out += start ? upperChar(c) : lowerChar(c);
         start = c === '-' || c === "'";
       }
       return out;

@@ -4,6 +4,7 @@
 //!
 //! # Layout
 //! - [`connectors`]: one per vendor behind the [`connectors::Connector`] trait.
+//! - [`engine`]: the sync engine: links, cursors, outbox (in progress).
 //! - [`plugins`]: the plugin runtime (wasmtime, component model), contract
 //!   checks, limits, fault isolation, the registry and hot swap.
 //! - [`state`]: the sled store under the data directory: every key and tree.
@@ -14,6 +15,7 @@
 
 pub mod cli;
 pub mod connectors;
+pub mod engine;
 pub mod plugins;
 pub mod state;
 pub mod telemetry;

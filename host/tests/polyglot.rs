@@ -232,3 +232,46 @@ fn thousands_of_records_keep_mapping_right_in_every_language() {
         }
     }
 }
+
+/// `crmsync plugin new` for every language gives a project whose build script
+/// builds a component that passes the project's own fixtures.
+#[test]
+fn every_template_scaffolds_a_project_that_builds_and_passes_its_fixtures() {
+    use crmsync::cli::scaffold::{Lang, scaffold};
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let runtime = Runtime::new(Some(&dir.path().join("cache")), Limits::default()).expect("runtime");
+    let env = repo().join("scripts/polyglot-env.sh");
+    for (lang, name) in [
+        (Lang::C, "tpl-c"),
+        (Lang::Go, "tpl-go"),
+        (Lang::Python, "tpl-python"),
+        (Lang::Js, "tpl-js"),
+        (Lang::Rust, "tpl-rust"),
+    ] {
+        scaffold(lang, name, dir.path()).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let project = dir.path().join(name);
+        // Rust: the generated project is a workspace of its own; share one
+        // target directory across runs so its dependencies build once.
+        let status = std::process::Command::new("bash")
+            .arg("-c")
+            .arg(format!("source '{}' && ./build.sh", env.display()))
+            .current_dir(&project)
+            .env("CARGO_TARGET_DIR", repo().join("target/scaffolded"))
+            .status()
+            .expect("bash runs");
+        assert!(status.success(), "{name}: build.sh failed ({status}); run scripts/setup-polyglot.sh first");
+        let plugin = runtime
+            .load_file(&project.join(format!("{name}.wasm")), name, "template")
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let text = std::fs::read_to_string(project.join("fixtures.jsonl")).expect("fixtures");
+        let cases = fixtures::parse(&text, None).expect("the template's fixtures parse");
+        for outcome in fixtures::run(&plugin, Role::Mapper, &cases) {
+            assert!(
+                matches!(outcome.verdict, Some(Ok(()))),
+                "{name}: {}: {:?}",
+                outcome.name,
+                outcome.verdict
+            );
+        }
+    }
+}

@@ -20,18 +20,6 @@ pub enum Lang {
     C,
 }
 
-impl Lang {
-    fn dir(self) -> &'static str {
-        match self {
-            Lang::Rust => "rust",
-            Lang::Js => "js",
-            Lang::Python => "python",
-            Lang::Go => "go",
-            Lang::C => "c",
-        }
-    }
-}
-
 /// One template file: its path in the project and its text.
 struct File {
     path: &'static str,
@@ -175,7 +163,7 @@ mod tests {
     fn every_language_gets_sources_readme_fixtures_build_script_and_the_contract() {
         let dir = tempfile::tempdir().unwrap();
         for lang in [Lang::Rust, Lang::Js, Lang::Python, Lang::Go, Lang::C] {
-            let name = format!("my-{}-rule", lang.dir());
+            let name = format!("my-{}-rule", format!("{lang:?}").to_lowercase());
             scaffold(lang, &name, dir.path()).unwrap();
             let root = dir.path().join(&name);
             for file in ["README.md", "fixtures.jsonl", "build.sh", "wit/plugin.wit"] {

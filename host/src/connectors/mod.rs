@@ -57,7 +57,7 @@ pub struct Deleted {
 }
 
 /// How a write finds its target.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum WriteKey {
     /// Update the record with this id.
     Id(String),
@@ -70,7 +70,7 @@ pub enum WriteKey {
 }
 
 /// One write of a batch.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum Write {
     Upsert { key: WriteKey, record: Record },
     Delete { id: String },
@@ -79,7 +79,7 @@ pub enum Write {
 /// The outcome of one write.
 pub type WriteResult = Result<Written, VendorError>;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Written {
     pub id: String,
     pub created: bool,
@@ -87,7 +87,7 @@ pub struct Written {
 
 /// A per-record error the vendor reported (HTTP 200 with per-item failures
 /// included), with the vendor's own code and message.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, serde::Serialize, serde::Deserialize)]
 #[error("{code}: {message}")]
 pub struct VendorError {
     pub code: String,

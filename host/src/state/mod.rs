@@ -26,6 +26,13 @@ pub mod trees {
     pub const PLUGIN_VERSIONS: &str = "plugin_versions";
     pub const PLUGIN_ACTIVE: &str = "plugin_active";
     pub const PLUGIN_HISTORY: &str = "plugin_history";
+    /// Salesforce id → link (engine).
+    pub const LINKS: &str = "links";
+    /// Remote id → Salesforce id (engine).
+    pub const LINKS_BY_REMOTE: &str = "links_by_remote";
+    pub const CURSORS: &str = "cursors";
+    pub const OUTBOX: &str = "outbox";
+    pub const ERRORS: &str = "errors";
 }
 
 /// Key builders: every key the store writes is made here.
@@ -42,6 +49,39 @@ pub mod keys {
     /// `connection \0 role \0` — the prefix of that pair's history.
     pub fn history_prefix(connection: &str, role: Role) -> Vec<u8> {
         format!("{connection}\0{role}\0").into_bytes()
+    }
+
+    /// `connection \0` — the prefix of every per-connection key.
+    pub fn connection_prefix(connection: &str) -> Vec<u8> {
+        format!("{connection}\0").into_bytes()
+    }
+
+    /// `connection \0 id` (links, by Salesforce id or by remote id).
+    pub fn link(connection: &str, id: &str) -> Vec<u8> {
+        format!("{connection}\0{id}").into_bytes()
+    }
+
+    /// `connection \0 side \0 object`
+    pub fn cursor(connection: &str, side: &str, object: &str) -> Vec<u8> {
+        format!("{connection}\0{side}\0{object}").into_bytes()
+    }
+
+    /// `connection \0` + big-endian sequence: the outbox in queue order.
+    pub fn outbox(connection: &str, seq: u64) -> Vec<u8> {
+        let mut key = connection_prefix(connection);
+        key.extend_from_slice(&seq.to_be_bytes());
+        key
+    }
+
+    /// The sequence number of an outbox key.
+    pub fn outbox_seq(key: &[u8]) -> u64 {
+        let tail: [u8; 8] = key[key.len().saturating_sub(8)..].try_into().unwrap_or([0; 8]);
+        u64::from_be_bytes(tail)
+    }
+
+    /// `connection \0 record`
+    pub fn record_error(connection: &str, record: &str) -> Vec<u8> {
+        format!("{connection}\0{record}").into_bytes()
     }
 
     /// History keys sort by a big-endian sequence number.
@@ -98,6 +138,11 @@ impl State {
             }
         }
         Ok(State { db, dir: dir.to_path_buf() })
+    }
+
+    /// The sled database, for modules that own their trees (see [`trees`]).
+    pub fn db(&self) -> &sled::Db {
+        &self.db
     }
 
     pub fn dir(&self) -> &Path {

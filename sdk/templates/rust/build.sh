@@ -5,5 +5,5 @@ set -euo pipefail
 cd "$(dirname "$0")"
 cargo test --quiet
 cargo build --quiet --release --target wasm32-wasip2
-cp target/wasm32-wasip2/release/{{crate}}.wasm {{name}}.wasm
+cp "${CARGO_TARGET_DIR:-target}/wasm32-wasip2/release/{{crate}}.wasm" {{name}}.wasm
 echo "built {{name}}.wasm; test it: crmsync plugin test {{name}}.wasm --role mapper --input fixtures.jsonl"

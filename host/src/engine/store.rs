@@ -1,0 +1,394 @@
+//! The engine's durable state, on top of [`crate::state::State`]: identity
+//! links, change cursors, the outbox and per-record errors.
+//!
+//! Durability rules (each enforced by one method, in one sled transaction):
+//! - A cursor advances only together with the outbox entries for what it
+//!   covers ([`EngineStore::enqueue_and_advance`]): a crash before that
+//!   transaction re-reads the same changes; after it, they are queued.
+//! - An outbox entry is removed only together with the link update its
+//!   successful write implies ([`EngineStore::complete`]): a crash between the
+//!   API call and that transaction replays the write, which is idempotent
+//!   (by id or by email), so it creates nothing twice.
+//! - A link is indexed both ways (Salesforce id → link, remote id → Salesforce
+//!   id) and both indexes change in the same transaction.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use crmsync_sdk::types::Value;
+use serde::{Deserialize, Serialize};
+use sled::Transactional;
+use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
+
+use crate::connectors::{Cursor, Write};
+use crate::state::{State, StateError, keys, trees};
+
+/// Which side of a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Side {
+    Salesforce,
+    Marketing,
+}
+
+impl Side {
+    pub fn key(self) -> &'static str {
+        match self {
+            Side::Salesforce => "sf",
+            Side::Marketing => "mk",
+        }
+    }
+}
+
+/// A Salesforce record linked to a marketing record, with the values last
+/// synced on each side: the base snapshot for conflicts and the reference for
+/// echo suppression.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Link {
+    pub sf_id: String,
+    pub sf_object: String,
+    pub remote_id: String,
+    /// Trimmed, lowercased email: a match hint, never the identity.
+    pub email: Option<String>,
+    /// Last synced values, Salesforce field names.
+    pub sf_values: BTreeMap<String, Value>,
+    /// Last synced values, marketing field names.
+    pub marketing_values: BTreeMap<String, Value>,
+    pub synced_at: DateTime<Utc>,
+    /// The plugin version that last mapped this record (`name@version`).
+    pub plugin: Option<String>,
+}
+
+/// A write waiting in the outbox, with what its success means for the link.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OutboxEntry {
+    /// The side written to.
+    pub target: Side,
+    pub object: String,
+    pub write: Write,
+    /// The Salesforce record this write is about, when known.
+    pub sf_id: Option<String>,
+    pub sf_object: String,
+    /// The marketing record this write is about, when known.
+    pub remote_id: Option<String>,
+    pub email: Option<String>,
+    /// The link's snapshots once the write succeeds.
+    pub sf_values: BTreeMap<String, Value>,
+    pub marketing_values: BTreeMap<String, Value>,
+    pub plugin: Option<String>,
+    pub queued_at: DateTime<Utc>,
+}
+
+/// A per-record error kept for the operator.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordErrorEntry {
+    pub at: DateTime<Utc>,
+    pub side: Side,
+    pub object: String,
+    pub record: String,
+    pub code: String,
+    pub message: String,
+    pub plugin: Option<String>,
+}
+
+type TxResult<T> = Result<T, ConflictableTransactionError<StateError>>;
+
+/// The engine's view of the state store. Cheap to clone.
+#[derive(Clone)]
+pub struct EngineStore {
+    state: State,
+}
+
+impl EngineStore {
+    pub fn new(state: State) -> Self {
+        EngineStore { state }
+    }
+
+    fn tree(&self, name: &'static str) -> Result<sled::Tree, StateError> {
+        Ok(self.state.db().open_tree(name)?)
+    }
+
+    pub fn link_by_sf(&self, connection: &str, sf_id: &str) -> Result<Option<Link>, StateError> {
+        let tree = self.tree(trees::LINKS)?;
+        tree.get(keys::link(connection, sf_id))?.map(|v| decode(trees::LINKS, &v)).transpose()
+    }
+
+    pub fn link_by_remote(&self, connection: &str, remote_id: &str) -> Result<Option<Link>, StateError> {
+        let index = self.tree(trees::LINKS_BY_REMOTE)?;
+        match index.get(keys::link(connection, remote_id))? {
+            Some(sf_id) => self.link_by_sf(connection, &String::from_utf8_lossy(&sf_id)),
+            None => Ok(None),
+        }
+    }
+
+    /// Every link of a connection.
+    pub fn links(&self, connection: &str) -> Result<Vec<Link>, StateError> {
+        let tree = self.tree(trees::LINKS)?;
+        tree.scan_prefix(keys::connection_prefix(connection)).map(|kv| decode(trees::LINKS, &kv?.1)).collect()
+    }
+
+    /// Stores a link (replacing any previous one for the same Salesforce id).
+    pub fn put_link(&self, connection: &str, link: &Link) -> Result<(), StateError> {
+        let (links, index) = (self.tree(trees::LINKS)?, self.tree(trees::LINKS_BY_REMOTE)?);
+        transact((&links, &index), |(l, i)| put_link_tx(l, i, connection, link))
+    }
+
+    /// Moves a link to another Salesforce id (a converted Lead's Contact, a
+    /// merge's master), keeping its remote record and snapshots.
+    pub fn relink(
+        &self,
+        connection: &str,
+        from_sf: &str,
+        to_sf: &str,
+        to_object: &str,
+    ) -> Result<bool, StateError> {
+        let Some(mut link) = self.link_by_sf(connection, from_sf)? else { return Ok(false) };
+        let (links, index) = (self.tree(trees::LINKS)?, self.tree(trees::LINKS_BY_REMOTE)?);
+        link.sf_id = to_sf.to_string();
+        link.sf_object = to_object.to_string();
+        transact((&links, &index), |(l, i)| {
+            l.remove(keys::link(connection, from_sf))?;
+            put_link_tx(l, i, connection, &link)
+        })?;
+        Ok(true)
+    }
+
+    pub fn cursor(&self, connection: &str, side: Side, object: &str) -> Result<Option<Cursor>, StateError> {
+        let tree = self.tree(trees::CURSORS)?;
+        Ok(tree
+            .get(keys::cursor(connection, side.key(), object))?
+            .map(|v| Cursor(String::from_utf8_lossy(&v).into_owned())))
+    }
+
+    /// Queues writes and advances a cursor in one transaction; returns the
+    /// outbox sequence numbers given to the entries.
+    pub fn enqueue_and_advance(
+        &self,
+        connection: &str,
+        entries: &[OutboxEntry],
+        cursor: Option<(Side, &str, &Cursor)>,
+    ) -> Result<Vec<u64>, StateError> {
+        let seqs: Vec<u64> =
+            entries.iter().map(|_| self.state.db().generate_id()).collect::<Result<_, _>>()?;
+        let (outbox, cursors) = (self.tree(trees::OUTBOX)?, self.tree(trees::CURSORS)?);
+        transact((&outbox, &cursors), |(o, c)| {
+            for (seq, entry) in seqs.iter().zip(entries) {
+                o.insert(keys::outbox(connection, *seq), encode(entry))?;
+            }
+            if let Some((side, object, cursor)) = cursor {
+                c.insert(keys::cursor(connection, side.key(), object), cursor.0.as_bytes())?;
+            }
+            Ok(())
+        })?;
+        self.state.db().flush()?;
+        Ok(seqs)
+    }
+
+    /// Outbox entries still to write, oldest first.
+    pub fn pending(&self, connection: &str) -> Result<Vec<(u64, OutboxEntry)>, StateError> {
+        let tree = self.tree(trees::OUTBOX)?;
+        tree.scan_prefix(keys::connection_prefix(connection))
+            .map(|kv| {
+                let (k, v) = kv?;
+                Ok((keys::outbox_seq(&k), decode(trees::OUTBOX, &v)?))
+            })
+            .collect()
+    }
+
+    /// A write succeeded: drop its outbox entry, store the link it implies and
+    /// clear any error of the record, in one transaction.
+    pub fn complete(&self, connection: &str, seq: u64, link: Option<&Link>) -> Result<(), StateError> {
+        let (outbox, links, index, errors) = (
+            self.tree(trees::OUTBOX)?,
+            self.tree(trees::LINKS)?,
+            self.tree(trees::LINKS_BY_REMOTE)?,
+            self.tree(trees::ERRORS)?,
+        );
+        (&outbox, &links, &index, &errors)
+            .transaction(|(o, l, i, e)| {
+                o.remove(keys::outbox(connection, seq))?;
+                if let Some(link) = link {
+                    put_link_tx(l, i, connection, link)?;
+                    e.remove(keys::record_error(connection, &link.sf_id))?;
+                    e.remove(keys::record_error(connection, &link.remote_id))?;
+                }
+                Ok(())
+            })
+            .map_err(tx_error)?;
+        Ok(())
+    }
+
+    /// A write failed for good: drop its outbox entry and keep the error, in one transaction.
+    pub fn fail(&self, connection: &str, seq: u64, error: &RecordErrorEntry) -> Result<(), StateError> {
+        let (outbox, errors) = (self.tree(trees::OUTBOX)?, self.tree(trees::ERRORS)?);
+        transact((&outbox, &errors), |(o, e)| {
+            o.remove(keys::outbox(connection, seq))?;
+            e.insert(keys::record_error(connection, &error.record), encode(error))?;
+            Ok(())
+        })
+    }
+
+    /// Keeps a per-record error (a mapping or selection failure, say).
+    pub fn put_error(&self, connection: &str, error: &RecordErrorEntry) -> Result<(), StateError> {
+        self.tree(trees::ERRORS)?.insert(keys::record_error(connection, &error.record), encode(error))?;
+        Ok(())
+    }
+
+    /// The errors of a connection, by record.
+    pub fn errors(&self, connection: &str) -> Result<Vec<RecordErrorEntry>, StateError> {
+        let tree = self.tree(trees::ERRORS)?;
+        tree.scan_prefix(keys::connection_prefix(connection))
+            .map(|kv| decode(trees::ERRORS, &kv?.1))
+            .collect()
+    }
+}
+
+fn put_link_tx(
+    links: &TransactionalTree,
+    index: &TransactionalTree,
+    connection: &str,
+    link: &Link,
+) -> TxResult<()> {
+    if let Some(old) = links.insert(keys::link(connection, &link.sf_id), encode(link))? {
+        let old: Link = decode(trees::LINKS, &old).map_err(ConflictableTransactionError::Abort)?;
+        if old.remote_id != link.remote_id {
+            index.remove(keys::link(connection, &old.remote_id))?;
+        }
+    }
+    index.insert(keys::link(connection, &link.remote_id), link.sf_id.as_bytes())?;
+    Ok(())
+}
+
+fn transact(
+    trees: (&sled::Tree, &sled::Tree),
+    f: impl Fn((&TransactionalTree, &TransactionalTree)) -> TxResult<()>,
+) -> Result<(), StateError> {
+    trees.transaction(|(a, b)| f((a, b))).map_err(tx_error)
+}
+
+fn tx_error(e: TransactionError<StateError>) -> StateError {
+    match e {
+        TransactionError::Storage(e) => StateError::Db(e),
+        TransactionError::Abort(e) => e,
+    }
+}
+
+fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+    serde_json::to_vec(value).expect("state values serialize")
+}
+
+fn decode<T: serde::de::DeserializeOwned>(tree: &'static str, bytes: &[u8]) -> Result<T, StateError> {
+    serde_json::from_slice(bytes).map_err(|e| StateError::Corrupt { tree, why: e.to_string() })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::connectors::WriteKey;
+    use crmsync_sdk::types::{Record, System};
+
+    fn store(dir: &std::path::Path) -> EngineStore {
+        EngineStore::new(State::open(dir).unwrap())
+    }
+
+    fn link(sf: &str, remote: &str) -> Link {
+        Link {
+            sf_id: sf.into(),
+            sf_object: "Lead".into(),
+            remote_id: remote.into(),
+            email: Some("a@example.com".into()),
+            sf_values: [("LastName".to_string(), Value::text("L"))].into(),
+            marketing_values: [("lastName".to_string(), Value::text("L"))].into(),
+            synced_at: Utc::now(),
+            plugin: Some("standard-mapping@1".into()),
+        }
+    }
+
+    fn entry(email: &str) -> OutboxEntry {
+        OutboxEntry {
+            target: Side::Marketing,
+            object: "contact".into(),
+            write: Write::Upsert {
+                key: WriteKey::Email(email.into()),
+                record: Record::new(System::ActiveCampaign, "contact").with("email", email),
+            },
+            sf_id: Some("00Q1".into()),
+            sf_object: "Lead".into(),
+            remote_id: None,
+            email: Some(email.into()),
+            sf_values: BTreeMap::new(),
+            marketing_values: BTreeMap::new(),
+            plugin: None,
+            queued_at: Utc::now(),
+        }
+    }
+
+    #[test]
+    fn links_are_found_both_ways_and_relinked_atomically() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(dir.path());
+        s.put_link("c", &link("00Q1", "7")).unwrap();
+        assert_eq!(s.link_by_remote("c", "7").unwrap().unwrap().sf_id, "00Q1");
+        assert!(s.link_by_sf("other", "00Q1").unwrap().is_none(), "connections are separate");
+        // The Lead is converted: the link follows the Contact.
+        assert!(s.relink("c", "00Q1", "0031", "Contact").unwrap());
+        assert!(s.link_by_sf("c", "00Q1").unwrap().is_none());
+        let moved = s.link_by_remote("c", "7").unwrap().unwrap();
+        assert_eq!((moved.sf_id.as_str(), moved.sf_object.as_str()), ("0031", "Contact"));
+        // Re-linking the Salesforce record to another remote drops the old index entry.
+        s.put_link("c", &link("0031", "8")).unwrap();
+        assert!(s.link_by_remote("c", "7").unwrap().is_none());
+        assert_eq!(s.links("c").unwrap().len(), 1);
+    }
+
+    #[test]
+    fn the_cursor_advances_only_with_its_outbox_entries_and_both_survive_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let s = store(dir.path());
+            assert!(s.cursor("c", Side::Salesforce, "Lead").unwrap().is_none());
+            let seqs = s
+                .enqueue_and_advance(
+                    "c",
+                    &[entry("a@example.com"), entry("b@example.com")],
+                    Some((Side::Salesforce, "Lead", &Cursor("t1|00Q2".into()))),
+                )
+                .unwrap();
+            assert_eq!(seqs.len(), 2);
+            assert!(seqs[0] < seqs[1]);
+        }
+        let s = store(dir.path());
+        assert_eq!(s.cursor("c", Side::Salesforce, "Lead").unwrap(), Some(Cursor("t1|00Q2".into())));
+        let pending = s.pending("c").unwrap();
+        assert_eq!(pending.len(), 2);
+        assert_eq!(pending[0].1.email.as_deref(), Some("a@example.com"));
+        // Completing one stores its link and removes only that entry.
+        s.complete("c", pending[0].0, Some(&link("00Q1", "7"))).unwrap();
+        let pending = s.pending("c").unwrap();
+        assert_eq!(pending.len(), 1);
+        assert_eq!(pending[0].1.email.as_deref(), Some("b@example.com"));
+        assert!(s.link_by_remote("c", "7").unwrap().is_some());
+    }
+
+    #[test]
+    fn a_failed_write_leaves_the_outbox_and_keeps_its_error_until_a_success() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(dir.path());
+        let seqs = s.enqueue_and_advance("c", &[entry("a@example.com")], None).unwrap();
+        let error = RecordErrorEntry {
+            at: Utc::now(),
+            side: Side::Marketing,
+            object: "contact".into(),
+            record: "00Q1".into(),
+            code: "email_invalid".into(),
+            message: "Email address is invalid".into(),
+            plugin: None,
+        };
+        s.fail("c", seqs[0], &error).unwrap();
+        assert!(s.pending("c").unwrap().is_empty());
+        assert_eq!(s.errors("c").unwrap(), vec![error]);
+        let seqs = s.enqueue_and_advance("c", &[entry("a@example.com")], None).unwrap();
+        s.complete("c", seqs[0], Some(&link("00Q1", "7"))).unwrap();
+        assert!(s.errors("c").unwrap().is_empty(), "a later success clears the error");
+    }
+}
