@@ -6,10 +6,12 @@
 //! # Layout
 //! - [`store`]: links, cursors, the outbox and per-record errors in sled, with
 //!   the durability rules each method enforces.
+//! - [`sync`]: a Salesforce → marketing pass: select, map, diff, outbox, write.
 //! - [`Rules`]: what the engine asks of the plugins, and [`PluginRules`], its
 //!   implementation on the plugin registry.
 
 pub mod store;
+pub mod sync;
 
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -121,6 +121,15 @@ impl EngineStore {
         }
     }
 
+    /// The link holding this email (trimmed, lowercased), if any.
+    pub fn link_by_email(&self, connection: &str, email: &str) -> Result<Option<Link>, StateError> {
+        let index = self.tree(trees::LINKS_BY_EMAIL)?;
+        match index.get(keys::link(connection, email))? {
+            Some(sf_id) => self.link_by_sf(connection, &String::from_utf8_lossy(&sf_id)),
+            None => Ok(None),
+        }
+    }
+
     /// Every link of a connection.
     pub fn links(&self, connection: &str) -> Result<Vec<Link>, StateError> {
         let tree = self.tree(trees::LINKS)?;
@@ -129,8 +138,14 @@ impl EngineStore {
 
     /// Stores a link (replacing any previous one for the same Salesforce id).
     pub fn put_link(&self, connection: &str, link: &Link) -> Result<(), StateError> {
-        let (links, index) = (self.tree(trees::LINKS)?, self.tree(trees::LINKS_BY_REMOTE)?);
-        transact((&links, &index), |(l, i)| put_link_tx(l, i, connection, link))
+        let (links, remote, email) = self.link_trees()?;
+        (&links, &remote, &email)
+            .transaction(|(l, r, e)| put_link_tx((l, r, e), connection, link))
+            .map_err(tx_error)
+    }
+
+    fn link_trees(&self) -> Result<(sled::Tree, sled::Tree, sled::Tree), StateError> {
+        Ok((self.tree(trees::LINKS)?, self.tree(trees::LINKS_BY_REMOTE)?, self.tree(trees::LINKS_BY_EMAIL)?))
     }
 
     /// Moves a link to another Salesforce id (a converted Lead's Contact, a
@@ -143,13 +158,15 @@ impl EngineStore {
         to_object: &str,
     ) -> Result<bool, StateError> {
         let Some(mut link) = self.link_by_sf(connection, from_sf)? else { return Ok(false) };
-        let (links, index) = (self.tree(trees::LINKS)?, self.tree(trees::LINKS_BY_REMOTE)?);
+        let (links, remote, email) = self.link_trees()?;
         link.sf_id = to_sf.to_string();
         link.sf_object = to_object.to_string();
-        transact((&links, &index), |(l, i)| {
-            l.remove(keys::link(connection, from_sf))?;
-            put_link_tx(l, i, connection, &link)
-        })?;
+        (&links, &remote, &email)
+            .transaction(|(l, r, e)| {
+                l.remove(keys::link(connection, from_sf))?;
+                put_link_tx((l, r, e), connection, &link)
+            })
+            .map_err(tx_error)?;
         Ok(true)
     }
 
@@ -198,17 +215,13 @@ impl EngineStore {
     /// A write succeeded: drop its outbox entry, store the link it implies and
     /// clear any error of the record, in one transaction.
     pub fn complete(&self, connection: &str, seq: u64, link: Option<&Link>) -> Result<(), StateError> {
-        let (outbox, links, index, errors) = (
-            self.tree(trees::OUTBOX)?,
-            self.tree(trees::LINKS)?,
-            self.tree(trees::LINKS_BY_REMOTE)?,
-            self.tree(trees::ERRORS)?,
-        );
-        (&outbox, &links, &index, &errors)
-            .transaction(|(o, l, i, e)| {
+        let (links, remote, email) = self.link_trees()?;
+        let (outbox, errors) = (self.tree(trees::OUTBOX)?, self.tree(trees::ERRORS)?);
+        (&outbox, &links, &remote, &email, &errors)
+            .transaction(|(o, l, r, m, e)| {
                 o.remove(keys::outbox(connection, seq))?;
                 if let Some(link) = link {
-                    put_link_tx(l, i, connection, link)?;
+                    put_link_tx((l, r, m), connection, link)?;
                     e.remove(keys::record_error(connection, &link.sf_id))?;
                     e.remove(keys::record_error(connection, &link.remote_id))?;
                 }
@@ -243,19 +256,23 @@ impl EngineStore {
     }
 }
 
-fn put_link_tx(
-    links: &TransactionalTree,
-    index: &TransactionalTree,
-    connection: &str,
-    link: &Link,
-) -> TxResult<()> {
+/// The three trees a link lives in: by Salesforce id, by remote id, by email.
+type LinkTrees<'a> = (&'a TransactionalTree, &'a TransactionalTree, &'a TransactionalTree);
+
+fn put_link_tx((links, by_remote, by_email): LinkTrees<'_>, connection: &str, link: &Link) -> TxResult<()> {
     if let Some(old) = links.insert(keys::link(connection, &link.sf_id), encode(link))? {
         let old: Link = decode(trees::LINKS, &old).map_err(ConflictableTransactionError::Abort)?;
         if old.remote_id != link.remote_id {
-            index.remove(keys::link(connection, &old.remote_id))?;
+            by_remote.remove(keys::link(connection, &old.remote_id))?;
+        }
+        if let Some(email) = old.email.filter(|e| Some(e) != link.email.as_ref()) {
+            by_email.remove(keys::link(connection, &email))?;
         }
     }
-    index.insert(keys::link(connection, &link.remote_id), link.sf_id.as_bytes())?;
+    by_remote.insert(keys::link(connection, &link.remote_id), link.sf_id.as_bytes())?;
+    if let Some(email) = &link.email {
+        by_email.insert(keys::link(connection, email), link.sf_id.as_bytes())?;
+    }
     Ok(())
 }
 
@@ -339,6 +356,7 @@ mod tests {
         s.put_link("c", &link("0031", "8")).unwrap();
         assert!(s.link_by_remote("c", "7").unwrap().is_none());
         assert_eq!(s.links("c").unwrap().len(), 1);
+        assert_eq!(s.link_by_email("c", "a@example.com").unwrap().unwrap().remote_id, "8");
     }
 
     #[test]

@@ -30,6 +30,8 @@ pub mod trees {
     pub const LINKS: &str = "links";
     /// Remote id → Salesforce id (engine).
     pub const LINKS_BY_REMOTE: &str = "links_by_remote";
+    /// Email (trimmed, lowercased) → Salesforce id (engine).
+    pub const LINKS_BY_EMAIL: &str = "links_by_email";
     pub const CURSORS: &str = "cursors";
     pub const OUTBOX: &str = "outbox";
     pub const ERRORS: &str = "errors";

@@ -1,0 +1,322 @@
+//! One sync pass, Salesforce → marketing, for one Salesforce object:
+//!
+//! ```text
+//! fetch changes (cursor) → select → map → match identity → diff against the
+//! last synced values → outbox (+ cursor, one transaction) → write in batches
+//! → links and errors (one transaction per record)
+//! ```
+//!
+//! Echo suppression: a change whose mapped values equal what was last synced
+//! for its link writes nothing — so crmsync's own writes coming back, and
+//! edits of unmapped fields, cost no API call. Only changed fields are sent.
+//! Identity: a linked record is written by its remote id; an unlinked one by
+//! email (create-or-update, idempotent on replay). Two unlinked records with
+//! one email in a batch: the second is reported, never merged.
+
+use std::collections::{BTreeMap, HashMap};
+
+use chrono::Utc;
+use crmsync_sdk::convert::email_key;
+use crmsync_sdk::types::{Context, Direction, Record, Selection, Value};
+
+use super::Rules;
+use super::store::{EngineStore, Link, OutboxEntry, RecordErrorEntry, Side};
+use crate::connectors::{Connector, ConnectorError, Write, WriteKey};
+use crate::state::StateError;
+
+/// What a connection syncs, for the engine.
+#[derive(Debug, Clone)]
+pub struct ConnectionSpec {
+    pub name: String,
+    /// Salesforce objects synced to marketing (Lead, Contact).
+    pub objects: Vec<String>,
+    /// The marketing object they become (`contact`, `member`).
+    pub marketing_object: String,
+    /// Records read per change page.
+    pub page_size: usize,
+    /// Tag added to contacts created from Salesforce, if any.
+    pub created_tag: Option<String>,
+}
+
+/// What a pass did, per record outcome.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PassReport {
+    pub read: usize,
+    /// Records linked for the first time: created on the marketing side, or
+    /// matched there by email (bulk APIs do not say which).
+    pub created: usize,
+    pub updated: usize,
+    /// Changes that wrote nothing: echoes of crmsync's writes, or edits of unmapped fields.
+    pub unchanged: usize,
+    /// Skipped by selection, with the reason and how many.
+    pub skipped: BTreeMap<String, usize>,
+    pub errors: usize,
+    /// Writes left in the outbox for a later retry (transient failures).
+    pub deferred: usize,
+    /// Dry run: the writes that would be made, per record and field.
+    pub planned: Vec<PlannedWrite>,
+}
+
+/// A write a dry run would make.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlannedWrite {
+    pub sf_id: String,
+    pub key: String,
+    /// Field, old value, new value.
+    pub fields: Vec<(String, String, String)>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    #[error(transparent)]
+    State(#[from] StateError),
+    #[error(transparent)]
+    Connector(#[from] ConnectorError),
+}
+
+/// Runs a Salesforce → marketing pass over every object of the connection.
+pub async fn to_marketing(
+    spec: &ConnectionSpec,
+    store: &EngineStore,
+    rules: &dyn Rules,
+    salesforce: &dyn Connector,
+    marketing: &dyn Connector,
+    run_id: &str,
+    dry_run: bool,
+) -> Result<PassReport, SyncError> {
+    let mut report = PassReport::default();
+    if !dry_run {
+        flush(spec, store, marketing, &mut report).await?;
+    }
+    for object in &spec.objects {
+        let mut cursor = store.cursor(&spec.name, Side::Salesforce, object)?;
+        loop {
+            let changes = salesforce.fetch_changes(object, cursor.as_ref(), spec.page_size).await?;
+            report.read += changes.records.len();
+            let ctx = Context {
+                connection: spec.name.clone(),
+                direction: Direction::ToMarketing,
+                run_id: run_id.to_string(),
+                target: Some(spec.marketing_object.clone()),
+                config: (),
+            };
+            let (entries, planned) = plan(spec, store, rules, &ctx, object, changes.records, &mut report)?;
+            if dry_run {
+                report.planned.extend(planned);
+            } else {
+                let next = changes.next.as_ref().map(|c| (Side::Salesforce, object.as_str(), c));
+                store.enqueue_and_advance(&spec.name, &entries, next)?;
+                flush(spec, store, marketing, &mut report).await?;
+            }
+            // A dry run pages on from the cursor it was given, storing nothing.
+            match changes.next {
+                Some(next) if changes.more && Some(&next) != cursor.as_ref() => cursor = Some(next),
+                _ => break,
+            }
+        }
+    }
+    Ok(report)
+}
+
+/// Selects, maps and diffs one page; returns the writes to queue.
+fn plan(
+    spec: &ConnectionSpec,
+    store: &EngineStore,
+    rules: &dyn Rules,
+    ctx: &Context<()>,
+    object: &str,
+    records: Vec<Record>,
+    report: &mut PassReport,
+) -> Result<(Vec<OutboxEntry>, Vec<PlannedWrite>), SyncError> {
+    let error = |record: &str, code: &str, message: String, plugin: Option<String>| RecordErrorEntry {
+        at: Utc::now(),
+        side: Side::Salesforce,
+        object: object.to_string(),
+        record: record.to_string(),
+        code: code.to_string(),
+        message,
+        plugin,
+    };
+    let selection = rules.select(ctx, &records);
+    let mut selected = Vec::with_capacity(records.len());
+    for (record, verdict) in records.into_iter().zip(selection.results) {
+        let id = record.id.clone().unwrap_or_default();
+        match verdict {
+            Ok(Selection::Sync) | Ok(Selection::CreateAs(_)) => selected.push(record),
+            Ok(Selection::Skip(reason)) => *report.skipped.entry(reason).or_default() += 1,
+            Err(failure) => {
+                report.errors += 1;
+                store.put_error(
+                    &spec.name,
+                    &error(&id, failure.code(), failure.to_string(), selection.plugin.clone()),
+                )?;
+            }
+        }
+    }
+    let mapped = rules.map(ctx, &selected);
+    let mut entries = Vec::new();
+    let mut planned = Vec::new();
+    let mut emails_in_batch: HashMap<String, String> = HashMap::new();
+    for (source, result) in selected.iter().zip(mapped.results) {
+        let sf_id = source.id.clone().unwrap_or_default();
+        let target = match result {
+            Ok(target) => target,
+            Err(failure) => {
+                report.errors += 1;
+                store.put_error(
+                    &spec.name,
+                    &error(&sf_id, failure.code(), failure.to_string(), mapped.plugin.clone()),
+                )?;
+                continue;
+            }
+        };
+        let email = first_email(&target).map(|e| email_key(&e));
+        let link = store.link_by_sf(&spec.name, &sf_id)?;
+        let previous = link.as_ref().map(|l| &l.marketing_values);
+        let changed: BTreeMap<String, Value> = target
+            .fields
+            .iter()
+            .filter(|(name, value)| previous.is_none_or(|p| p.get(*name) != Some(value)))
+            .map(|(n, v)| (n.clone(), v.clone()))
+            .collect();
+        if link.is_some() && changed.is_empty() {
+            report.unchanged += 1;
+            continue;
+        }
+        let key = match (&link, &email) {
+            (Some(link), _) => WriteKey::Id(link.remote_id.clone()),
+            (None, Some(email)) => {
+                if let Some(other) = emails_in_batch.insert(email.clone(), sf_id.clone()) {
+                    report.errors += 1;
+                    let message =
+                        format!("Salesforce records {other} and {sf_id} share one email; neither is merged");
+                    store.put_error(&spec.name, &error(&sf_id, "duplicate-email", message, None))?;
+                    continue;
+                }
+                if let Some(holder) = store.link_by_email(&spec.name, email)? {
+                    if holder.sf_id != sf_id {
+                        report.errors += 1;
+                        let message = format!(
+                            "Salesforce record {} is already linked to the contact with this email; {sf_id} is not merged into it",
+                            holder.sf_id
+                        );
+                        store.put_error(&spec.name, &error(&sf_id, "duplicate-email", message, None))?;
+                        continue;
+                    }
+                }
+                WriteKey::Email(email.clone())
+            }
+            (None, None) => {
+                report.errors += 1;
+                let message = "the record has no email address, so it cannot sync".to_string();
+                store
+                    .put_error(&spec.name, &error(&sf_id, "missing-email", message, mapped.plugin.clone()))?;
+                continue;
+            }
+        };
+        let mut fields = if link.is_some() { changed } else { target.fields.clone() };
+        if link.is_none() {
+            if let Some(tag) = &spec.created_tag {
+                fields.insert("tags".into(), Value::TextList(vec![tag.clone()]));
+            }
+        }
+        planned.push(PlannedWrite {
+            sf_id: sf_id.clone(),
+            key: match &key {
+                WriteKey::Id(id) => format!("update {id}"),
+                WriteKey::Email(email) => format!("create or update by email {email}"),
+                WriteKey::New { .. } => "create".into(),
+            },
+            fields: fields
+                .iter()
+                .map(|(name, new)| {
+                    let old = previous.and_then(|p| p.get(name)).map(Value::to_string).unwrap_or_default();
+                    (name.clone(), old, new.to_string())
+                })
+                .collect(),
+        });
+        let mut marketing_values = previous.cloned().unwrap_or_default();
+        marketing_values.extend(target.fields.clone());
+        let record = Record { fields, ..target };
+        entries.push(OutboxEntry {
+            target: Side::Marketing,
+            object: spec.marketing_object.clone(),
+            write: Write::Upsert { key, record },
+            sf_id: Some(sf_id),
+            sf_object: object.to_string(),
+            remote_id: link.as_ref().map(|l| l.remote_id.clone()),
+            email,
+            sf_values: source.fields.clone(),
+            marketing_values,
+            plugin: mapped.plugin.clone(),
+            queued_at: Utc::now(),
+        });
+    }
+    Ok((entries, planned))
+}
+
+/// Writes what the outbox holds, in batches of the largest size the API allows.
+pub async fn flush(
+    spec: &ConnectionSpec,
+    store: &EngineStore,
+    marketing: &dyn Connector,
+    report: &mut PassReport,
+) -> Result<(), SyncError> {
+    let pending: Vec<(u64, OutboxEntry)> =
+        store.pending(&spec.name)?.into_iter().filter(|(_, e)| e.target == Side::Marketing).collect();
+    let batch = marketing.limits().max_write_batch.max(1);
+    for chunk in pending.chunks(batch) {
+        let writes: Vec<Write> = chunk.iter().map(|(_, e)| e.write.clone()).collect();
+        let results = match marketing.write(&spec.marketing_object, writes).await {
+            Ok(results) => results,
+            // A whole call failed: everything stays queued for the next flush.
+            Err(e) if e.is_transient() => {
+                report.deferred += chunk.len();
+                tracing::warn!(connection = %spec.name, error = %e, "write deferred");
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
+        for ((seq, entry), result) in chunk.iter().zip(results) {
+            match result {
+                Ok(written) => {
+                    if entry.remote_id.is_some() {
+                        report.updated += 1;
+                    } else {
+                        report.created += 1;
+                    }
+                    let link = entry.sf_id.as_ref().map(|sf_id| Link {
+                        sf_id: sf_id.clone(),
+                        sf_object: entry.sf_object.clone(),
+                        remote_id: written.id.clone(),
+                        email: entry.email.clone(),
+                        sf_values: entry.sf_values.clone(),
+                        marketing_values: entry.marketing_values.clone(),
+                        synced_at: Utc::now(),
+                        plugin: entry.plugin.clone(),
+                    });
+                    store.complete(&spec.name, *seq, link.as_ref())?;
+                }
+                Err(e) if e.retryable => report.deferred += 1,
+                Err(e) => {
+                    report.errors += 1;
+                    let error = RecordErrorEntry {
+                        at: Utc::now(),
+                        side: Side::Marketing,
+                        object: entry.object.clone(),
+                        record: entry.sf_id.clone().unwrap_or_default(),
+                        code: e.code.clone(),
+                        message: e.message.clone(),
+                        plugin: entry.plugin.clone(),
+                    };
+                    store.fail(&spec.name, *seq, &error)?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn first_email(record: &Record) -> Option<String> {
+    ["email", "email_address", "Email"].iter().find_map(|f| record.text(f)).map(str::to_string)
+}

@@ -1,0 +1,204 @@
+//! Engine end to end: Salesforce → ActiveCampaign over loopback against the
+//! sandbox, with the real connectors, the real default plugins (built by
+//! `scripts/build-plugins.sh`) and a real sled directory.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crmsync::connectors::activecampaign::{ActiveCampaignConfig, ActiveCampaignConnector};
+use crmsync::connectors::http::HttpOptions;
+use crmsync::connectors::salesforce::{SalesforceAuth, SalesforceConfig, SalesforceConnector};
+use crmsync::connectors::secret::Secret;
+use crmsync::connectors::{Connector, Write, WriteKey};
+use crmsync::engine::PluginRules;
+use crmsync::engine::store::EngineStore;
+use crmsync::engine::sync::{ConnectionSpec, PassReport, to_marketing};
+use crmsync::plugins::registry::{Manifest, Registry};
+use crmsync::plugins::{Limits, Role, Runtime};
+use crmsync::state::State;
+use crmsync_sandbox::common::VendorApi;
+use crmsync_sandbox::{Sandbox, SandboxOptions};
+use crmsync_sdk::types::{Record, System};
+use serde_json::{Value, json};
+
+struct World {
+    sandbox: Sandbox,
+    sf: SalesforceConnector,
+    ac: ActiveCampaignConnector,
+    store: EngineStore,
+    rules: PluginRules,
+    spec: ConnectionSpec,
+    _dir: tempfile::TempDir,
+}
+
+fn plugin(name: &str) -> Vec<u8> {
+    let path =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/plugins").join(format!("{name}.wasm"));
+    std::fs::read(&path)
+        .unwrap_or_else(|_| panic!("{} is missing: run scripts/build-plugins.sh", path.display()))
+}
+
+fn http() -> HttpOptions {
+    HttpOptions {
+        timeout: Duration::from_secs(5),
+        connect_timeout: Duration::from_secs(2),
+        max_retries: 6,
+        min_delay: Duration::from_millis(10),
+        max_delay: Duration::from_millis(100),
+        max_retry_after: Duration::from_secs(5),
+    }
+}
+
+async fn world(seed: Value, selection: Value) -> World {
+    let sandbox =
+        Sandbox::start(SandboxOptions { seed: Some(seed), rate_limits: false, ..Default::default() })
+            .await
+            .expect("sandbox");
+    let c = &sandbox.credentials;
+    let auth = SalesforceAuth::Password {
+        username: c.salesforce_username.clone(),
+        password: Secret::new(c.salesforce_password.clone()),
+    };
+    let mut sf_cfg = SalesforceConfig::new(sandbox.salesforce_url(), c.salesforce_client_id.clone(), auth);
+    sf_cfg.client_secret = Some(Secret::new(c.salesforce_client_secret.clone()));
+    sf_cfg.http = http();
+    let mut ac_cfg = ActiveCampaignConfig::new(
+        sandbox.activecampaign_url(),
+        Secret::new(c.activecampaign_api_token.clone()),
+    );
+    ac_cfg.http = http();
+    ac_cfg.requests_per_second = None;
+    ac_cfg.import_poll = Duration::from_millis(20);
+    let dir = tempfile::tempdir().unwrap();
+    let state = State::open(dir.path()).unwrap();
+    let runtime = Runtime::new(Some(&state.cache_dir()), Limits::default()).unwrap();
+    let registry = Arc::new(Registry::open(state.clone(), runtime).unwrap());
+    for (name, role) in [("standard-mapping", Role::Mapper), ("selection", Role::Selector)] {
+        let manifest = Manifest { name: name.into(), version: "1.0.0".into(), ..Default::default() };
+        registry.install(&plugin(name), &manifest).unwrap();
+        registry.activate("c", role, &format!("{name}@1.0.0")).unwrap();
+    }
+    let configs = HashMap::from([
+        (Role::Mapper, json!({"marketing": "activecampaign"}).to_string()),
+        (Role::Selector, selection.to_string()),
+    ]);
+    World {
+        sf: SalesforceConnector::new(sf_cfg).unwrap(),
+        ac: ActiveCampaignConnector::new(ac_cfg).unwrap(),
+        store: EngineStore::new(state),
+        rules: PluginRules::new(registry, configs),
+        spec: ConnectionSpec {
+            name: "c".into(),
+            objects: vec!["Lead".into(), "Contact".into()],
+            marketing_object: "contact".into(),
+            page_size: 200,
+            created_tag: Some("created-from-salesforce".into()),
+        },
+        sandbox,
+        _dir: dir,
+    }
+}
+
+impl World {
+    async fn run(&self, dry_run: bool) -> PassReport {
+        to_marketing(&self.spec, &self.store, &self.rules, &self.sf, &self.ac, "run", dry_run)
+            .await
+            .expect("pass")
+    }
+
+    fn ac_contacts(&self) -> Vec<Value> {
+        self.sandbox.activecampaign.state()["contacts"].as_array().cloned().unwrap_or_default()
+    }
+
+    fn ac_writes(&self) -> u64 {
+        self.sandbox
+            .activecampaign
+            .state()
+            .get("imports")
+            .and_then(Value::as_array)
+            .map_or(0, |i| i.len() as u64)
+    }
+
+    async fn edit_lead(&self, email: &str, field: &str, value: &str) {
+        let ids = self.sf.find_by_email("Lead", &[email.to_string()]).await.unwrap();
+        let id = ids[email][0].clone();
+        let record = Record::new(System::Salesforce, "Lead").with(field, value);
+        let out = self.sf.write("Lead", vec![Write::Upsert { key: WriteKey::Id(id), record }]).await.unwrap();
+        assert!(out[0].is_ok(), "{out:?}");
+    }
+}
+
+fn seed() -> Value {
+    json!({"salesforce": {
+        "generate": {"Lead": 300, "Contact": 50},
+        "records": {"Lead": [
+            {"LastName": "Twin", "Company": "A", "Email": "twin@example.com"},
+            {"LastName": "Twin", "Company": "B", "Email": "TWIN@example.com "},
+            {"LastName": "NoMail", "Company": "C"}
+        ]}
+    }})
+}
+
+fn all() -> Value {
+    json!({"objects": {"Lead": {"mode": "all"}, "Contact": {"mode": "all"}}})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn salesforce_records_become_contacts_once_and_echoes_write_nothing() {
+    let w = world(seed(), all()).await;
+    let first = w.run(false).await;
+    assert_eq!(first.read, 353);
+    assert_eq!(first.created, 351, "{first:?}");
+    assert_eq!(first.errors, 2, "one of the twins and the record without email: {first:?}");
+    let contacts = w.ac_contacts();
+    assert_eq!(contacts.len(), 351);
+    let ada = contacts.iter().find(|c| c["email"] == "gen-lead-7@example.com").expect("contact");
+    assert_eq!(ada["lastName"], "Lead7");
+    assert!(ada["tags"].as_array().unwrap().iter().any(|t| t == "created-from-salesforce"), "{ada}");
+    let errors = w.store.errors("c").unwrap();
+    let codes: Vec<&str> = errors.iter().map(|e| e.code.as_str()).collect();
+    assert!(codes.contains(&"duplicate-email") && codes.contains(&"missing-email"), "{codes:?}");
+    assert_eq!(w.store.links("c").unwrap().len(), 351);
+
+    // Nothing changed: nothing is written.
+    let imports = w.ac_writes();
+    let second = w.run(false).await;
+    assert_eq!((second.created, second.updated), (0, 0), "{second:?}");
+    assert_eq!(w.ac_writes(), imports);
+
+    // An edit of a mapped field: one update, of that field.
+    w.edit_lead("gen-lead-7@example.com", "LastName", "Lovelace").await;
+    let dry = w.run(true).await;
+    assert_eq!(dry.planned.len(), 1, "{dry:?}");
+    assert_eq!(dry.planned[0].fields, vec![("lastName".into(), "Lead7".into(), "Lovelace".into())]);
+    assert_eq!(
+        w.ac_contacts().iter().find(|c| c["email"] == "gen-lead-7@example.com").unwrap()["lastName"],
+        "Lead7"
+    );
+    let third = w.run(false).await;
+    assert_eq!((third.created, third.updated, third.unchanged), (0, 1, 0), "{third:?}");
+    let contacts = w.ac_contacts();
+    assert_eq!(contacts.len(), 351, "an update, not a new contact");
+    assert_eq!(
+        contacts.iter().find(|c| c["email"] == "gen-lead-7@example.com").unwrap()["lastName"],
+        "Lovelace"
+    );
+
+    // An edit of an unmapped field reads the record but writes nothing.
+    w.edit_lead("gen-lead-8@example.com", "Status", "Working - Contacted").await;
+    let fourth = w.run(false).await;
+    assert_eq!((fourth.read, fourth.updated, fourth.unchanged), (1, 0, 1), "{fourth:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn selection_decides_what_syncs() {
+    let selection = json!({"objects": {"Lead": {"mode": "criteria", "rule": {"field": "Company", "op": "eq", "value": "Company 1"}}}});
+    let w = world(json!({"salesforce": {"generate": {"Lead": 30, "Contact": 5}}}), selection).await;
+    let report = w.run(false).await;
+    assert_eq!(report.created, 1, "only the Lead of Company 1: {report:?}");
+    assert_eq!(report.skipped.get("does not match the selection criteria"), Some(&29));
+    assert_eq!(report.skipped.get("selection for Contact is not configured"), Some(&5));
+    assert_eq!(w.ac_contacts().len(), 1);
+}
