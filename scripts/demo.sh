@@ -4,4 +4,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/build-plugins.sh > /dev/null
 cargo build --release -p crmsync --quiet
-exec ./target/release/crmsync --data-dir target/demo-data demo "$@"
+RUST_LOG="${RUST_LOG:-warn}" exec ./target/release/crmsync --data-dir target/demo-data demo "$@"

@@ -1,17 +1,33 @@
-//! `crmsync demo`: runs the default rules — `selection`, `standard-mapping`,
-//! `field-policy-resolver` — through the real plugin runtime over sample
-//! Salesforce records and prints what each rule decided.
+//! `crmsync demo`: a real Salesforce → ActiveCampaign sync against the offline
+//! vendor sandbox, started in-process.
 //!
-//! The sync engine has not landed yet, so this demo syncs nothing and says so.
+//! It seeds about 1,000 leads, contacts and accounts, installs the default
+//! rules (`selection`, `standard-mapping`) into a fresh data directory, runs
+//! the engine's pass with real HTTP over loopback, edits a few records and
+//! syncs again, then prints what happened and the API calls per vendor.
+//! ActiveCampaign → Salesforce is not part of the engine yet; the demo says so.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Instant;
 
-use chrono::{DateTime, Duration, Utc};
-use crmsync_sdk::types::{Conflict, Context, Direction, Record, Selection, System, Value};
+use crmsync_sandbox::common::{Vendor, VendorApi};
+use crmsync_sandbox::{Sandbox, SandboxOptions};
+use crmsync_sdk::types::{Record, System};
+use serde_json::json;
 
-use crate::plugins::{Limits, Plugin, Runtime};
+use crate::connectors::activecampaign::{ActiveCampaignConfig, ActiveCampaignConnector};
+use crate::connectors::salesforce::{SalesforceAuth, SalesforceConfig, SalesforceConnector};
+use crate::connectors::secret::Secret;
+use crate::connectors::{Connector, Write, WriteKey};
+use crate::engine::PluginRules;
+use crate::engine::store::EngineStore;
+use crate::engine::sync::{ConnectionSpec, PassReport, to_marketing};
+use crate::plugins::registry::{Manifest, Registry};
+use crate::plugins::{Limits, Role, Runtime, fixtures};
+use crate::state::State;
 
 use super::fail;
 
@@ -23,202 +39,169 @@ pub struct DemoArgs {
 }
 
 pub fn run(data_dir: &Path, args: DemoArgs) -> ExitCode {
-    let runtime = match Runtime::new(Some(&data_dir.join("cache")), Limits::default()) {
-        Ok(r) => r,
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
         Err(e) => return fail(e),
     };
-    let load = |name: &str| {
+    match runtime.block_on(demo(data_dir, &args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(e),
+    }
+}
+
+async fn demo(data_dir: &Path, args: &DemoArgs) -> Result<(), String> {
+    println!("crmsync demo — Salesforce → ActiveCampaign against the offline vendor sandbox\n");
+    let seed = json!({"salesforce": {
+        "fields": {"Lead": [{"name": "AC_Sync_Status__c", "type": "string", "length": 40}]},
+        "generate": {"Lead": 600, "Contact": 350, "Account": 50},
+        "records": {"Lead": [
+            {"FirstName": "Ada", "LastName": "Lovelace", "Company": "Analytical Engines", "Email": "ada@example.com", "Phone": "+44 20 7946 0000"},
+            {"FirstName": "Ada", "LastName": "Byron", "Company": "Analytical Engines", "Email": "ADA@example.com"},
+            {"FirstName": "Alan", "LastName": "Turing", "Company": "Bletchley Park"},
+            {"FirstName": "Grace", "LastName": "Hopper", "Company": "Navy", "Email": "grace@example.com", "Phone": "555"}
+        ]}
+    }});
+    let sandbox =
+        Sandbox::start(SandboxOptions { seed: Some(seed), rate_limits: false, ..Default::default() })
+            .await
+            .map_err(|e| e.to_string())?;
+    println!(
+        "sandbox: Salesforce {}  ActiveCampaign {}",
+        sandbox.salesforce_url(),
+        sandbox.activecampaign_url()
+    );
+
+    // A fresh data directory for each demo run.
+    let dir = data_dir.join("demo");
+    let _ = std::fs::remove_dir_all(&dir);
+    let state = State::open(&dir).map_err(|e| e.to_string())?;
+    let plugin_runtime =
+        Runtime::new(Some(&state.cache_dir()), Limits::default()).map_err(|e| e.to_string())?;
+    let registry = Arc::new(Registry::open(state.clone(), plugin_runtime).map_err(|e| e.to_string())?);
+    for (name, role) in [("selection", Role::Selector), ("standard-mapping", Role::Mapper)] {
         let path = args.plugins.join(format!("{name}.wasm"));
-        let started = Instant::now();
-        let plugin = runtime
-            .load_file(&path, name, "demo")
-            .map_err(|e| format!("{e} (run scripts/build-plugins.sh first)"))?;
-        println!(
-            "  loaded {name:<22} {:>7.1} ms  roles: {:?}",
-            started.elapsed().as_secs_f64() * 1e3,
-            plugin.roles()
-        );
-        Ok::<Plugin, String>(plugin)
-    };
-    println!("crmsync demo — the rules runtime");
-    println!("NOTE: the sync engine has not landed yet. This demo runs the default rules through the real");
-    println!("WebAssembly runtime on sample records. Nothing is read from or written to any vendor.\n");
-    let (selection, mapping, resolver) =
-        match (load("selection"), load("standard-mapping"), load("field-policy-resolver")) {
-            (Ok(s), Ok(m), Ok(r)) => (s, m, r),
-            (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => return fail(e),
+        let bytes = std::fs::read(&path)
+            .map_err(|e| format!("{}: {e} (run scripts/build-plugins.sh first)", path.display()))?;
+        let fixtures_text =
+            std::fs::read_to_string(args.plugins.join(format!("{name}.fixtures.jsonl"))).unwrap_or_default();
+        let manifest = Manifest {
+            name: name.into(),
+            version: "1.0.0".into(),
+            roles: vec![role],
+            fixtures: fixtures::parse(&fixtures_text, None)?,
         };
-    let saved = Utc::now() - Duration::days(7);
-    let records = sample_records(saved);
-    let ctx = |config: serde_json::Value| Context {
-        connection: "demo".into(),
-        direction: Direction::ToMarketing,
-        run_id: "demo".into(),
-        target: None,
-        config: config.to_string(),
+        let installed = registry.install(&bytes, &manifest).map_err(|e| e.to_string())?;
+        registry.activate("demo", role, &installed.id.to_string()).map_err(|e| e.to_string())?;
+        println!(
+            "rules:   {} installed ({} fixtures passed) and active as the {role}",
+            installed.id, installed.fixtures_passed
+        );
+    }
+    let rules = PluginRules::new(
+        registry,
+        HashMap::from([
+            (
+                Role::Selector,
+                json!({"objects": {"Lead": {"mode": "all"}, "Contact": {"mode": "all"}}}).to_string(),
+            ),
+            (Role::Mapper, json!({"marketing": "activecampaign"}).to_string()),
+        ]),
+    );
+    let c = &sandbox.credentials;
+    let auth = SalesforceAuth::Password {
+        username: c.salesforce_username.clone(),
+        password: Secret::new(c.salesforce_password.clone()),
+    };
+    let mut sf_cfg = SalesforceConfig::new(sandbox.salesforce_url(), c.salesforce_client_id.clone(), auth);
+    sf_cfg.client_secret = Some(Secret::new(c.salesforce_client_secret.clone()));
+    let salesforce = SalesforceConnector::new(sf_cfg).map_err(|e| e.to_string())?;
+    let mut ac_cfg = ActiveCampaignConfig::new(
+        sandbox.activecampaign_url(),
+        Secret::new(c.activecampaign_api_token.clone()),
+    );
+    ac_cfg.requests_per_second = None;
+    ac_cfg.import_poll = std::time::Duration::from_millis(20);
+    let activecampaign = ActiveCampaignConnector::new(ac_cfg).map_err(|e| e.to_string())?;
+    let store = EngineStore::new(state);
+    let spec = ConnectionSpec {
+        name: "demo".into(),
+        objects: vec!["Lead".into(), "Contact".into()],
+        marketing_object: "contact".into(),
+        page_size: 2000,
+        created_tag: Some("created-from-salesforce".into()),
     };
 
-    println!(
-        "\n1. selection — Leads created since the setting was saved, Contacts flagged \"Pending next sync\""
-    );
-    let select_config = serde_json::json!({
-        "objects": {
-            "Lead": {"mode": "created-after", "since": saved},
-            "Contact": {"mode": "flagged"}
-        }
-    });
-    let verdicts = selection.select(&ctx(select_config), &records);
-    let mut chosen = Vec::new();
-    for (record, verdict) in records.iter().zip(verdicts) {
-        let label = record.label();
-        match verdict {
-            Ok(Selection::Sync) => {
-                println!("   sync  {label}");
-                chosen.push(record.clone());
-            }
-            Ok(other) => println!("   skip  {label}: {}", describe(&other)),
-            Err(e) => println!("   error {label}: {e}"),
-        }
-    }
-
-    println!("\n2. standard-mapping — to ActiveCampaign, with a custom currency field");
-    let map_config = serde_json::json!({
-        "marketing": "activecampaign",
-        "fields": [{"salesforce": "AnnualRevenue", "marketing": "REVENUE", "type": "currency"}]
-    });
     let started = Instant::now();
-    let mapped = mapping.map(&ctx(map_config), &chosen);
-    let elapsed = started.elapsed();
-    for (record, result) in chosen.iter().zip(&mapped) {
-        match result {
-            Ok(out) => println!("   ok    {} -> {} {}", record.label(), out.object_type, fields(out)),
-            Err(e) => println!("   error {e}"),
-        }
-    }
-    println!("   ({} records in one call, {:.0} µs)", chosen.len(), elapsed.as_secs_f64() * 1e6);
+    let first = to_marketing(&spec, &store, &rules, &salesforce, &activecampaign, "demo-1", false)
+        .await
+        .map_err(|e| e.to_string())?;
+    print_report("1. initial sync", &first, started.elapsed());
 
-    println!("\n3. field-policy-resolver — a contact edited on both sides since the last sync");
-    let conflict = Conflict {
-        base: Some(
-            Record::new(System::Salesforce, "Contact")
-                .with("Phone", "+33 1 23 45 67 89")
-                .with("Title", "CTO"),
-        ),
-        salesforce: Record::new(System::Salesforce, "Contact")
-            .with_id("003000000000001AAA")
-            .with("Phone", "+33 1 23 45 67 89")
-            .with("Title", "Chief Technology Officer")
-            .modified(saved + Duration::hours(2)),
-        marketing: Record::new(System::ActiveCampaign, "contact")
-            .with("Phone", "+33 6 00 00 00 00")
-            .with("Title", "CTO & co-founder")
-            .modified(saved + Duration::hours(3)),
+    // Edit two leads in Salesforce: one mapped field, one unmapped field.
+    let ids = salesforce
+        .find_by_email("Lead", &["gen-lead-1@example.com".into(), "gen-lead-2@example.com".into()])
+        .await
+        .map_err(|e| e.to_string())?;
+    let edit = |email: &str, field: &str, value: &str| Write::Upsert {
+        key: WriteKey::Id(ids.get(email).and_then(|v| v.first()).cloned().unwrap_or_default()),
+        record: Record::new(System::Salesforce, "Lead").with(field, value),
     };
-    let resolve_config =
-        serde_json::json!({"default": "most-recent", "fields": {"Title": "salesforce-wins"}});
-    match resolver.resolve(&ctx(resolve_config), &[conflict]).pop() {
-        Some(Ok(resolution)) => {
-            for (field, value) in &resolution.merged {
-                println!(
-                    "   {field:<6} = {:<28} (won by {:?})",
-                    value.to_string(),
-                    resolution.winners[field]
-                );
-            }
+    salesforce
+        .write(
+            "Lead",
+            vec![
+                edit("gen-lead-1@example.com", "LastName", "Lovelace-King"),
+                edit("gen-lead-2@example.com", "Status", "Working - Contacted"),
+            ],
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+    println!("\nedited in Salesforce: one Lead's LastName (mapped), another's Status (not mapped)");
+    let dry = to_marketing(&spec, &store, &rules, &salesforce, &activecampaign, "demo-dry", true)
+        .await
+        .map_err(|e| e.to_string())?;
+    println!("\n2. dry run — what the next sync would write:");
+    for planned in &dry.planned {
+        for (field, old, new) in &planned.fields {
+            println!("   {} → {}: {field}: {old:?} → {new:?}", planned.sf_id, planned.key);
         }
-        Some(Err(e)) => println!("   error {e}"),
-        None => {}
     }
+    let started = Instant::now();
+    let second = to_marketing(&spec, &store, &rules, &salesforce, &activecampaign, "demo-2", false)
+        .await
+        .map_err(|e| e.to_string())?;
+    print_report("3. incremental sync", &second, started.elapsed());
+
+    println!("\nper-record errors kept for the operator:");
+    for e in store.errors("demo").map_err(|e| e.to_string())?.iter().take(5) {
+        println!("   {} {}: {} — {}", e.object, e.record, e.code, e.message);
+    }
+    println!("\nAPI calls per vendor (whole demo):");
+    for vendor in [Vendor::Salesforce, Vendor::ActiveCampaign] {
+        let telemetry = &sandbox.ctx(vendor).telemetry;
+        let mut endpoints: Vec<(String, u64)> = telemetry.by_endpoint().into_iter().collect();
+        endpoints.sort_by(|a, b| b.1.cmp(&a.1));
+        let top: Vec<String> = endpoints.iter().take(4).map(|(e, n)| format!("{e} ×{n}")).collect();
+        println!("   {:<15} {:>4} calls  ({})", vendor.name(), telemetry.total(), top.join(", "));
+    }
+    let contacts = sandbox.activecampaign.state()["contacts"].as_array().map_or(0, Vec::len);
+    println!("\nActiveCampaign now holds {contacts} contacts.");
+    println!("Not yet in the engine: ActiveCampaign → Salesforce, status write-back, accounts, schedules.");
     println!(
-        "\nNext: `scripts/test.sh` runs every test; `crmsync plugin test` runs a plugin on your own records;"
+        "Next: `scripts/test.sh` runs every test; `crmsync sandbox` serves these APIs for your own tools;"
     );
-    println!("`crmsync sandbox` starts the offline vendor APIs. See README.md.");
-    ExitCode::SUCCESS
+    println!("`crmsync plugin test` runs a rule on your own records. See README.md.");
+    sandbox.shutdown().await;
+    Ok(())
 }
 
-trait Modified {
-    fn modified(self, at: DateTime<Utc>) -> Self;
-}
-
-impl Modified for Record {
-    fn modified(mut self, at: DateTime<Utc>) -> Self {
-        self.modified_at = Some(at);
-        self
+fn print_report(title: &str, r: &PassReport, took: std::time::Duration) {
+    println!("\n{title} — {:.2} s", took.as_secs_f64());
+    println!(
+        "   read {}, created {}, updated {}, unchanged {}, errors {}",
+        r.read, r.created, r.updated, r.unchanged, r.errors
+    );
+    for (reason, n) in &r.skipped {
+        println!("   skipped {n}: {reason}");
     }
-}
-
-fn describe(selection: &Selection) -> String {
-    match selection {
-        Selection::Sync => "sync".into(),
-        Selection::Skip(reason) => reason.clone(),
-        Selection::CreateAs(o) => format!("create as {}", o.object_type()),
-    }
-}
-
-fn fields(record: &Record) -> String {
-    let parts: Vec<String> = record.fields.iter().map(|(k, v)| format!("{k}={}", v)).collect();
-    parts.join(" ")
-}
-
-fn sample_records(saved: DateTime<Utc>) -> Vec<Record> {
-    let lead = |id: &str, first: &str, last: &str, email: Value, company: &str, created: DateTime<Utc>| {
-        Record::new(System::Salesforce, "Lead")
-            .with_id(id)
-            .with("FirstName", first)
-            .with("LastName", last)
-            .with("Email", email)
-            .with("Company", company)
-            .with("Phone", "+1 (415) 555-0100")
-            .with("CreatedDate", created)
-    };
-    vec![
-        lead(
-            "00Q000000000001AAA",
-            "Ada",
-            "Lovelace",
-            "ada@example.com".into(),
-            "Analytical Engines",
-            saved + Duration::days(1),
-        )
-        .with("AnnualRevenue", "$1,234,500.50"),
-        lead(
-            "00Q000000000002AAA",
-            "Grace",
-            "Hopper",
-            "grace@example.com".into(),
-            "Navy",
-            saved - Duration::days(30),
-        ),
-        lead("00Q000000000003AAA", "Alan", "Turing", Value::Null, "Bletchley", saved + Duration::days(2)),
-        lead(
-            "00Q000000000004AAA",
-            "Katherine",
-            "Johnson",
-            "katherine@example.com".into(),
-            "NASA",
-            saved + Duration::days(3),
-        )
-        .with("AnnualRevenue", "1 234,50 €"),
-        lead(
-            "00Q000000000005AAA",
-            "Edsger",
-            "Dijkstra",
-            "edsger@example.com".into(),
-            "TH Eindhoven",
-            saved + Duration::days(4),
-        )
-        .with("AnnualRevenue", "lots"),
-        Record::new(System::Salesforce, "Contact")
-            .with_id("003000000000001AAA")
-            .with("FirstName", "Barbara")
-            .with("LastName", "Liskov")
-            .with("Email", "barbara@example.com")
-            .with("AC_Sync_Status__c", "Pending next sync"),
-        Record::new(System::Salesforce, "Contact")
-            .with_id("003000000000002AAA")
-            .with("FirstName", "Donald")
-            .with("LastName", "Knuth")
-            .with("Email", "don@example.com")
-            .with("AC_Sync_Status__c", "Synced successfully"),
-    ]
 }
