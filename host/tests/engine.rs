@@ -13,6 +13,7 @@ use crmsync::connectors::salesforce::{SalesforceAuth, SalesforceConfig, Salesfor
 use crmsync::connectors::secret::Secret;
 use crmsync::connectors::{Connector, Write, WriteKey};
 use crmsync::engine::PluginRules;
+use crmsync::engine::inbound::to_salesforce;
 use crmsync::engine::store::EngineStore;
 use crmsync::engine::sync::{ConnectionSpec, PassReport, to_marketing};
 use crmsync::plugins::registry::{Manifest, Registry};
@@ -95,6 +96,7 @@ async fn world(seed: Value, selection: Value) -> World {
             marketing_object: "contact".into(),
             page_size: 200,
             created_tag: Some("created-from-salesforce".into()),
+            pushed_tag: Some("added-to-salesforce".into()),
         },
         sandbox,
         _dir: dir,
@@ -104,6 +106,12 @@ async fn world(seed: Value, selection: Value) -> World {
 impl World {
     async fn run(&self, dry_run: bool) -> PassReport {
         to_marketing(&self.spec, &self.store, &self.rules, &self.sf, &self.ac, "run", dry_run)
+            .await
+            .expect("pass")
+    }
+
+    async fn run_inbound(&self) -> PassReport {
+        to_salesforce(&self.spec, &self.store, &self.rules, &self.sf, &self.ac, "run", false)
             .await
             .expect("pass")
     }
@@ -201,4 +209,68 @@ async fn selection_decides_what_syncs() {
     assert_eq!(report.skipped.get("does not match the selection criteria"), Some(&29));
     assert_eq!(report.skipped.get("selection for Contact is not configured"), Some(&5));
     assert_eq!(w.ac_contacts().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn linked_contacts_flow_back_and_flagged_contacts_are_created_in_salesforce() {
+    let selection = json!({
+        "objects": {"Lead": {"mode": "all"}, "Contact": {"mode": "all"}},
+        "inbound": {"rule": {"field": "lastName", "op": "eq", "value": "Inbound"}, "create_as": "contact"}
+    });
+    let w = world(json!({"salesforce": {"generate": {"Lead": 20}}}), selection).await;
+    assert_eq!(w.run(false).await.created, 20);
+    // The contacts crmsync just created come back as changes: echoes, nothing written.
+    let echo = w.run_inbound().await;
+    assert_eq!((echo.read, echo.unchanged, echo.updated, echo.created), (20, 20, 0, 0), "{echo:?}");
+
+    // An edit in ActiveCampaign flows back to the linked Lead, once.
+    let remote = w
+        .store
+        .links("c")
+        .unwrap()
+        .into_iter()
+        .find(|l| l.email.as_deref() == Some("gen-lead-3@example.com"))
+        .unwrap();
+    let edit = Record::new(System::ActiveCampaign, "contact").with("firstName", "Annabella");
+    w.ac.write("contact", vec![Write::Upsert { key: WriteKey::Id(remote.remote_id.clone()), record: edit }])
+        .await
+        .unwrap();
+    let back = w.run_inbound().await;
+    assert_eq!((back.updated, back.created, back.errors), (1, 0, 0), "{back:?}");
+    let lead = w.sf.get("Lead", std::slice::from_ref(&remote.sf_id)).await.unwrap();
+    assert_eq!(lead[0].text("FirstName"), Some("Annabella"));
+    // Its echo in Salesforce writes nothing to ActiveCampaign, and nothing bounces back.
+    let out = w.run(false).await;
+    assert_eq!((out.updated, out.created), (0, 0), "{out:?}");
+    let again = w.run_inbound().await;
+    assert_eq!((again.updated, again.created), (0, 0), "{again:?}");
+
+    // A contact flagged by the inbound rule is created as a Salesforce Contact and tagged.
+    let new = Record::new(System::ActiveCampaign, "contact")
+        .with("email", "new.person@example.com")
+        .with("firstName", "New")
+        .with("lastName", "Inbound");
+    let skipped = Record::new(System::ActiveCampaign, "contact")
+        .with("email", "other@example.com")
+        .with("lastName", "Other");
+    w.ac.write(
+        "contact",
+        vec![
+            Write::Upsert { key: WriteKey::Email("new.person@example.com".into()), record: new },
+            Write::Upsert { key: WriteKey::Email("other@example.com".into()), record: skipped },
+        ],
+    )
+    .await
+    .unwrap();
+    let created = w.run_inbound().await;
+    assert_eq!(created.created, 1, "{created:?}");
+    assert_eq!(created.skipped.values().sum::<usize>(), 1, "{created:?}");
+    let ids = w.sf.find_by_email("Contact", &["new.person@example.com".into()]).await.unwrap();
+    let contact_id = &ids["new.person@example.com"][0];
+    let link = w.store.link_by_sf("c", contact_id).unwrap().expect("linked");
+    assert_eq!(link.sf_object, "Contact");
+    // The tag is written at the next flush.
+    w.run_inbound().await;
+    let tagged = w.ac_contacts().into_iter().find(|c| c["email"] == "new.person@example.com").unwrap();
+    assert!(tagged["tags"].as_array().unwrap().iter().any(|t| t == "added-to-salesforce"), "{tagged}");
 }

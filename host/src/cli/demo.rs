@@ -129,6 +129,7 @@ async fn demo(data_dir: &Path, args: &DemoArgs) -> Result<(), String> {
         marketing_object: "contact".into(),
         page_size: 2000,
         created_tag: Some("created-from-salesforce".into()),
+        pushed_tag: Some("added-to-salesforce".into()),
     };
 
     let started = Instant::now();

@@ -6,10 +6,14 @@
 //! # Layout
 //! - [`store`]: links, cursors, the outbox and per-record errors in sled, with
 //!   the durability rules each method enforces.
-//! - [`sync`]: a Salesforce → marketing pass: select, map, diff, outbox, write.
+//! - [`sync`]: a Salesforce → marketing pass: select, map, diff, outbox, write;
+//!   and the outbox flush both passes share.
+//! - [`inbound`]: a marketing → Salesforce pass: updates of linked records,
+//!   creates as Lead or Contact through the selector.
 //! - [`Rules`]: what the engine asks of the plugins, and [`PluginRules`], its
 //!   implementation on the plugin registry.
 
+pub mod inbound;
 pub mod store;
 pub mod sync;
 

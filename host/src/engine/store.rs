@@ -76,6 +76,9 @@ pub struct OutboxEntry {
     pub sf_values: BTreeMap<String, Value>,
     pub marketing_values: BTreeMap<String, Value>,
     pub plugin: Option<String>,
+    /// A tag to add to the marketing record once this write succeeds.
+    #[serde(default)]
+    pub follow_up_tag: Option<String>,
     pub queued_at: DateTime<Utc>,
 }
 
@@ -336,6 +339,7 @@ mod tests {
             sf_values: BTreeMap::new(),
             marketing_values: BTreeMap::new(),
             plugin: None,
+            follow_up_tag: None,
             queued_at: Utc::now(),
         }
     }

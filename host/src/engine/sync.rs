@@ -36,6 +36,8 @@ pub struct ConnectionSpec {
     pub page_size: usize,
     /// Tag added to contacts created from Salesforce, if any.
     pub created_tag: Option<String>,
+    /// Tag added to marketing contacts pushed to Salesforce, if any.
+    pub pushed_tag: Option<String>,
 }
 
 /// What a pass did, per record outcome.
@@ -86,7 +88,7 @@ pub async fn to_marketing(
 ) -> Result<PassReport, SyncError> {
     let mut report = PassReport::default();
     if !dry_run {
-        flush(spec, store, marketing, &mut report).await?;
+        flush(spec, store, salesforce, marketing, &mut report).await?;
     }
     for object in &spec.objects {
         let mut cursor = store.cursor(&spec.name, Side::Salesforce, object)?;
@@ -106,7 +108,7 @@ pub async fn to_marketing(
             } else {
                 let next = changes.next.as_ref().map(|c| (Side::Salesforce, object.as_str(), c));
                 store.enqueue_and_advance(&spec.name, &entries, next)?;
-                flush(spec, store, marketing, &mut report).await?;
+                flush(spec, store, salesforce, marketing, &mut report).await?;
             }
             // A dry run pages on from the cursor it was given, storing nothing.
             match changes.next {
@@ -249,72 +251,134 @@ fn plan(
             sf_values: source.fields.clone(),
             marketing_values,
             plugin: mapped.plugin.clone(),
+            follow_up_tag: None,
             queued_at: Utc::now(),
         });
     }
     Ok((entries, planned))
 }
 
-/// Writes what the outbox holds, in batches of the largest size the API allows.
+/// Writes what the outbox holds, per side and object, in batches of the
+/// largest size each API allows.
 pub async fn flush(
     spec: &ConnectionSpec,
     store: &EngineStore,
+    salesforce: &dyn Connector,
     marketing: &dyn Connector,
     report: &mut PassReport,
 ) -> Result<(), SyncError> {
-    let pending: Vec<(u64, OutboxEntry)> =
-        store.pending(&spec.name)?.into_iter().filter(|(_, e)| e.target == Side::Marketing).collect();
-    let batch = marketing.limits().max_write_batch.max(1);
-    for chunk in pending.chunks(batch) {
-        let writes: Vec<Write> = chunk.iter().map(|(_, e)| e.write.clone()).collect();
-        let results = match marketing.write(&spec.marketing_object, writes).await {
-            Ok(results) => results,
-            // A whole call failed: everything stays queued for the next flush.
-            Err(e) if e.is_transient() => {
-                report.deferred += chunk.len();
-                tracing::warn!(connection = %spec.name, error = %e, "write deferred");
-                continue;
-            }
-            Err(e) => return Err(e.into()),
-        };
-        for ((seq, entry), result) in chunk.iter().zip(results) {
-            match result {
-                Ok(written) => {
-                    if entry.remote_id.is_some() {
-                        report.updated += 1;
-                    } else {
-                        report.created += 1;
-                    }
-                    let link = entry.sf_id.as_ref().map(|sf_id| Link {
-                        sf_id: sf_id.clone(),
-                        sf_object: entry.sf_object.clone(),
-                        remote_id: written.id.clone(),
-                        email: entry.email.clone(),
-                        sf_values: entry.sf_values.clone(),
-                        marketing_values: entry.marketing_values.clone(),
-                        synced_at: Utc::now(),
-                        plugin: entry.plugin.clone(),
-                    });
-                    store.complete(&spec.name, *seq, link.as_ref())?;
-                }
-                Err(e) if e.retryable => report.deferred += 1,
-                Err(e) => {
-                    report.errors += 1;
-                    let error = RecordErrorEntry {
-                        at: Utc::now(),
-                        side: Side::Marketing,
-                        object: entry.object.clone(),
-                        record: entry.sf_id.clone().unwrap_or_default(),
-                        code: e.code.clone(),
-                        message: e.message.clone(),
-                        plugin: entry.plugin.clone(),
-                    };
-                    store.fail(&spec.name, *seq, &error)?;
-                }
-            }
+    let mut groups: BTreeMap<(bool, String), Vec<(u64, OutboxEntry)>> = BTreeMap::new();
+    for (seq, entry) in store.pending(&spec.name)? {
+        groups
+            .entry((entry.target == Side::Salesforce, entry.object.clone()))
+            .or_default()
+            .push((seq, entry));
+    }
+    for ((to_salesforce, object), pending) in groups {
+        let connector = if to_salesforce { salesforce } else { marketing };
+        let batch = connector.limits().max_write_batch.max(1);
+        // Salesforce takes large groups at once: its connector switches to Bulk API 2.0.
+        let batch = if to_salesforce { pending.len().max(1) } else { batch };
+        for chunk in pending.chunks(batch) {
+            write_chunk(spec, store, connector, &object, chunk, report).await?;
         }
     }
     Ok(())
+}
+
+async fn write_chunk(
+    spec: &ConnectionSpec,
+    store: &EngineStore,
+    connector: &dyn Connector,
+    object: &str,
+    chunk: &[(u64, OutboxEntry)],
+    report: &mut PassReport,
+) -> Result<(), SyncError> {
+    let writes: Vec<Write> = chunk.iter().map(|(_, e)| e.write.clone()).collect();
+    let results = match connector.write(object, writes).await {
+        Ok(results) => results,
+        // A whole call failed: everything stays queued for the next flush.
+        Err(e) if e.is_transient() => {
+            report.deferred += chunk.len();
+            tracing::warn!(connection = %spec.name, error = %e, "write deferred");
+            return Ok(());
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let mut follow_ups = Vec::new();
+    for ((seq, entry), result) in chunk.iter().zip(results) {
+        let to_salesforce = entry.target == Side::Salesforce;
+        match result {
+            Ok(written) => {
+                let (sf_id, remote_id) = if to_salesforce {
+                    (Some(written.id.clone()), entry.remote_id.clone())
+                } else {
+                    (entry.sf_id.clone(), Some(written.id.clone()))
+                };
+                let was_linked =
+                    if to_salesforce { entry.sf_id.is_some() } else { entry.remote_id.is_some() };
+                if was_linked {
+                    report.updated += 1;
+                } else {
+                    report.created += 1;
+                }
+                let link = sf_id.zip(remote_id.clone()).map(|(sf_id, remote_id)| Link {
+                    sf_id,
+                    sf_object: entry.sf_object.clone(),
+                    remote_id,
+                    email: entry.email.clone(),
+                    sf_values: entry.sf_values.clone(),
+                    marketing_values: entry.marketing_values.clone(),
+                    synced_at: Utc::now(),
+                    plugin: entry.plugin.clone(),
+                });
+                store.complete(&spec.name, *seq, link.as_ref())?;
+                if let (Some(tag), Some(remote_id)) = (&entry.follow_up_tag, remote_id) {
+                    follow_ups.push(tag_entry(spec, &remote_id, tag));
+                }
+            }
+            Err(e) if e.retryable => report.deferred += 1,
+            Err(e) => {
+                report.errors += 1;
+                let record = if to_salesforce { entry.remote_id.clone() } else { entry.sf_id.clone() };
+                let error = RecordErrorEntry {
+                    at: Utc::now(),
+                    side: entry.target,
+                    object: entry.object.clone(),
+                    record: record.unwrap_or_default(),
+                    code: e.code.clone(),
+                    message: e.message.clone(),
+                    plugin: entry.plugin.clone(),
+                };
+                store.fail(&spec.name, *seq, &error)?;
+            }
+        }
+    }
+    if !follow_ups.is_empty() {
+        // Written at the next flush; queued durably now.
+        store.enqueue_and_advance(&spec.name, &follow_ups, None)?;
+    }
+    Ok(())
+}
+
+/// A marketing-side write that only adds a tag (e.g. `added-to-salesforce`).
+fn tag_entry(spec: &ConnectionSpec, remote_id: &str, tag: &str) -> OutboxEntry {
+    let record = Record::new(crmsync_sdk::types::System::ActiveCampaign, spec.marketing_object.clone())
+        .with("tags", Value::TextList(vec![tag.to_string()]));
+    OutboxEntry {
+        target: Side::Marketing,
+        object: spec.marketing_object.clone(),
+        write: Write::Upsert { key: WriteKey::Id(remote_id.to_string()), record },
+        sf_id: None,
+        sf_object: String::new(),
+        remote_id: Some(remote_id.to_string()),
+        email: None,
+        sf_values: BTreeMap::new(),
+        marketing_values: BTreeMap::new(),
+        plugin: None,
+        follow_up_tag: None,
+        queued_at: Utc::now(),
+    }
 }
 
 fn first_email(record: &Record) -> Option<String> {

@@ -372,18 +372,25 @@ impl Connector for ActiveCampaignConnector {
                 return Err(bad("a contact without udate or id"));
             }
             let Some(&(last_t, last_id)) = keyed.last() else {
-                let next = cursor.map(|(t, id)| encode_cursor(t, id));
+                // Nothing after the cursor's second: read that whole second again
+                // next time (see below).
+                let next = cursor.map(|(t, _)| encode_cursor(t, Some(0)));
                 let records = self.with_field_values(page.iter().map(Self::to_record).collect()).await?;
                 return Ok(Changes { records, deleted: Vec::new(), next, more: false });
             };
             if !full {
                 page.extend(rest);
                 let records = self.with_field_values(page.iter().map(Self::to_record).collect()).await?;
-                // Caught up: later writes in the same second come after this id.
+                // Caught up. The next read starts again at the beginning of the
+                // last second: ActiveCampaign stamps changes to the second, so a
+                // record edited later within that second (whatever its id) must
+                // be read again. Re-read records that did not change are echoes
+                // the engine skips.
+                let _ = last_id;
                 return Ok(Changes {
                     records,
                     deleted: Vec::new(),
-                    next: Some(encode_cursor(last_t, Some(last_id))),
+                    next: Some(encode_cursor(last_t, Some(0))),
                     more: false,
                 });
             }

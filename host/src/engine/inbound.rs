@@ -1,0 +1,228 @@
+//! One sync pass, marketing → Salesforce:
+//!
+//! - a linked contact that changed updates its Salesforce record (the link
+//!   says which object and id), with only the changed fields;
+//! - an unlinked contact goes through the selector: `create-as` Lead or Contact
+//!   creates it in Salesforce (keyed by email, so a replay updates instead of
+//!   duplicating), links it, and tags the contact (`added-to-salesforce`);
+//!   `skip` keeps the reason.
+//!
+//! Echo suppression works in the marketing namespace: a contact whose fields
+//! equal the values last synced for its link (crmsync's own write coming back,
+//! or an edit of a field no mapping uses) writes nothing.
+
+use std::collections::BTreeMap;
+
+use chrono::Utc;
+use crmsync_sdk::convert::email_key;
+use crmsync_sdk::types::{Context, Direction, Record, Selection, Value};
+
+use super::Rules;
+use super::store::{EngineStore, Link, OutboxEntry, RecordErrorEntry, Side};
+use super::sync::{ConnectionSpec, PassReport, PlannedWrite, SyncError, flush};
+use crate::connectors::{Connector, Write, WriteKey};
+
+/// Runs a marketing → Salesforce pass over the connection's marketing object.
+pub async fn to_salesforce(
+    spec: &ConnectionSpec,
+    store: &EngineStore,
+    rules: &dyn Rules,
+    salesforce: &dyn Connector,
+    marketing: &dyn Connector,
+    run_id: &str,
+    dry_run: bool,
+) -> Result<PassReport, SyncError> {
+    let mut report = PassReport::default();
+    if !dry_run {
+        flush(spec, store, salesforce, marketing, &mut report).await?;
+    }
+    let object = spec.marketing_object.as_str();
+    let mut cursor = store.cursor(&spec.name, Side::Marketing, object)?;
+    loop {
+        let changes = marketing.fetch_changes(object, cursor.as_ref(), spec.page_size).await?;
+        report.read += changes.records.len();
+        let ctx = |target: Option<String>| Context {
+            connection: spec.name.clone(),
+            direction: Direction::ToSalesforce,
+            run_id: run_id.to_string(),
+            target,
+            config: (),
+        };
+        // Linked records by their Salesforce object; unlinked ones to the selector.
+        let mut linked: BTreeMap<String, Vec<(Record, Link)>> = BTreeMap::new();
+        let mut unlinked = Vec::new();
+        for record in changes.records {
+            let id = record.id.clone().unwrap_or_default();
+            match store.link_by_remote(&spec.name, &id)? {
+                Some(link) if unchanged(&record, &link) => report.unchanged += 1,
+                Some(link) => linked.entry(link.sf_object.clone()).or_default().push((record, link)),
+                None => unlinked.push(record),
+            }
+        }
+        let mut creates: BTreeMap<String, Vec<Record>> = BTreeMap::new();
+        let verdicts = rules.select(&ctx(None), &unlinked);
+        for (record, verdict) in unlinked.into_iter().zip(verdicts.results) {
+            match verdict {
+                Ok(Selection::CreateAs(o)) => {
+                    creates.entry(o.object_type().to_string()).or_default().push(record)
+                }
+                Ok(Selection::Sync | Selection::Skip(_)) | Err(_) => {
+                    let reason = match verdict {
+                        Ok(Selection::Skip(reason)) => reason,
+                        Ok(_) => "not flagged for Salesforce".into(),
+                        Err(e) => e.to_string(),
+                    };
+                    *report.skipped.entry(reason).or_default() += 1;
+                }
+            }
+        }
+        let mut entries = Vec::new();
+        let mut planned = Vec::new();
+        for (sf_object, batch) in linked {
+            let records: Vec<Record> = batch.iter().map(|(r, _)| r.clone()).collect();
+            let mapped = rules.map(&ctx(Some(sf_object.clone())), &records);
+            for ((source, link), result) in batch.into_iter().zip(mapped.results) {
+                let target = match result {
+                    Ok(t) => t,
+                    Err(failure) => {
+                        report.errors += 1;
+                        store.put_error(
+                            &spec.name,
+                            &error(&source, failure.code(), failure.to_string(), &mapped.plugin),
+                        )?;
+                        continue;
+                    }
+                };
+                let changed: BTreeMap<String, Value> = target
+                    .fields
+                    .iter()
+                    .filter(|(k, v)| link.sf_values.get(*k) != Some(v))
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect();
+                if changed.is_empty() {
+                    report.unchanged += 1;
+                    continue;
+                }
+                planned.push(plan(&link.sf_id, "update", &changed, &link.sf_values));
+                let mut sf_values = link.sf_values.clone();
+                sf_values.extend(changed.clone());
+                let mut marketing_values = link.marketing_values.clone();
+                marketing_values.extend(source.fields.clone());
+                entries.push(OutboxEntry {
+                    target: Side::Salesforce,
+                    object: sf_object.clone(),
+                    write: Write::Upsert {
+                        key: WriteKey::Id(link.sf_id.clone()),
+                        record: Record { fields: changed, ..target },
+                    },
+                    sf_id: Some(link.sf_id.clone()),
+                    sf_object: sf_object.clone(),
+                    remote_id: Some(link.remote_id.clone()),
+                    email: link.email.clone(),
+                    sf_values,
+                    marketing_values,
+                    plugin: mapped.plugin.clone(),
+                    follow_up_tag: None,
+                    queued_at: Utc::now(),
+                });
+            }
+        }
+        for (sf_object, records) in creates {
+            let mapped = rules.map(&ctx(Some(sf_object.clone())), &records);
+            for (source, result) in records.into_iter().zip(mapped.results) {
+                let target = match result {
+                    Ok(t) => t,
+                    Err(failure) => {
+                        report.errors += 1;
+                        store.put_error(
+                            &spec.name,
+                            &error(&source, failure.code(), failure.to_string(), &mapped.plugin),
+                        )?;
+                        continue;
+                    }
+                };
+                let Some(email) = target.text("Email").map(email_key) else {
+                    report.errors += 1;
+                    let message =
+                        "the contact has no email address, so it cannot be created in Salesforce".to_string();
+                    store.put_error(&spec.name, &error(&source, "missing-email", message, &mapped.plugin))?;
+                    continue;
+                };
+                if let Some(holder) = store.link_by_email(&spec.name, &email)? {
+                    report.errors += 1;
+                    let message = format!(
+                        "Salesforce record {} already holds this email and is linked to another contact; nothing is merged",
+                        holder.sf_id
+                    );
+                    store.put_error(&spec.name, &error(&source, "duplicate-email", message, &None))?;
+                    continue;
+                }
+                planned.push(plan("(new)", &format!("create {sf_object}"), &target.fields, &BTreeMap::new()));
+                entries.push(OutboxEntry {
+                    target: Side::Salesforce,
+                    object: sf_object.clone(),
+                    write: Write::Upsert { key: WriteKey::Email(email.clone()), record: target.clone() },
+                    sf_id: None,
+                    sf_object: sf_object.clone(),
+                    remote_id: source.id.clone(),
+                    email: Some(email),
+                    sf_values: target.fields.clone(),
+                    marketing_values: source.fields.clone(),
+                    plugin: mapped.plugin.clone(),
+                    follow_up_tag: spec.pushed_tag.clone(),
+                    queued_at: Utc::now(),
+                });
+            }
+        }
+        if dry_run {
+            report.planned.extend(planned);
+        } else {
+            let next = changes.next.as_ref().map(|c| (Side::Marketing, object, c));
+            store.enqueue_and_advance(&spec.name, &entries, next)?;
+            flush(spec, store, salesforce, marketing, &mut report).await?;
+        }
+        match changes.next {
+            Some(next) if changes.more && Some(&next) != cursor.as_ref() => cursor = Some(next),
+            _ => break,
+        }
+    }
+    Ok(report)
+}
+
+/// Whether a marketing record only repeats the values last synced: every field
+/// the link knows has the same value (fields no mapping uses are ignored).
+fn unchanged(record: &Record, link: &Link) -> bool {
+    !link.marketing_values.is_empty()
+        && link.marketing_values.iter().all(|(k, v)| match record.get(k) {
+            Some(now) => now == v || (now.is_empty() && v.is_empty()),
+            None => true,
+        })
+}
+
+fn error(record: &Record, code: &str, message: String, plugin: &Option<String>) -> RecordErrorEntry {
+    RecordErrorEntry {
+        at: Utc::now(),
+        side: Side::Marketing,
+        object: record.object_type.clone(),
+        record: record.id.clone().unwrap_or_default(),
+        code: code.to_string(),
+        message,
+        plugin: plugin.clone(),
+    }
+}
+
+fn plan(
+    sf_id: &str,
+    key: &str,
+    fields: &BTreeMap<String, Value>,
+    before: &BTreeMap<String, Value>,
+) -> PlannedWrite {
+    PlannedWrite {
+        sf_id: sf_id.to_string(),
+        key: key.to_string(),
+        fields: fields
+            .iter()
+            .map(|(k, v)| (k.clone(), before.get(k).map(Value::to_string).unwrap_or_default(), v.to_string()))
+            .collect(),
+    }
+}
