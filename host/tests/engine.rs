@@ -15,7 +15,7 @@ use crmsync::connectors::{Connector, Write, WriteKey};
 use crmsync::engine::PluginRules;
 use crmsync::engine::inbound::to_salesforce;
 use crmsync::engine::store::EngineStore;
-use crmsync::engine::sync::{ConnectionSpec, PassReport, to_marketing};
+use crmsync::engine::sync::{ConnectionSpec, PassReport, WriteBack, to_marketing};
 use crmsync::plugins::registry::{Manifest, Registry};
 use crmsync::plugins::{Limits, Role, Runtime};
 use crmsync::state::State;
@@ -52,7 +52,12 @@ fn http() -> HttpOptions {
     }
 }
 
-async fn world(seed: Value, selection: Value) -> World {
+async fn world(mut seed: Value, selection: Value) -> World {
+    let status_fields = json!([
+        {"name": "AC_Sync_Status__c", "type": "string", "length": 255},
+        {"name": "AC_Contact_Id__c", "type": "string", "length": 64}
+    ]);
+    seed["salesforce"]["fields"] = json!({"Lead": status_fields, "Contact": status_fields});
     let sandbox =
         Sandbox::start(SandboxOptions { seed: Some(seed), rate_limits: false, ..Default::default() })
             .await
@@ -97,6 +102,10 @@ async fn world(seed: Value, selection: Value) -> World {
             page_size: 200,
             created_tag: Some("created-from-salesforce".into()),
             pushed_tag: Some("added-to-salesforce".into()),
+            write_back: Some(WriteBack {
+                status_field: "AC_Sync_Status__c".into(),
+                id_field: "AC_Contact_Id__c".into(),
+            }),
         },
         sandbox,
         _dir: dir,
@@ -157,9 +166,11 @@ fn all() -> Value {
 async fn salesforce_records_become_contacts_once_and_echoes_write_nothing() {
     let w = world(seed(), all()).await;
     let first = w.run(false).await;
-    assert_eq!(first.read, 353);
+    // Status write-backs change Salesforce records, so the pass reads some of
+    // them again (echoes: unchanged, nothing written).
+    assert!(first.read >= 353, "{first:?}");
     assert_eq!(first.created, 351, "{first:?}");
-    assert_eq!(first.errors, 2, "one of the twins and the record without email: {first:?}");
+    assert_eq!(w.store.errors("c").unwrap().len(), 2, "one of the twins and the record without email");
     let contacts = w.ac_contacts();
     assert_eq!(contacts.len(), 351);
     let ada = contacts.iter().find(|c| c["email"] == "gen-lead-7@example.com").expect("contact");
@@ -169,11 +180,21 @@ async fn salesforce_records_become_contacts_once_and_echoes_write_nothing() {
     let codes: Vec<&str> = errors.iter().map(|e| e.code.as_str()).collect();
     assert!(codes.contains(&"duplicate-email") && codes.contains(&"missing-email"), "{codes:?}");
     assert_eq!(w.store.links("c").unwrap().len(), 351);
+    // Write-back on the Salesforce records: the status, the contact id, or the error.
+    assert_eq!(first.written_back, 353, "{first:?}");
+    let link = w.store.link_by_email("c", "gen-lead-7@example.com").unwrap().unwrap();
+    let lead = &w.sf.get("Lead", std::slice::from_ref(&link.sf_id)).await.unwrap()[0];
+    assert_eq!(lead.text("AC_Sync_Status__c"), Some("Synced successfully"));
+    assert_eq!(lead.text("AC_Contact_Id__c"), Some(link.remote_id.as_str()));
+    let no_mail = w.store.errors("c").unwrap().into_iter().find(|e| e.code == "missing-email").unwrap();
+    let lead = &w.sf.get("Lead", std::slice::from_ref(&no_mail.record)).await.unwrap()[0];
+    assert!(lead.text("AC_Sync_Status__c").unwrap().contains("no email address"), "{lead:?}");
 
     // Nothing changed: nothing is written.
     let imports = w.ac_writes();
+    // The write-backs come back as Salesforce changes: echoes, nothing is written anywhere.
     let second = w.run(false).await;
-    assert_eq!((second.created, second.updated), (0, 0), "{second:?}");
+    assert_eq!((second.created, second.updated, second.written_back), (0, 0, 0), "{second:?}");
     assert_eq!(w.ac_writes(), imports);
 
     // An edit of a mapped field: one update, of that field.
@@ -197,7 +218,8 @@ async fn salesforce_records_become_contacts_once_and_echoes_write_nothing() {
     // An edit of an unmapped field reads the record but writes nothing.
     w.edit_lead("gen-lead-8@example.com", "Status", "Working - Contacted").await;
     let fourth = w.run(false).await;
-    assert_eq!((fourth.read, fourth.updated, fourth.unchanged), (1, 0, 1), "{fourth:?}");
+    assert_eq!((fourth.updated, fourth.created, fourth.written_back), (0, 0, 0), "{fourth:?}");
+    assert!(fourth.read >= 1 && fourth.unchanged == fourth.read, "{fourth:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

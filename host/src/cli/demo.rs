@@ -24,7 +24,7 @@ use crate::connectors::secret::Secret;
 use crate::connectors::{Connector, Write, WriteKey};
 use crate::engine::PluginRules;
 use crate::engine::store::EngineStore;
-use crate::engine::sync::{ConnectionSpec, PassReport, to_marketing};
+use crate::engine::sync::{ConnectionSpec, PassReport, WriteBack, to_marketing};
 use crate::plugins::registry::{Manifest, Registry};
 use crate::plugins::{Limits, Role, Runtime, fixtures};
 use crate::state::State;
@@ -52,7 +52,10 @@ pub fn run(data_dir: &Path, args: DemoArgs) -> ExitCode {
 async fn demo(data_dir: &Path, args: &DemoArgs) -> Result<(), String> {
     println!("crmsync demo — Salesforce → ActiveCampaign against the offline vendor sandbox\n");
     let seed = json!({"salesforce": {
-        "fields": {"Lead": [{"name": "AC_Sync_Status__c", "type": "string", "length": 40}]},
+        "fields": {
+            "Lead": [{"name": "AC_Sync_Status__c", "type": "string", "length": 255}, {"name": "AC_Contact_Id__c", "type": "string", "length": 64}],
+            "Contact": [{"name": "AC_Sync_Status__c", "type": "string", "length": 255}, {"name": "AC_Contact_Id__c", "type": "string", "length": 64}]
+        },
         "generate": {"Lead": 600, "Contact": 350, "Account": 50},
         "records": {"Lead": [
             {"FirstName": "Ada", "LastName": "Lovelace", "Company": "Analytical Engines", "Email": "ada@example.com", "Phone": "+44 20 7946 0000"},
@@ -130,6 +133,10 @@ async fn demo(data_dir: &Path, args: &DemoArgs) -> Result<(), String> {
         page_size: 2000,
         created_tag: Some("created-from-salesforce".into()),
         pushed_tag: Some("added-to-salesforce".into()),
+        write_back: Some(WriteBack {
+            status_field: "AC_Sync_Status__c".into(),
+            id_field: "AC_Contact_Id__c".into(),
+        }),
     };
 
     let started = Instant::now();
@@ -187,7 +194,7 @@ async fn demo(data_dir: &Path, args: &DemoArgs) -> Result<(), String> {
     }
     let contacts = sandbox.activecampaign.state()["contacts"].as_array().map_or(0, Vec::len);
     println!("\nActiveCampaign now holds {contacts} contacts.");
-    println!("Not yet in the engine: ActiveCampaign → Salesforce, status write-back, accounts, schedules.");
+    println!("Not yet in the engine: conflicts through the resolver, accounts, schedules, `serve`.");
     println!(
         "Next: `scripts/test.sh` runs every test; `crmsync sandbox` serves these APIs for your own tools;"
     );

@@ -123,6 +123,7 @@ pub async fn to_salesforce(
                     marketing_values,
                     plugin: mapped.plugin.clone(),
                     follow_up_tag: None,
+                    write_back: false,
                     queued_at: Utc::now(),
                 });
             }
@@ -170,6 +171,7 @@ pub async fn to_salesforce(
                     marketing_values: source.fields.clone(),
                     plugin: mapped.plugin.clone(),
                     follow_up_tag: spec.pushed_tag.clone(),
+                    write_back: false,
                     queued_at: Utc::now(),
                 });
             }

@@ -79,6 +79,9 @@ pub struct OutboxEntry {
     /// A tag to add to the marketing record once this write succeeds.
     #[serde(default)]
     pub follow_up_tag: Option<String>,
+    /// A status write-back on the Salesforce record: changes no link.
+    #[serde(default)]
+    pub write_back: bool,
     pub queued_at: DateTime<Utc>,
 }
 
@@ -340,6 +343,7 @@ mod tests {
             marketing_values: BTreeMap::new(),
             plugin: None,
             follow_up_tag: None,
+            write_back: false,
             queued_at: Utc::now(),
         }
     }

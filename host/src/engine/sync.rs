@@ -38,6 +38,65 @@ pub struct ConnectionSpec {
     pub created_tag: Option<String>,
     /// Tag added to marketing contacts pushed to Salesforce, if any.
     pub pushed_tag: Option<String>,
+    /// Where to write the sync status and the marketing id on the Salesforce record.
+    pub write_back: Option<WriteBack>,
+}
+
+/// The Salesforce fields crmsync writes back after each outbound sync.
+#[derive(Debug, Clone)]
+pub struct WriteBack {
+    /// "Synced successfully", or the error (e.g. `AC_Sync_Status__c`).
+    pub status_field: String,
+    /// The marketing record's id (e.g. `AC_Contact_Id__c`).
+    pub id_field: String,
+}
+
+/// The status text written back after a successful sync.
+pub const SYNCED: &str = "Synced successfully";
+
+/// A Salesforce update of the status (and id) fields, unless they already hold those values.
+fn write_back_entry(
+    spec: &ConnectionSpec,
+    sf_object: &str,
+    sf_id: &str,
+    status: &str,
+    remote_id: Option<&str>,
+    current: &BTreeMap<String, Value>,
+) -> Option<OutboxEntry> {
+    let wb = spec.write_back.as_ref()?;
+    // A status field holds 255 characters: a longer message is shortened, visibly.
+    let status: String = if status.chars().count() > 255 {
+        status.chars().take(254).chain(std::iter::once('…')).collect()
+    } else {
+        status.to_string()
+    };
+    let mut record = Record::new(crmsync_sdk::types::System::Salesforce, sf_object.to_string());
+    if current.get(&wb.status_field).and_then(Value::as_text) != Some(status.as_str()) {
+        record.set(&wb.status_field, status);
+    }
+    if let Some(id) = remote_id {
+        if current.get(&wb.id_field).and_then(Value::as_text) != Some(id) {
+            record.set(&wb.id_field, id);
+        }
+    }
+    if record.fields.is_empty() {
+        return None;
+    }
+    Some(OutboxEntry {
+        target: Side::Salesforce,
+        object: sf_object.to_string(),
+        write: Write::Upsert { key: WriteKey::Id(sf_id.to_string()), record },
+        sf_id: Some(sf_id.to_string()),
+        sf_object: sf_object.to_string(),
+        remote_id: None,
+        email: None,
+        sf_values: BTreeMap::new(),
+        marketing_values: BTreeMap::new(),
+        plugin: None,
+        follow_up_tag: None,
+        write_back: true,
+        queued_at: Utc::now(),
+    })
 }
 
 /// What a pass did, per record outcome.
@@ -53,6 +112,8 @@ pub struct PassReport {
     /// Skipped by selection, with the reason and how many.
     pub skipped: BTreeMap<String, usize>,
     pub errors: usize,
+    /// Status write-backs made on Salesforce records.
+    pub written_back: usize,
     /// Writes left in the outbox for a later retry (transient failures).
     pub deferred: usize,
     /// Dry run: the writes that would be made, per record and field.
@@ -165,10 +226,16 @@ fn plan(
             Ok(target) => target,
             Err(failure) => {
                 report.errors += 1;
-                store.put_error(
-                    &spec.name,
-                    &error(&sf_id, failure.code(), failure.to_string(), mapped.plugin.clone()),
-                )?;
+                let entry = error(&sf_id, failure.code(), failure.to_string(), mapped.plugin.clone());
+                store.put_error(&spec.name, &entry)?;
+                entries.extend(write_back_entry(
+                    spec,
+                    object,
+                    &sf_id,
+                    &status_text(&entry),
+                    None,
+                    &source.fields,
+                ));
                 continue;
             }
         };
@@ -190,19 +257,38 @@ fn plan(
             (None, Some(email)) => {
                 if let Some(other) = emails_in_batch.insert(email.clone(), sf_id.clone()) {
                     report.errors += 1;
-                    let message =
-                        format!("Salesforce records {other} and {sf_id} share one email; neither is merged");
-                    store.put_error(&spec.name, &error(&sf_id, "duplicate-email", message, None))?;
+                    let message = format!(
+                        "Salesforce records {other} and {sf_id} share one email: {sf_id} is not synced (records are never merged)"
+                    );
+                    let entry = error(&sf_id, "duplicate-email", message, None);
+                    store.put_error(&spec.name, &entry)?;
+                    entries.extend(write_back_entry(
+                        spec,
+                        object,
+                        &sf_id,
+                        &status_text(&entry),
+                        None,
+                        &source.fields,
+                    ));
                     continue;
                 }
                 if let Some(holder) = store.link_by_email(&spec.name, email)? {
                     if holder.sf_id != sf_id {
                         report.errors += 1;
                         let message = format!(
-                            "Salesforce record {} is already linked to the contact with this email; {sf_id} is not merged into it",
+                            "Salesforce records {} and {sf_id} share one email: {sf_id} is not synced (records are never merged)",
                             holder.sf_id
                         );
-                        store.put_error(&spec.name, &error(&sf_id, "duplicate-email", message, None))?;
+                        let entry = error(&sf_id, "duplicate-email", message, None);
+                        store.put_error(&spec.name, &entry)?;
+                        entries.extend(write_back_entry(
+                            spec,
+                            object,
+                            &sf_id,
+                            &status_text(&entry),
+                            None,
+                            &source.fields,
+                        ));
                         continue;
                     }
                 }
@@ -211,8 +297,16 @@ fn plan(
             (None, None) => {
                 report.errors += 1;
                 let message = "the record has no email address, so it cannot sync".to_string();
-                store
-                    .put_error(&spec.name, &error(&sf_id, "missing-email", message, mapped.plugin.clone()))?;
+                let entry = error(&sf_id, "missing-email", message, mapped.plugin.clone());
+                store.put_error(&spec.name, &entry)?;
+                entries.extend(write_back_entry(
+                    spec,
+                    object,
+                    &sf_id,
+                    &status_text(&entry),
+                    None,
+                    &source.fields,
+                ));
                 continue;
             }
         };
@@ -252,6 +346,7 @@ fn plan(
             marketing_values,
             plugin: mapped.plugin.clone(),
             follow_up_tag: None,
+            write_back: false,
             queued_at: Utc::now(),
         });
     }
@@ -267,20 +362,27 @@ pub async fn flush(
     marketing: &dyn Connector,
     report: &mut PassReport,
 ) -> Result<(), SyncError> {
-    let mut groups: BTreeMap<(bool, String), Vec<(u64, OutboxEntry)>> = BTreeMap::new();
-    for (seq, entry) in store.pending(&spec.name)? {
-        groups
-            .entry((entry.target == Side::Salesforce, entry.object.clone()))
-            .or_default()
-            .push((seq, entry));
-    }
-    for ((to_salesforce, object), pending) in groups {
-        let connector = if to_salesforce { salesforce } else { marketing };
-        let batch = connector.limits().max_write_batch.max(1);
-        // Salesforce takes large groups at once: its connector switches to Bulk API 2.0.
-        let batch = if to_salesforce { pending.len().max(1) } else { batch };
-        for chunk in pending.chunks(batch) {
-            write_chunk(spec, store, connector, &object, chunk, report).await?;
+    // Successes may queue follow-ups (status write-backs, tags): flush those too,
+    // a bounded number of rounds; what stays (transient failures) waits for the next pass.
+    for _ in 0..3 {
+        let pending = store.pending(&spec.name)?;
+        if pending.is_empty() {
+            break;
+        }
+        let mut groups: BTreeMap<(bool, String), Vec<(u64, OutboxEntry)>> = BTreeMap::new();
+        for (seq, entry) in pending {
+            groups
+                .entry((entry.target == Side::Salesforce, entry.object.clone()))
+                .or_default()
+                .push((seq, entry));
+        }
+        for ((to_salesforce, object), pending) in groups {
+            let connector = if to_salesforce { salesforce } else { marketing };
+            // Salesforce takes large groups at once: its connector switches to Bulk API 2.0.
+            let batch = if to_salesforce { pending.len() } else { connector.limits().max_write_batch.max(1) };
+            for chunk in pending.chunks(batch.max(1)) {
+                write_chunk(spec, store, connector, &object, chunk, report).await?;
+            }
         }
     }
     Ok(())
@@ -309,6 +411,10 @@ async fn write_chunk(
     for ((seq, entry), result) in chunk.iter().zip(results) {
         let to_salesforce = entry.target == Side::Salesforce;
         match result {
+            Ok(_) if entry.write_back => {
+                report.written_back += 1;
+                store.complete(&spec.name, *seq, None)?;
+            }
             Ok(written) => {
                 let (sf_id, remote_id) = if to_salesforce {
                     (Some(written.id.clone()), entry.remote_id.clone())
@@ -333,8 +439,18 @@ async fn write_chunk(
                     plugin: entry.plugin.clone(),
                 });
                 store.complete(&spec.name, *seq, link.as_ref())?;
-                if let (Some(tag), Some(remote_id)) = (&entry.follow_up_tag, remote_id) {
-                    follow_ups.push(tag_entry(spec, &remote_id, tag));
+                if let (Some(tag), Some(remote_id)) = (&entry.follow_up_tag, &remote_id) {
+                    follow_ups.push(tag_entry(spec, remote_id, tag));
+                }
+                if let (false, Some(sf_id)) = (to_salesforce, &entry.sf_id) {
+                    follow_ups.extend(write_back_entry(
+                        spec,
+                        &entry.sf_object,
+                        sf_id,
+                        SYNCED,
+                        remote_id.as_deref(),
+                        &entry.sf_values,
+                    ));
                 }
             }
             Err(e) if e.retryable => report.deferred += 1,
@@ -351,6 +467,16 @@ async fn write_chunk(
                     plugin: entry.plugin.clone(),
                 };
                 store.fail(&spec.name, *seq, &error)?;
+                if let (false, Some(sf_id)) = (to_salesforce, &entry.sf_id) {
+                    follow_ups.extend(write_back_entry(
+                        spec,
+                        &entry.sf_object,
+                        sf_id,
+                        &status_text(&error),
+                        None,
+                        &entry.sf_values,
+                    ));
+                }
             }
         }
     }
@@ -377,8 +503,14 @@ fn tag_entry(spec: &ConnectionSpec, remote_id: &str, tag: &str) -> OutboxEntry {
         marketing_values: BTreeMap::new(),
         plugin: None,
         follow_up_tag: None,
+        write_back: false,
         queued_at: Utc::now(),
     }
+}
+
+/// The status text for an error: its code and message.
+fn status_text(error: &RecordErrorEntry) -> String {
+    format!("Error: {}: {}", error.code, error.message)
 }
 
 fn first_email(record: &Record) -> Option<String> {
