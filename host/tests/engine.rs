@@ -7,10 +7,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crmsync::connectors::activecampaign::{ActiveCampaignConfig, ActiveCampaignConnector};
+use crmsync::connectors::activecampaign::ActiveCampaignConnector;
 use crmsync::connectors::http::HttpOptions;
-use crmsync::connectors::salesforce::{SalesforceAuth, SalesforceConfig, SalesforceConnector};
-use crmsync::connectors::secret::Secret;
+use crmsync::connectors::salesforce::SalesforceConnector;
 use crmsync::connectors::{Connector, Write, WriteKey};
 use crmsync::engine::PluginRules;
 use crmsync::engine::inbound::to_salesforce;
@@ -62,21 +61,7 @@ async fn world(mut seed: Value, selection: Value) -> World {
         Sandbox::start(SandboxOptions { seed: Some(seed), rate_limits: false, ..Default::default() })
             .await
             .expect("sandbox");
-    let c = &sandbox.credentials;
-    let auth = SalesforceAuth::Password {
-        username: c.salesforce_username.clone(),
-        password: Secret::new(c.salesforce_password.clone()),
-    };
-    let mut sf_cfg = SalesforceConfig::new(sandbox.salesforce_url(), c.salesforce_client_id.clone(), auth);
-    sf_cfg.client_secret = Some(Secret::new(c.salesforce_client_secret.clone()));
-    sf_cfg.http = http();
-    let mut ac_cfg = ActiveCampaignConfig::new(
-        sandbox.activecampaign_url(),
-        Secret::new(c.activecampaign_api_token.clone()),
-    );
-    ac_cfg.http = http();
-    ac_cfg.requests_per_second = None;
-    ac_cfg.import_poll = Duration::from_millis(20);
+    let (sf, ac) = crmsync::connectors::sandbox::connect(&sandbox, http()).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let state = State::open(dir.path()).unwrap();
     let runtime = Runtime::new(Some(&state.cache_dir()), Limits::default()).unwrap();
@@ -91,8 +76,8 @@ async fn world(mut seed: Value, selection: Value) -> World {
         (Role::Selector, selection.to_string()),
     ]);
     World {
-        sf: SalesforceConnector::new(sf_cfg).unwrap(),
-        ac: ActiveCampaignConnector::new(ac_cfg).unwrap(),
+        sf,
+        ac,
         store: EngineStore::new(state),
         rules: PluginRules::new(registry, configs),
         spec: ConnectionSpec {

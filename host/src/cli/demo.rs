@@ -18,9 +18,6 @@ use crmsync_sandbox::{Sandbox, SandboxOptions};
 use crmsync_sdk::types::{Record, System};
 use serde_json::json;
 
-use crate::connectors::activecampaign::{ActiveCampaignConfig, ActiveCampaignConnector};
-use crate::connectors::salesforce::{SalesforceAuth, SalesforceConfig, SalesforceConnector};
-use crate::connectors::secret::Secret;
 use crate::connectors::{Connector, Write, WriteKey};
 use crate::engine::PluginRules;
 use crate::engine::store::EngineStore;
@@ -110,21 +107,8 @@ async fn demo(data_dir: &Path, args: &DemoArgs) -> Result<(), String> {
             (Role::Mapper, json!({"marketing": "activecampaign"}).to_string()),
         ]),
     );
-    let c = &sandbox.credentials;
-    let auth = SalesforceAuth::Password {
-        username: c.salesforce_username.clone(),
-        password: Secret::new(c.salesforce_password.clone()),
-    };
-    let mut sf_cfg = SalesforceConfig::new(sandbox.salesforce_url(), c.salesforce_client_id.clone(), auth);
-    sf_cfg.client_secret = Some(Secret::new(c.salesforce_client_secret.clone()));
-    let salesforce = SalesforceConnector::new(sf_cfg).map_err(|e| e.to_string())?;
-    let mut ac_cfg = ActiveCampaignConfig::new(
-        sandbox.activecampaign_url(),
-        Secret::new(c.activecampaign_api_token.clone()),
-    );
-    ac_cfg.requests_per_second = None;
-    ac_cfg.import_poll = std::time::Duration::from_millis(20);
-    let activecampaign = ActiveCampaignConnector::new(ac_cfg).map_err(|e| e.to_string())?;
+    let (salesforce, activecampaign) =
+        crate::connectors::sandbox::connect(&sandbox, Default::default()).map_err(|e| e.to_string())?;
     let store = EngineStore::new(state);
     let spec = ConnectionSpec {
         name: "demo".into(),

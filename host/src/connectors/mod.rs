@@ -19,6 +19,7 @@ pub mod activecampaign;
 pub mod http;
 pub mod ratelimit;
 pub mod salesforce;
+pub mod sandbox;
 pub mod secret;
 
 use std::collections::BTreeMap;

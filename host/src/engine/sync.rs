@@ -220,22 +220,27 @@ fn plan(
     let mut entries = Vec::new();
     let mut planned = Vec::new();
     let mut emails_in_batch: HashMap<String, String> = HashMap::new();
+    // A record that cannot sync: its error is kept, and written back on it.
+    let mut reject =
+        |entries: &mut Vec<OutboxEntry>, source: &Record, code: &str, message: String, plugin| {
+            let sf_id = source.id.as_deref().unwrap_or_default();
+            report.errors += 1;
+            let entry = error(sf_id, code, message, plugin);
+            store.put_error(&spec.name, &entry)?;
+            entries.extend(write_back_entry(spec, object, sf_id, &status_text(&entry), None, &source.fields));
+            Ok::<(), SyncError>(())
+        };
+    let shared_email = |first: &str, sf_id: &str| {
+        format!(
+            "Salesforce records {first} and {sf_id} share one email: {sf_id} is not synced (records are never merged)"
+        )
+    };
     for (source, result) in selected.iter().zip(mapped.results) {
         let sf_id = source.id.clone().unwrap_or_default();
         let target = match result {
             Ok(target) => target,
             Err(failure) => {
-                report.errors += 1;
-                let entry = error(&sf_id, failure.code(), failure.to_string(), mapped.plugin.clone());
-                store.put_error(&spec.name, &entry)?;
-                entries.extend(write_back_entry(
-                    spec,
-                    object,
-                    &sf_id,
-                    &status_text(&entry),
-                    None,
-                    &source.fields,
-                ));
+                reject(&mut entries, source, failure.code(), failure.to_string(), mapped.plugin.clone())?;
                 continue;
             }
         };
@@ -255,58 +260,19 @@ fn plan(
         let key = match (&link, &email) {
             (Some(link), _) => WriteKey::Id(link.remote_id.clone()),
             (None, Some(email)) => {
-                if let Some(other) = emails_in_batch.insert(email.clone(), sf_id.clone()) {
-                    report.errors += 1;
-                    let message = format!(
-                        "Salesforce records {other} and {sf_id} share one email: {sf_id} is not synced (records are never merged)"
-                    );
-                    let entry = error(&sf_id, "duplicate-email", message, None);
-                    store.put_error(&spec.name, &entry)?;
-                    entries.extend(write_back_entry(
-                        spec,
-                        object,
-                        &sf_id,
-                        &status_text(&entry),
-                        None,
-                        &source.fields,
-                    ));
+                let first = match emails_in_batch.insert(email.clone(), sf_id.clone()) {
+                    Some(other) => Some(other),
+                    None => store.link_by_email(&spec.name, email)?.map(|l| l.sf_id).filter(|h| *h != sf_id),
+                };
+                if let Some(first) = first {
+                    reject(&mut entries, source, "duplicate-email", shared_email(&first, &sf_id), None)?;
                     continue;
-                }
-                if let Some(holder) = store.link_by_email(&spec.name, email)? {
-                    if holder.sf_id != sf_id {
-                        report.errors += 1;
-                        let message = format!(
-                            "Salesforce records {} and {sf_id} share one email: {sf_id} is not synced (records are never merged)",
-                            holder.sf_id
-                        );
-                        let entry = error(&sf_id, "duplicate-email", message, None);
-                        store.put_error(&spec.name, &entry)?;
-                        entries.extend(write_back_entry(
-                            spec,
-                            object,
-                            &sf_id,
-                            &status_text(&entry),
-                            None,
-                            &source.fields,
-                        ));
-                        continue;
-                    }
                 }
                 WriteKey::Email(email.clone())
             }
             (None, None) => {
-                report.errors += 1;
                 let message = "the record has no email address, so it cannot sync".to_string();
-                let entry = error(&sf_id, "missing-email", message, mapped.plugin.clone());
-                store.put_error(&spec.name, &entry)?;
-                entries.extend(write_back_entry(
-                    spec,
-                    object,
-                    &sf_id,
-                    &status_text(&entry),
-                    None,
-                    &source.fields,
-                ));
+                reject(&mut entries, source, "missing-email", message, mapped.plugin.clone())?;
                 continue;
             }
         };
