@@ -66,7 +66,11 @@ async fn world(mut seed: Value, selection: Value) -> World {
     let state = State::open(dir.path()).unwrap();
     let runtime = Runtime::new(Some(&state.cache_dir()), Limits::default()).unwrap();
     let registry = Arc::new(Registry::open(state.clone(), runtime).unwrap());
-    for (name, role) in [("standard-mapping", Role::Mapper), ("selection", Role::Selector)] {
+    for (name, role) in [
+        ("standard-mapping", Role::Mapper),
+        ("selection", Role::Selector),
+        ("field-policy-resolver", Role::Resolver),
+    ] {
         let manifest = Manifest { name: name.into(), version: "1.0.0".into(), ..Default::default() };
         registry.install(&plugin(name), &manifest).unwrap();
         registry.activate("c", role, &format!("{name}@1.0.0")).unwrap();
@@ -74,6 +78,10 @@ async fn world(mut seed: Value, selection: Value) -> World {
     let configs = HashMap::from([
         (Role::Mapper, json!({"marketing": "activecampaign"}).to_string()),
         (Role::Selector, selection.to_string()),
+        (
+            Role::Resolver,
+            json!({"default": "most-recent", "fields": {"LastName": "salesforce-wins"}}).to_string(),
+        ),
     ]);
     World {
         sf,
@@ -280,4 +288,42 @@ async fn linked_contacts_flow_back_and_flagged_contacts_are_created_in_salesforc
     w.run_inbound().await;
     let tagged = w.ac_contacts().into_iter().find(|c| c["email"] == "new.person@example.com").unwrap();
     assert!(tagged["tags"].as_array().unwrap().iter().any(|t| t == "added-to-salesforce"), "{tagged}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_changed_on_both_sides_is_merged_by_the_resolver() {
+    let w = world(json!({"salesforce": {"generate": {"Lead": 5}}}), all()).await;
+    assert_eq!(w.run(false).await.created, 5);
+    w.run_inbound().await;
+    let link = w.store.link_by_email("c", "gen-lead-2@example.com").unwrap().unwrap();
+    // Salesforce edits FirstName and LastName; two seconds later ActiveCampaign edits both too.
+    let sf_edit =
+        Record::new(System::Salesforce, "Lead").with("FirstName", "Sally").with("LastName", "Salesforce");
+    w.sf.write("Lead", vec![Write::Upsert { key: WriteKey::Id(link.sf_id.clone()), record: sf_edit }])
+        .await
+        .unwrap();
+    w.sandbox.clock.advance(Duration::from_secs(2));
+    let ac_edit = Record::new(System::ActiveCampaign, "contact")
+        .with("firstName", "Annie")
+        .with("lastName", "Campaign");
+    w.ac.write("contact", vec![Write::Upsert { key: WriteKey::Id(link.remote_id.clone()), record: ac_edit }])
+        .await
+        .unwrap();
+
+    let back = w.run_inbound().await;
+    assert_eq!(back.conflicts, 1, "{back:?}");
+    let lead = &w.sf.get("Lead", std::slice::from_ref(&link.sf_id)).await.unwrap()[0];
+    // FirstName: most recent (ActiveCampaign) wins; LastName: the field's policy is salesforce-wins.
+    assert_eq!((lead.text("FirstName"), lead.text("LastName")), (Some("Annie"), Some("Salesforce")));
+    // The outbound pass carries Salesforce's LastName to ActiveCampaign; nothing else moves.
+    let out = w.run(false).await;
+    assert_eq!(out.updated, 1, "{out:?}");
+    let contact = w.ac_contacts().into_iter().find(|c| c["email"] == "gen-lead-2@example.com").unwrap();
+    assert_eq!(
+        (contact["firstName"].as_str(), contact["lastName"].as_str()),
+        (Some("Annie"), Some("Salesforce"))
+    );
+    // Converged: no more writes either way.
+    let (inbound, outbound) = (w.run_inbound().await, w.run(false).await);
+    assert_eq!((inbound.updated, inbound.conflicts, outbound.updated), (0, 0, 0), "{inbound:?} {outbound:?}");
 }

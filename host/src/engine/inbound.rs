@@ -7,15 +7,21 @@
 //!   duplicating), links it, and tags the contact (`added-to-salesforce`);
 //!   `skip` keeps the reason.
 //!
+//! A linked record changed on both sides since the last sync (the Salesforce
+//! version differs from the link's base snapshot on a field the contact also
+//! changed) goes to the resolver plugin with the base and both versions;
+//! fields marketing wins are written to Salesforce, fields Salesforce wins stay
+//! and reach marketing on the next outbound pass.
+//!
 //! Echo suppression works in the marketing namespace: a contact whose fields
 //! equal the values last synced for its link (crmsync's own write coming back,
 //! or an edit of a field no mapping uses) writes nothing.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use chrono::Utc;
 use crmsync_sdk::convert::email_key;
-use crmsync_sdk::types::{Context, Direction, Record, Selection, Value};
+use crmsync_sdk::types::{Conflict, Context, Direction, Record, Selection, Side as Winner, Value};
 
 use super::Rules;
 use super::store::{EngineStore, Link, OutboxEntry, RecordErrorEntry, Side};
@@ -81,6 +87,7 @@ pub async fn to_salesforce(
         for (sf_object, batch) in linked {
             let records: Vec<Record> = batch.iter().map(|(r, _)| r.clone()).collect();
             let mapped = rules.map(&ctx(Some(sf_object.clone())), &records);
+            let mut work = Vec::new();
             for ((source, link), result) in batch.into_iter().zip(mapped.results) {
                 let target = match result {
                     Ok(t) => t,
@@ -103,8 +110,77 @@ pub async fn to_salesforce(
                     report.unchanged += 1;
                     continue;
                 }
-                planned.push(plan(&link.sf_id, "update", &changed, &link.sf_values));
+                work.push((source, link, target, changed));
+            }
+            // Records changed on both sides since the last sync go to the resolver.
+            let ids: Vec<String> = work.iter().map(|(_, link, _, _)| link.sf_id.clone()).collect();
+            let now: HashMap<String, Record> = if ids.is_empty() {
+                HashMap::new()
+            } else {
+                salesforce
+                    .get(&sf_object, &ids)
+                    .await?
+                    .into_iter()
+                    .filter_map(|r| Some((r.id.clone()?, r)))
+                    .collect()
+            };
+            let mut conflicts = Vec::new();
+            let mut conflicted = Vec::new();
+            for (i, (source, link, target, changed)) in work.iter().enumerate() {
+                let Some(sf) = now.get(&link.sf_id) else { continue };
+                let both =
+                    changed.keys().any(|k| sf.get(k) != link.sf_values.get(k) && sf.get(k) != target.get(k));
+                if !both {
+                    continue;
+                }
+                let only = |fields: &BTreeMap<String, Value>| -> BTreeMap<String, Value> {
+                    target.fields.keys().filter_map(|k| Some((k.clone(), fields.get(k)?.clone()))).collect()
+                };
+                conflicts.push(Conflict {
+                    base: Some(Record { fields: only(&link.sf_values), modified_at: None, ..sf.clone() }),
+                    salesforce: Record { fields: only(&sf.fields), ..sf.clone() },
+                    marketing: Record { modified_at: source.modified_at, ..target.clone() },
+                });
+                conflicted.push(i);
+            }
+            let resolved = rules.resolve(&ctx(Some(sf_object.clone())), &conflicts);
+            let mut resolution: HashMap<usize, _> = conflicted.into_iter().zip(resolved.results).collect();
+            for (i, (source, link, target, mut changed)) in work.into_iter().enumerate() {
                 let mut sf_values = link.sf_values.clone();
+                if let Some(result) = resolution.remove(&i) {
+                    let merged = match result {
+                        Ok(merged) => merged,
+                        Err(failure) => {
+                            report.errors += 1;
+                            store.put_error(
+                                &spec.name,
+                                &error(&source, failure.code(), failure.to_string(), &resolved.plugin),
+                            )?;
+                            continue;
+                        }
+                    };
+                    report.conflicts += 1;
+                    let sf = &now[&link.sf_id];
+                    // Fields Salesforce won stay as they are there (the next outbound
+                    // pass carries them to marketing); fields marketing won are written.
+                    changed = merged
+                        .merged
+                        .into_iter()
+                        .filter(|(k, v)| {
+                            merged.winners.get(k) == Some(&Winner::Marketing) && sf.get(k) != Some(v)
+                        })
+                        .collect();
+                    for (k, winner) in &merged.winners {
+                        if let (Winner::Salesforce, Some(v)) = (winner, sf.get(k)) {
+                            sf_values.insert(k.clone(), v.clone());
+                        }
+                    }
+                    if changed.is_empty() {
+                        report.unchanged += 1;
+                        continue;
+                    }
+                }
+                planned.push(plan(&link.sf_id, "update", &changed, &link.sf_values));
                 sf_values.extend(changed.clone());
                 let mut marketing_values = link.marketing_values.clone();
                 marketing_values.extend(source.fields.clone());

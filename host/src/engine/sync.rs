@@ -114,6 +114,8 @@ pub struct PassReport {
     pub errors: usize,
     /// Status write-backs made on Salesforce records.
     pub written_back: usize,
+    /// Records changed on both sides, merged by the resolver.
+    pub conflicts: usize,
     /// Writes left in the outbox for a later retry (transient failures).
     pub deferred: usize,
     /// Dry run: the writes that would be made, per record and field.
