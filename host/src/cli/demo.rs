@@ -172,7 +172,7 @@ async fn demo(data_dir: &Path, args: &DemoArgs) -> Result<(), String> {
     for vendor in [Vendor::Salesforce, Vendor::ActiveCampaign] {
         let telemetry = &sandbox.ctx(vendor).telemetry;
         let mut endpoints: Vec<(String, u64)> = telemetry.by_endpoint().into_iter().collect();
-        endpoints.sort_by(|a, b| b.1.cmp(&a.1));
+        endpoints.sort_by_key(|e| std::cmp::Reverse(e.1));
         let top: Vec<String> = endpoints.iter().take(4).map(|(e, n)| format!("{e} ×{n}")).collect();
         println!("   {:<15} {:>4} calls  ({})", vendor.name(), telemetry.total(), top.join(", "));
     }

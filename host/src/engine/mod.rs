@@ -13,6 +13,10 @@
 //! - [`Rules`]: what the engine asks of the plugins, and [`PluginRules`], its
 //!   implementation on the plugin registry.
 
+// Per-record results carry a `RecordFailure` by value: it is data for the
+// operator, kept per record, not an error propagated with `?`.
+#![allow(clippy::result_large_err)]
+
 pub mod inbound;
 pub mod store;
 pub mod sync;
@@ -107,11 +111,11 @@ impl Rules for PluginRules {
 
 fn no_plugin(role: Role, ctx: &Context<()>) -> RecordFailure {
     RecordFailure {
-        plugin: crate::plugins::PluginId {
+        plugin: std::sync::Arc::new(crate::plugins::PluginId {
             name: "(none)".into(),
             version: "-".into(),
             sha256: String::new(),
-        },
+        }),
         role,
         record: None,
         kind: crate::plugins::plugin::FailureKind::Rejected(crmsync_sdk::RecordError::new(

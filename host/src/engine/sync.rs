@@ -74,10 +74,10 @@ fn write_back_entry(
     if current.get(&wb.status_field).and_then(Value::as_text) != Some(status.as_str()) {
         record.set(&wb.status_field, status);
     }
-    if let Some(id) = remote_id {
-        if current.get(&wb.id_field).and_then(Value::as_text) != Some(id) {
-            record.set(&wb.id_field, id);
-        }
+    if let Some(id) = remote_id
+        && current.get(&wb.id_field).and_then(Value::as_text) != Some(id)
+    {
+        record.set(&wb.id_field, id);
     }
     if record.fields.is_empty() {
         return None;
@@ -279,10 +279,10 @@ fn plan(
             }
         };
         let mut fields = if link.is_some() { changed } else { target.fields.clone() };
-        if link.is_none() {
-            if let Some(tag) = &spec.created_tag {
-                fields.insert("tags".into(), Value::TextList(vec![tag.clone()]));
-            }
+        if link.is_none()
+            && let Some(tag) = &spec.created_tag
+        {
+            fields.insert("tags".into(), Value::TextList(vec![tag.clone()]));
         }
         planned.push(PlannedWrite {
             sf_id: sf_id.clone(),

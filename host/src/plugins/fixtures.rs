@@ -190,14 +190,12 @@ fn check(role: Role, expect: &Json, output: &Json) -> Result<(), String> {
         }
         return Ok(());
     }
-    if role == Role::Selector {
-        if let (Some(Json::String(want)), Ok(Selection::Skip(_))) =
+    if role == Role::Selector
+        && let (Some(Json::String(want)), Ok(Selection::Skip(_))) =
             (expect.get("skip"), serde_json::from_value::<Selection>(output.clone()))
-        {
-            if want.is_empty() || Some(want.as_str()) == output.get("skip").and_then(Json::as_str) {
-                return Ok(());
-            }
-        }
+        && (want.is_empty() || Some(want.as_str()) == output.get("skip").and_then(Json::as_str))
+    {
+        return Ok(());
     }
     if let (Some(want), Some(got)) = (expect.get("ok"), output.get("ok")) {
         // Compare through the typed form so {"$decimal": "1.50"} equals {"$decimal": "1.5"}.

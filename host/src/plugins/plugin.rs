@@ -11,6 +11,10 @@
 //! cause the failure get it, each as a [`RecordFailure`] naming the plugin,
 //! version, role and record.
 
+// Per-record results carry a `RecordFailure` by value: it is data for the
+// operator, kept per record, not an error propagated with `?`.
+#![allow(clippy::result_large_err)]
+
 use std::collections::BTreeSet;
 use std::fmt;
 use std::sync::Mutex;
@@ -56,7 +60,8 @@ pub enum FailureKind {
 /// A per-record failure, traceable to the plugin version and role.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RecordFailure {
-    pub plugin: PluginId,
+    /// Shared, so a failure stays small however many a batch has.
+    pub plugin: std::sync::Arc<PluginId>,
     pub role: Role,
     pub record: Option<String>,
     pub kind: FailureKind,
@@ -104,7 +109,7 @@ struct Exports {
 /// concurrently (each takes its own instance).
 pub struct Plugin {
     runtime: Runtime,
-    id: PluginId,
+    id: std::sync::Arc<PluginId>,
     component: Component,
     pre: InstancePre<Guest>,
     roles: BTreeSet<Role>,
@@ -145,6 +150,7 @@ impl Plugin {
                 .transpose()
                 .map_err(err)?,
         };
+        let id = std::sync::Arc::new(id);
         let plugin = Plugin { runtime, id, component, pre, roles, exports, pool: Mutex::new(Vec::new()) };
         // Instantiate once now so a component that cannot start (a failing
         // start function, a memory larger than the cap) is refused at load time.
@@ -341,7 +347,8 @@ impl Plugin {
 
     fn instantiate(&self) -> Result<Warm, CallFailure> {
         let limits = self.runtime.limits();
-        let mut store = Store::new(self.runtime.engine(), Guest::new(self.id.clone(), limits.memory_bytes));
+        let mut store =
+            Store::new(self.runtime.engine(), Guest::new(PluginId::clone(&self.id), limits.memory_bytes));
         store.limiter(|guest| &mut guest.limiter);
         store.epoch_deadline_trap();
         store.set_epoch_deadline(self.runtime.deadline_ticks());

@@ -121,10 +121,10 @@ impl Registry {
         check_name("version", &manifest.version)?;
         let key = format!("{}@{}", manifest.name, manifest.version);
         let sha256 = hex::encode(Sha256::digest(bytes));
-        if let Some(existing) = self.state.plugin_version(&key)? {
-            if existing.id.sha256 != sha256 {
-                return Err(RegistryError::VersionTaken(key));
-            }
+        if let Some(existing) = self.state.plugin_version(&key)?
+            && existing.id.sha256 != sha256
+        {
+            return Err(RegistryError::VersionTaken(key));
         }
         let plugin = self.runtime.load(bytes, &manifest.name, &manifest.version)?;
         let roles: Vec<Role> = if manifest.roles.is_empty() {
@@ -236,7 +236,7 @@ impl Registry {
     }
 
     /// The active version per connection and role.
-    pub fn active(&self) -> Result<Vec<((String, Role), String)>, RegistryError> {
+    pub fn active(&self) -> Result<crate::state::ActivePlugins, RegistryError> {
         Ok(self.state.plugin_active()?)
     }
 

@@ -106,11 +106,11 @@ pub fn watch(
 ) -> Result<DirWatcher, String> {
     let (tx, rx) = mpsc::channel::<PathBuf>();
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-        if let Ok(event) = event {
-            if matches!(event.kind, EventKind::Create(_) | EventKind::Modify(_)) {
-                for path in event.paths {
-                    let _ = tx.send(path);
-                }
+        if let Ok(event) = event
+            && matches!(event.kind, EventKind::Create(_) | EventKind::Modify(_))
+        {
+            for path in event.paths {
+                let _ = tx.send(path);
             }
         }
     })

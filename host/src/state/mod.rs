@@ -110,6 +110,9 @@ pub enum StateError {
     Corrupt { tree: &'static str, why: String },
 }
 
+/// `((connection, role), name@version)` for every active plugin.
+pub type ActivePlugins = Vec<((String, Role), String)>;
+
 /// The state store. Cheap to clone.
 #[derive(Clone)]
 pub struct State {
@@ -213,7 +216,7 @@ impl State {
     }
 
     /// `((connection, role), name@version)` for every active plugin.
-    pub fn plugin_active(&self) -> Result<Vec<((String, Role), String)>, StateError> {
+    pub fn plugin_active(&self) -> Result<ActivePlugins, StateError> {
         let tree = self.db.open_tree(trees::PLUGIN_ACTIVE)?;
         let corrupt = |why: String| StateError::Corrupt { tree: trees::PLUGIN_ACTIVE, why };
         tree.iter()
