@@ -327,3 +327,17 @@ async fn a_record_changed_on_both_sides_is_merged_by_the_resolver() {
     let (inbound, outbound) = (w.run_inbound().await, w.run(false).await);
     assert_eq!((inbound.updated, inbound.conflicts, outbound.updated), (0, 0, 0), "{inbound:?} {outbound:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_converted_lead_relinks_to_its_contact_instead_of_creating_another() {
+    let w = world(json!({"salesforce": {"generate": {"Lead": 3}}}), all()).await;
+    assert_eq!(w.run(false).await.created, 3);
+    let link = w.store.link_by_email("c", "gen-lead-1@example.com").unwrap().unwrap();
+    let converted = w.sandbox.salesforce.convert_lead(&link.sf_id, None, None).expect("convert");
+    let report = w.run(false).await;
+    assert_eq!((report.relinked, report.created), (1, 0), "{report:?}");
+    assert_eq!(w.ac_contacts().len(), 3, "no second contact for the converted lead");
+    let moved = w.store.link_by_sf("c", &converted.contact_id).unwrap().expect("the Contact holds the link");
+    assert_eq!((moved.remote_id.as_str(), moved.sf_object.as_str()), (link.remote_id.as_str(), "Contact"));
+    assert!(w.store.link_by_sf("c", &link.sf_id).unwrap().is_none());
+}

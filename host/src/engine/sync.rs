@@ -116,6 +116,8 @@ pub struct PassReport {
     pub written_back: usize,
     /// Records changed on both sides, merged by the resolver.
     pub conflicts: usize,
+    /// Links moved to a converted Lead's Contact or a merge's master.
+    pub relinked: usize,
     /// Writes left in the outbox for a later retry (transient failures).
     pub deferred: usize,
     /// Dry run: the writes that would be made, per record and field.
@@ -156,8 +158,11 @@ pub async fn to_marketing(
     for object in &spec.objects {
         let mut cursor = store.cursor(&spec.name, Side::Salesforce, object)?;
         loop {
-            let changes = salesforce.fetch_changes(object, cursor.as_ref(), spec.page_size).await?;
+            let mut changes = salesforce.fetch_changes(object, cursor.as_ref(), spec.page_size).await?;
             report.read += changes.records.len();
+            if !dry_run {
+                follow_identity(spec, store, &mut changes, &mut report)?;
+            }
             let ctx = Context {
                 connection: spec.name.clone(),
                 direction: Direction::ToMarketing,
@@ -181,6 +186,41 @@ pub async fn to_marketing(
         }
     }
     Ok(report)
+}
+
+/// Identity transitions: a converted Lead's link moves to its Contact, a
+/// merged record's link to the surviving master — unless that record has a
+/// link of its own, which is kept (two contacts are never merged silently).
+/// Converted Leads themselves no longer sync.
+fn follow_identity(
+    spec: &ConnectionSpec,
+    store: &EngineStore,
+    changes: &mut crate::connectors::Changes,
+    report: &mut PassReport,
+) -> Result<(), SyncError> {
+    let mut relink = |from: &str, to: &str, object: &str| -> Result<(), SyncError> {
+        if store.link_by_sf(&spec.name, to)?.is_none() && store.relink(&spec.name, from, to, object)? {
+            report.relinked += 1;
+        }
+        Ok(())
+    };
+    for gone in &changes.deleted {
+        if let Some(master) = &gone.merged_into {
+            relink(&gone.id, master, &gone.object_type)?;
+        }
+    }
+    let mut kept = Vec::with_capacity(changes.records.len());
+    for record in std::mem::take(&mut changes.records) {
+        let converted =
+            record.object_type == "Lead" && record.get("IsConverted") == Some(&Value::Boolean(true));
+        match (converted, record.id.as_deref(), record.text("ConvertedContactId")) {
+            (true, Some(lead), Some(contact)) => relink(lead, contact, "Contact")?,
+            (true, ..) => {}
+            (false, ..) => kept.push(record),
+        }
+    }
+    changes.records = kept;
+    Ok(())
 }
 
 /// Selects, maps and diffs one page; returns the writes to queue.
