@@ -92,11 +92,7 @@ pub async fn to_salesforce(
                 let target = match result {
                     Ok(t) => t,
                     Err(failure) => {
-                        report.errors += 1;
-                        store.put_error(
-                            &spec.name,
-                            &error(&source, failure.code(), failure.to_string(), &mapped.plugin),
-                        )?;
+                        rule_failed(store, spec, &mut report, &source, &failure, &mapped.plugin)?;
                         continue;
                     }
                 };
@@ -151,11 +147,7 @@ pub async fn to_salesforce(
                     let merged = match result {
                         Ok(merged) => merged,
                         Err(failure) => {
-                            report.errors += 1;
-                            store.put_error(
-                                &spec.name,
-                                &error(&source, failure.code(), failure.to_string(), &resolved.plugin),
-                            )?;
+                            rule_failed(store, spec, &mut report, &source, &failure, &resolved.plugin)?;
                             continue;
                         }
                     };
@@ -210,11 +202,7 @@ pub async fn to_salesforce(
                 let target = match result {
                     Ok(t) => t,
                     Err(failure) => {
-                        report.errors += 1;
-                        store.put_error(
-                            &spec.name,
-                            &error(&source, failure.code(), failure.to_string(), &mapped.plugin),
-                        )?;
+                        rule_failed(store, spec, &mut report, &source, &failure, &mapped.plugin)?;
                         continue;
                     }
                 };
@@ -275,6 +263,20 @@ fn unchanged(record: &Record, link: &Link) -> bool {
             Some(now) => now == v || (now.is_empty() && v.is_empty()),
             None => true,
         })
+}
+
+/// A rule (mapper, resolver) failed on a record: count it and keep the error.
+fn rule_failed(
+    store: &EngineStore,
+    spec: &ConnectionSpec,
+    report: &mut PassReport,
+    record: &Record,
+    failure: &crate::plugins::RecordFailure,
+    plugin: &Option<String>,
+) -> Result<(), SyncError> {
+    report.errors += 1;
+    store.put_error(&spec.name, &error(record, failure.code(), failure.to_string(), plugin))?;
+    Ok(())
 }
 
 fn error(record: &Record, code: &str, message: String, plugin: &Option<String>) -> RecordErrorEntry {
