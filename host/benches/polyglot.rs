@@ -33,10 +33,10 @@ fn lead(i: usize) -> Record {
         .with("Email", format!(" Ada{i}@Example.COM "))
         .with("Phone", "+44 (20) 7946-0000")
         .with("AnnualRevenue__c", format!("${},{:03}.5", i % 1000, i % 997))
-        .with("LeadSource", if i % 2 == 0 { "Web" } else { "Billboard" })
+        .with("LeadSource", if i.is_multiple_of(2) { "Web" } else { "Billboard" })
         .with("Interests__c", Value::TextList(vec!["Math".into(), " engines ".into(), "math".into()]))
         .with("Birthdate", chrono::NaiveDate::from_ymd_opt(1815, 12, 10).expect("a date"))
-        .with("HasOptedOutOfEmail", i % 3 == 0)
+        .with("HasOptedOutOfEmail", i.is_multiple_of(3))
 }
 
 fn ms(d: Duration) -> String {

@@ -14,8 +14,10 @@
 //! The vendor sandbox lives in its own crate, `crmsync-sandbox`.
 
 pub mod cli;
+pub mod config;
 pub mod connectors;
 pub mod engine;
 pub mod plugins;
+pub mod service;
 pub mod state;
 pub mod telemetry;

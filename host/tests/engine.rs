@@ -11,6 +11,7 @@ use crmsync::connectors::activecampaign::ActiveCampaignConnector;
 use crmsync::connectors::http::HttpOptions;
 use crmsync::connectors::salesforce::SalesforceConnector;
 use crmsync::connectors::{Connector, Write, WriteKey};
+use crmsync::engine::Pass;
 use crmsync::engine::PluginRules;
 use crmsync::engine::inbound::to_salesforce;
 use crmsync::engine::store::EngineStore;
@@ -89,16 +90,12 @@ async fn world(mut seed: Value, selection: Value) -> World {
         store: EngineStore::new(state),
         rules: PluginRules::new(registry, configs),
         spec: ConnectionSpec {
-            name: "c".into(),
-            objects: vec!["Lead".into(), "Contact".into()],
-            marketing_object: "contact".into(),
             page_size: 200,
-            created_tag: Some("created-from-salesforce".into()),
-            pushed_tag: Some("added-to-salesforce".into()),
             write_back: Some(WriteBack {
                 status_field: "AC_Sync_Status__c".into(),
                 id_field: "AC_Contact_Id__c".into(),
             }),
+            ..ConnectionSpec::new("c")
         },
         sandbox,
         _dir: dir,
@@ -106,16 +103,16 @@ async fn world(mut seed: Value, selection: Value) -> World {
 }
 
 impl World {
+    fn pass(&self) -> Pass<'_> {
+        Pass::new(&self.spec, &self.store, &self.rules, &self.sf, &self.ac, "run")
+    }
+
     async fn run(&self, dry_run: bool) -> PassReport {
-        to_marketing(&self.spec, &self.store, &self.rules, &self.sf, &self.ac, "run", dry_run)
-            .await
-            .expect("pass")
+        to_marketing(&Pass { dry_run, ..self.pass() }).await.expect("pass")
     }
 
     async fn run_inbound(&self) -> PassReport {
-        to_salesforce(&self.spec, &self.store, &self.rules, &self.sf, &self.ac, "run", false)
-            .await
-            .expect("pass")
+        to_salesforce(&self.pass()).await.expect("pass")
     }
 
     fn ac_contacts(&self) -> Vec<Value> {

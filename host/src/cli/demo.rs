@@ -19,9 +19,9 @@ use crmsync_sdk::types::{Record, System};
 use serde_json::json;
 
 use crate::connectors::{Connector, Write, WriteKey};
-use crate::engine::PluginRules;
 use crate::engine::store::EngineStore;
 use crate::engine::sync::{ConnectionSpec, PassReport, WriteBack, to_marketing};
+use crate::engine::{Pass, PluginRules};
 use crate::plugins::registry::{Manifest, Registry};
 use crate::plugins::{Limits, Role, Runtime, fixtures};
 use crate::state::State;
@@ -111,22 +111,16 @@ async fn demo(data_dir: &Path, args: &DemoArgs) -> Result<(), String> {
         crate::connectors::sandbox::connect(&sandbox, Default::default()).map_err(|e| e.to_string())?;
     let store = EngineStore::new(state);
     let spec = ConnectionSpec {
-        name: "demo".into(),
-        objects: vec!["Lead".into(), "Contact".into()],
-        marketing_object: "contact".into(),
-        page_size: 2000,
-        created_tag: Some("created-from-salesforce".into()),
-        pushed_tag: Some("added-to-salesforce".into()),
         write_back: Some(WriteBack {
             status_field: "AC_Sync_Status__c".into(),
             id_field: "AC_Contact_Id__c".into(),
         }),
+        ..ConnectionSpec::new("demo")
     };
+    let pass = |run_id: &str| Pass::new(&spec, &store, &rules, &salesforce, &activecampaign, run_id);
 
     let started = Instant::now();
-    let first = to_marketing(&spec, &store, &rules, &salesforce, &activecampaign, "demo-1", false)
-        .await
-        .map_err(|e| e.to_string())?;
+    let first = to_marketing(&pass("demo-1")).await.map_err(|e| e.to_string())?;
     print_report("1. initial sync", &first, started.elapsed());
 
     // Edit two leads in Salesforce: one mapped field, one unmapped field.
@@ -149,9 +143,7 @@ async fn demo(data_dir: &Path, args: &DemoArgs) -> Result<(), String> {
         .await
         .map_err(|e| e.to_string())?;
     println!("\nedited in Salesforce: one Lead's LastName (mapped), another's Status (not mapped)");
-    let dry = to_marketing(&spec, &store, &rules, &salesforce, &activecampaign, "demo-dry", true)
-        .await
-        .map_err(|e| e.to_string())?;
+    let dry = to_marketing(&Pass { dry_run: true, ..pass("demo-dry") }).await.map_err(|e| e.to_string())?;
     println!("\n2. dry run — what the next sync would write:");
     for planned in &dry.planned {
         for (field, old, new) in &planned.fields {
@@ -159,9 +151,7 @@ async fn demo(data_dir: &Path, args: &DemoArgs) -> Result<(), String> {
         }
     }
     let started = Instant::now();
-    let second = to_marketing(&spec, &store, &rules, &salesforce, &activecampaign, "demo-2", false)
-        .await
-        .map_err(|e| e.to_string())?;
+    let second = to_marketing(&pass("demo-2")).await.map_err(|e| e.to_string())?;
     print_report("3. incremental sync", &second, started.elapsed());
 
     println!("\nper-record errors kept for the operator:");

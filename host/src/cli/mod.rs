@@ -9,6 +9,7 @@ pub mod demo;
 pub mod plugin;
 pub mod sandbox;
 pub mod scaffold;
+pub mod service;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -27,6 +28,9 @@ pub struct Cli {
     /// Where crmsync keeps its state (sled database, installed plugins, compiled cache).
     #[arg(long, global = true, env = "CRMSYNC_DATA_DIR", default_value = ".crmsync")]
     pub data_dir: PathBuf,
+    /// The service's config file (TOML).
+    #[arg(long, global = true, env = "CRMSYNC_CONFIG", default_value = "crmsync.toml")]
+    pub config: PathBuf,
     /// Log format on stderr.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Human)]
     pub log_format: LogFormat,
@@ -43,6 +47,15 @@ pub enum Command {
     Plugin(plugin::PluginCommand),
     /// Runs the offline vendor sandbox (Salesforce, ActiveCampaign, Mailchimp, Brevo).
     Sandbox(sandbox::SandboxArgs),
+    /// Runs one sync cycle per connection (`--once`), or previews it (`--dry-run`).
+    Run(service::RunArgs),
+    /// Per connection: last and next run, counts, errors, API budget.
+    Status(service::StatusArgs),
+    /// Checks the configured credentials.
+    #[command(subcommand)]
+    Connect(service::ConnectCommand),
+    /// Runs the schedules and the HTTP admin API until SIGTERM.
+    Serve,
 }
 
 pub fn run(cli: Cli) -> ExitCode {
@@ -51,6 +64,10 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Demo(args) => demo::run(&cli.data_dir, args),
         Command::Plugin(cmd) => plugin::run(&cli.data_dir, cmd),
         Command::Sandbox(args) => sandbox::run(args),
+        Command::Run(args) => service::run(&cli.config, &cli.data_dir, args),
+        Command::Status(args) => service::status(&cli.config, &cli.data_dir, args),
+        Command::Connect(cmd) => service::connect(&cli.config, &cli.data_dir, cmd),
+        Command::Serve => service::serve(&cli.config, &cli.data_dir),
     }
 }
 

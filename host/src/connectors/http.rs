@@ -6,7 +6,7 @@
 //! lines carry the vendor, the call name, the attempt and the status only.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
 use backon::{ExponentialBuilder, Retryable};
@@ -96,6 +96,8 @@ pub struct Http {
     classify: Classify,
     limiter: Option<Arc<Limiter>>,
     observe: Option<Observe>,
+    /// Requests sent (every attempt counts: the vendor counts them too).
+    calls: Arc<AtomicU64>,
 }
 
 impl Http {
@@ -106,7 +108,7 @@ impl Http {
             .user_agent(concat!("crmsync/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| ConnectorError::Network { vendor, message: e.without_url().to_string() })?;
-        Ok(Http { client, vendor, opts, classify, limiter: None, observe: None })
+        Ok(Http { client, vendor, opts, classify, limiter: None, observe: None, calls: Arc::default() })
     }
 
     /// Every attempt first waits for a permit of this (shared) limiter.
@@ -126,6 +128,11 @@ impl Http {
 
     pub fn vendor(&self) -> &'static str {
         self.vendor
+    }
+
+    /// Requests sent so far, retries included.
+    pub fn calls(&self) -> u64 {
+        self.calls.load(Ordering::Relaxed)
     }
 
     /// Sends the request `build` makes (anew for every attempt), retrying
@@ -172,6 +179,7 @@ impl Http {
             limiter.acquire().await;
         }
         let vendor = self.vendor;
+        self.calls.fetch_add(1, Ordering::Relaxed);
         let response = build(&self.client).send().await.map_err(|e| transport_error(vendor, e))?;
         let status = response.status();
         let headers = response.headers().clone();

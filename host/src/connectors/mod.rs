@@ -197,4 +197,18 @@ pub trait Connector: Send + Sync {
     fn api_usage(&self) -> Option<ApiUsage> {
         None
     }
+
+    /// Requests this connector has sent, retries included.
+    fn calls(&self) -> u64;
+
+    /// Which of these records carry `tag` (marketing systems with tags; the
+    /// records come from one change page). Systems without tags: none.
+    async fn tagged(
+        &self,
+        _object: &str,
+        _tag: &str,
+        _records: &[Record],
+    ) -> Result<std::collections::HashSet<String>, ConnectorError> {
+        Ok(Default::default())
+    }
 }

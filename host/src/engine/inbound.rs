@@ -23,34 +23,37 @@ use chrono::Utc;
 use crmsync_sdk::convert::email_key;
 use crmsync_sdk::types::{Conflict, Context, Direction, Record, Selection, Side as Winner, Value};
 
-use super::Rules;
+use super::Pass;
+use super::budget::BudgetState;
 use super::store::{EngineStore, Link, OutboxEntry, RecordErrorEntry, Side};
 use super::sync::{ConnectionSpec, PassReport, PlannedWrite, SyncError, flush};
-use crate::connectors::{Connector, Write, WriteKey};
+use crate::connectors::{Write, WriteKey};
 
 /// Runs a marketing → Salesforce pass over the connection's marketing object.
-pub async fn to_salesforce(
-    spec: &ConnectionSpec,
-    store: &EngineStore,
-    rules: &dyn Rules,
-    salesforce: &dyn Connector,
-    marketing: &dyn Connector,
-    run_id: &str,
-    dry_run: bool,
-) -> Result<PassReport, SyncError> {
+pub async fn to_salesforce(pass: &Pass<'_>) -> Result<PassReport, SyncError> {
+    let Pass { spec, store, rules, salesforce, marketing, dry_run, .. } = *pass;
     let mut report = PassReport::default();
     if !dry_run {
-        flush(spec, store, salesforce, marketing, &mut report).await?;
+        flush(pass, &mut report).await?;
     }
     let object = spec.marketing_object.as_str();
     let mut cursor = store.cursor(&spec.name, Side::Marketing, object)?;
     loop {
+        if pass.stopping() {
+            report.stopped = true;
+            return Ok(report);
+        }
+        // The pass reads Salesforce (conflicts) and writes there: it waits while the budget is paused.
+        if pass.budget_state() >= BudgetState::Paused {
+            report.budget_paused = true;
+            return Ok(report);
+        }
         let changes = marketing.fetch_changes(object, cursor.as_ref(), spec.page_size).await?;
         report.read += changes.records.len();
         let ctx = |target: Option<String>| Context {
             connection: spec.name.clone(),
             direction: Direction::ToSalesforce,
-            run_id: run_id.to_string(),
+            run_id: pass.run_id.clone(),
             target,
             config: (),
         };
@@ -63,6 +66,15 @@ pub async fn to_salesforce(
                 Some(link) if unchanged(&record, &link) => report.unchanged += 1,
                 Some(link) => linked.entry(link.sf_object.clone()).or_default().push((record, link)),
                 None => unlinked.push(record),
+            }
+        }
+        // The flag tag is read for unlinked contacts only (one listing per page).
+        if let Some(tag) = &spec.inbound_tag {
+            let tagged = marketing.tagged(object, tag, &unlinked).await?;
+            for record in &mut unlinked {
+                if record.id.as_ref().is_some_and(|id| tagged.contains(id)) {
+                    record.set("tags", Value::TextList(vec![tag.clone()]));
+                }
             }
         }
         let mut creates: BTreeMap<String, Vec<Record>> = BTreeMap::new();
@@ -199,7 +211,7 @@ pub async fn to_salesforce(
         for (sf_object, records) in creates {
             let mapped = rules.map(&ctx(Some(sf_object.clone())), &records);
             for (source, result) in records.into_iter().zip(mapped.results) {
-                let target = match result {
+                let mut target = match result {
                     Ok(t) => t,
                     Err(failure) => {
                         rule_failed(store, spec, &mut report, &source, &failure, &mapped.plugin)?;
@@ -221,6 +233,12 @@ pub async fn to_salesforce(
                     );
                     store.put_error(&spec.name, &error(&source, "duplicate-email", message, &None))?;
                     continue;
+                }
+                if let Some(company) = &spec.lead_company
+                    && sf_object == "Lead"
+                    && target.get("Company").is_none_or(Value::is_empty)
+                {
+                    target.set("Company", company.clone());
                 }
                 planned.push(plan("(new)", &format!("create {sf_object}"), &target.fields, &BTreeMap::new()));
                 entries.push(OutboxEntry {
@@ -245,7 +263,7 @@ pub async fn to_salesforce(
         } else {
             let next = changes.next.as_ref().map(|c| (Side::Marketing, object, c));
             store.enqueue_and_advance(&spec.name, &entries, next)?;
-            flush(spec, store, salesforce, marketing, &mut report).await?;
+            flush(pass, &mut report).await?;
         }
         match changes.next {
             Some(next) if changes.more && Some(&next) != cursor.as_ref() => cursor = Some(next),

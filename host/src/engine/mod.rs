@@ -17,17 +17,76 @@
 // operator, kept per record, not an error propagated with `?`.
 #![allow(clippy::result_large_err)]
 
+pub mod budget;
 pub mod inbound;
 pub mod store;
 pub mod sync;
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use budget::{Budget, BudgetState};
+use store::EngineStore;
+use sync::ConnectionSpec;
 
 use crmsync_sdk::types::{Conflict, Context, Direction, Record, Resolution, Selection};
 
+use crate::connectors::Connector;
 use crate::plugins::registry::Registry;
 use crate::plugins::{RecordFailure, Role};
+
+/// Everything one pass works with: the connection, its state, its rules and
+/// both connectors, plus how this run behaves.
+pub struct Pass<'a> {
+    pub spec: &'a ConnectionSpec,
+    pub store: &'a EngineStore,
+    pub rules: &'a dyn Rules,
+    pub salesforce: &'a dyn Connector,
+    pub marketing: &'a dyn Connector,
+    pub run_id: String,
+    /// Read and plan only: nothing is written, no cursor moves.
+    pub dry_run: bool,
+    /// The Salesforce API budget; none means unlimited.
+    pub budget: Option<&'a Budget>,
+    /// Set on shutdown: the pass ends after the page in hand is queued and flushed.
+    pub stop: Option<&'a AtomicBool>,
+    /// Send marketing → Salesforce batches now, whatever their size or age.
+    pub force: bool,
+}
+
+impl<'a> Pass<'a> {
+    /// A pass that writes, forces batches out, and has no budget or stop flag.
+    pub fn new(
+        spec: &'a ConnectionSpec,
+        store: &'a EngineStore,
+        rules: &'a dyn Rules,
+        salesforce: &'a dyn Connector,
+        marketing: &'a dyn Connector,
+        run_id: impl Into<String>,
+    ) -> Self {
+        Pass {
+            spec,
+            store,
+            rules,
+            salesforce,
+            marketing,
+            run_id: run_id.into(),
+            dry_run: false,
+            budget: None,
+            stop: None,
+            force: true,
+        }
+    }
+
+    pub fn budget_state(&self) -> BudgetState {
+        self.budget.map_or(BudgetState::Ok, |b| b.check(self.salesforce.api_usage()))
+    }
+
+    pub fn stopping(&self) -> bool {
+        self.stop.is_some_and(|s| s.load(Ordering::Relaxed))
+    }
+}
 
 /// One batch's results from a rule, and the plugin version that produced them.
 #[derive(Debug)]

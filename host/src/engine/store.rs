@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
 
-use crate::connectors::{Cursor, Write};
+use crate::connectors::{Cursor, Write, WriteKey};
 use crate::state::{State, StateError, keys, trees};
 
 /// Which side of a connection.
@@ -83,6 +83,18 @@ pub struct OutboxEntry {
     #[serde(default)]
     pub write_back: bool,
     pub queued_at: DateTime<Utc>,
+}
+
+impl OutboxEntry {
+    /// Creates and opt-outs: written before deferrable updates, and still
+    /// written while the API budget is paused.
+    pub fn is_priority(&self) -> bool {
+        match &self.write {
+            Write::Upsert { key: WriteKey::Email(_) | WriteKey::New { .. }, .. } => true,
+            Write::Upsert { record, .. } => record.get("HasOptedOutOfEmail") == Some(&Value::Boolean(true)),
+            Write::Delete { .. } => false,
+        }
+    }
 }
 
 /// A per-record error kept for the operator.

@@ -19,7 +19,8 @@ use chrono::Utc;
 use crmsync_sdk::convert::email_key;
 use crmsync_sdk::types::{Context, Direction, Record, Selection, Value};
 
-use super::Rules;
+use super::Pass;
+use super::budget::BudgetState;
 use super::store::{EngineStore, Link, OutboxEntry, RecordErrorEntry, Side};
 use crate::connectors::{Connector, ConnectorError, Write, WriteKey};
 use crate::state::StateError;
@@ -40,6 +41,36 @@ pub struct ConnectionSpec {
     pub pushed_tag: Option<String>,
     /// Where to write the sync status and the marketing id on the Salesforce record.
     pub write_back: Option<WriteBack>,
+    /// The tag that flags a marketing contact for creation in Salesforce (the
+    /// selector's `inbound.tag`): the engine reads it for unlinked contacts.
+    pub inbound_tag: Option<String>,
+    /// Company for a Lead created from a contact without one (Salesforce
+    /// requires it on Leads): `[not provided]` by default.
+    pub lead_company: Option<String>,
+    /// Marketing → Salesforce updates leave in batches of this many records…
+    pub inbound_batch: usize,
+    /// …or once the oldest has waited this long.
+    pub inbound_window: std::time::Duration,
+}
+
+impl ConnectionSpec {
+    /// A spec with the seed's defaults: Lead and Contact to `contact`, pages of
+    /// 2,000, the seed's tags, inbound batches of 100 records or 10 minutes.
+    pub fn new(name: impl Into<String>) -> Self {
+        ConnectionSpec {
+            name: name.into(),
+            objects: vec!["Lead".into(), "Contact".into()],
+            marketing_object: "contact".into(),
+            page_size: 2000,
+            created_tag: Some("created-from-salesforce".into()),
+            pushed_tag: Some("added-to-salesforce".into()),
+            write_back: None,
+            inbound_tag: None,
+            lead_company: Some("[not provided]".into()),
+            inbound_batch: 100,
+            inbound_window: std::time::Duration::from_secs(600),
+        }
+    }
 }
 
 /// The Salesforce fields crmsync writes back after each outbound sync.
@@ -100,7 +131,7 @@ fn write_back_entry(
 }
 
 /// What a pass did, per record outcome.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct PassReport {
     pub read: usize,
     /// Records linked for the first time: created on the marketing side, or
@@ -120,12 +151,38 @@ pub struct PassReport {
     pub relinked: usize,
     /// Writes left in the outbox for a later retry (transient failures).
     pub deferred: usize,
+    /// The API budget paused Salesforce calls during the pass.
+    pub budget_paused: bool,
+    /// The pass stopped early (shutdown); what it read is queued, the rest waits.
+    pub stopped: bool,
     /// Dry run: the writes that would be made, per record and field.
+    #[serde(skip)]
     pub planned: Vec<PlannedWrite>,
 }
 
+impl PassReport {
+    /// Adds another pass's counts to this one.
+    pub fn add(&mut self, other: PassReport) {
+        self.read += other.read;
+        self.created += other.created;
+        self.updated += other.updated;
+        self.unchanged += other.unchanged;
+        for (reason, n) in other.skipped {
+            *self.skipped.entry(reason).or_default() += n;
+        }
+        self.errors += other.errors;
+        self.written_back += other.written_back;
+        self.conflicts += other.conflicts;
+        self.relinked += other.relinked;
+        self.deferred += other.deferred;
+        self.budget_paused |= other.budget_paused;
+        self.stopped |= other.stopped;
+        self.planned.extend(other.planned);
+    }
+}
+
 /// A write a dry run would make.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct PlannedWrite {
     pub sf_id: String,
     pub key: String,
@@ -142,22 +199,23 @@ pub enum SyncError {
 }
 
 /// Runs a Salesforce → marketing pass over every object of the connection.
-pub async fn to_marketing(
-    spec: &ConnectionSpec,
-    store: &EngineStore,
-    rules: &dyn Rules,
-    salesforce: &dyn Connector,
-    marketing: &dyn Connector,
-    run_id: &str,
-    dry_run: bool,
-) -> Result<PassReport, SyncError> {
+pub async fn to_marketing(pass: &Pass<'_>) -> Result<PassReport, SyncError> {
+    let Pass { spec, store, salesforce, dry_run, .. } = *pass;
     let mut report = PassReport::default();
     if !dry_run {
-        flush(spec, store, salesforce, marketing, &mut report).await?;
+        flush(pass, &mut report).await?;
     }
     for object in &spec.objects {
         let mut cursor = store.cursor(&spec.name, Side::Salesforce, object)?;
         loop {
+            if pass.stopping() {
+                report.stopped = true;
+                return Ok(report);
+            }
+            if pass.budget_state() >= BudgetState::Paused {
+                report.budget_paused = true;
+                return Ok(report);
+            }
             let mut changes = salesforce.fetch_changes(object, cursor.as_ref(), spec.page_size).await?;
             report.read += changes.records.len();
             if !dry_run {
@@ -166,17 +224,25 @@ pub async fn to_marketing(
             let ctx = Context {
                 connection: spec.name.clone(),
                 direction: Direction::ToMarketing,
-                run_id: run_id.to_string(),
+                run_id: pass.run_id.clone(),
                 target: Some(spec.marketing_object.clone()),
                 config: (),
             };
-            let (entries, planned) = plan(spec, store, rules, &ctx, object, changes.records, &mut report)?;
+            let (entries, planned) = plan(pass, &ctx, object, changes.records, &mut report)?;
             if dry_run {
                 report.planned.extend(planned);
             } else {
                 let next = changes.next.as_ref().map(|c| (Side::Salesforce, object.as_str(), c));
                 store.enqueue_and_advance(&spec.name, &entries, next)?;
-                flush(spec, store, salesforce, marketing, &mut report).await?;
+                flush(pass, &mut report).await?;
+                tracing::info!(
+                    object = %object,
+                    read = report.read,
+                    created = report.created,
+                    updated = report.updated,
+                    errors = report.errors,
+                    "progress"
+                );
             }
             // A dry run pages on from the cursor it was given, storing nothing.
             match changes.next {
@@ -225,9 +291,7 @@ fn follow_identity(
 
 /// Selects, maps and diffs one page; returns the writes to queue.
 fn plan(
-    spec: &ConnectionSpec,
-    store: &EngineStore,
-    rules: &dyn Rules,
+    Pass { spec, store, rules, .. }: &Pass<'_>,
     ctx: &Context<()>,
     object: &str,
     records: Vec<Record>,
@@ -363,13 +427,8 @@ fn plan(
 
 /// Writes what the outbox holds, per side and object, in batches of the
 /// largest size each API allows.
-pub async fn flush(
-    spec: &ConnectionSpec,
-    store: &EngineStore,
-    salesforce: &dyn Connector,
-    marketing: &dyn Connector,
-    report: &mut PassReport,
-) -> Result<(), SyncError> {
+pub async fn flush(pass: &Pass<'_>, report: &mut PassReport) -> Result<(), SyncError> {
+    let Pass { spec, store, salesforce, marketing, .. } = *pass;
     // Successes may queue follow-ups (status write-backs, tags): flush those too,
     // a bounded number of rounds; what stays (transient failures) waits for the next pass.
     for _ in 0..3 {
@@ -384,26 +443,73 @@ pub async fn flush(
                 .or_default()
                 .push((seq, entry));
         }
-        for ((to_salesforce, object), pending) in groups {
+        for ((to_salesforce, object), mut pending) in groups {
             let connector = if to_salesforce { salesforce } else { marketing };
+            if to_salesforce {
+                pending = salesforce_due(pass, pending, report);
+                if pending.is_empty() {
+                    continue;
+                }
+            }
             // Salesforce takes large groups at once: its connector switches to Bulk API 2.0.
             let batch = if to_salesforce { pending.len() } else { connector.limits().max_write_batch.max(1) };
             for chunk in pending.chunks(batch.max(1)) {
-                write_chunk(spec, store, connector, &object, chunk, report).await?;
+                write_chunk(pass, connector, &object, chunk, report).await?;
             }
         }
     }
     Ok(())
 }
 
+/// The Salesforce writes that may go now, creates and opt-outs first:
+/// marketing-originated updates wait for a full batch (`inbound_batch`
+/// records) or for their oldest to reach `inbound_window`, unless the pass
+/// forces them; under a paused budget only priority writes go, and only as
+/// many as the share has calls left for.
+fn salesforce_due(
+    pass: &Pass<'_>,
+    mut pending: Vec<(u64, OutboxEntry)>,
+    report: &mut PassReport,
+) -> Vec<(u64, OutboxEntry)> {
+    let spec = pass.spec;
+    pending.sort_by_key(|(seq, e)| (!e.is_priority(), *seq));
+    let inbound: Vec<&OutboxEntry> = pending.iter().map(|(_, e)| e).filter(|e| !e.write_back).collect();
+    let window = chrono::Duration::from_std(spec.inbound_window).unwrap_or(chrono::Duration::MAX);
+    let batch_due = pass.force
+        || inbound.len() >= spec.inbound_batch
+        || inbound.iter().any(|e| Utc::now() - e.queued_at >= window);
+    if !batch_due {
+        pending.retain(|(_, e)| e.write_back);
+    }
+    match pass.budget_state() {
+        BudgetState::Ok | BudgetState::Warn => {}
+        BudgetState::Paused => {
+            let left = pass.salesforce.api_usage().zip(pass.budget).map_or(0, |(u, b)| b.remaining(u));
+            // Each write of a priority batch costs at most one call per 200 records.
+            let affordable = (left as usize).saturating_mul(crate::connectors::salesforce::COLLECTION_LIMIT);
+            let before = pending.len();
+            pending.retain(|(_, e)| e.is_priority());
+            pending.truncate(affordable);
+            report.budget_paused = true;
+            report.deferred += before - pending.len();
+        }
+        BudgetState::Spent => {
+            report.budget_paused = true;
+            report.deferred += pending.len();
+            pending.clear();
+        }
+    }
+    pending
+}
+
 async fn write_chunk(
-    spec: &ConnectionSpec,
-    store: &EngineStore,
+    pass: &Pass<'_>,
     connector: &dyn Connector,
     object: &str,
     chunk: &[(u64, OutboxEntry)],
     report: &mut PassReport,
 ) -> Result<(), SyncError> {
+    let Pass { spec, store, .. } = *pass;
     let writes: Vec<Write> = chunk.iter().map(|(_, e)| e.write.clone()).collect();
     let results = match connector.write(object, writes).await {
         Ok(results) => results,

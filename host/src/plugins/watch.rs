@@ -45,6 +45,29 @@ pub struct Applied {
 
 /// Validates, installs and activates one `.wasm` file of the watched directory.
 pub fn apply(registry: &Registry, wasm: &Path, default_connections: &[String]) -> Result<Applied, String> {
+    let (installed, roles, activate) = install(registry, wasm)?;
+    let key = installed.id.to_string();
+    let connections = activate.unwrap_or_else(|| default_connections.to_vec());
+    let mut activated = Vec::new();
+    for connection in &connections {
+        for role in &roles {
+            registry.activate(connection, *role, &key).map_err(|e| e.to_string())?;
+            activated.push((connection.clone(), *role));
+        }
+    }
+    Ok(Applied { plugin: installed.id, activated })
+}
+
+/// Validates and installs one `.wasm` file (with its `name.toml` and
+/// fixtures beside it, if any) without activating it.
+pub fn install_file(registry: &Registry, wasm: &Path) -> Result<PluginId, String> {
+    install(registry, wasm).map(|(installed, ..)| installed.id)
+}
+
+/// The installed version, the roles it is meant for, and the connections its manifest names.
+type InstalledFile = (super::registry::Installed, Vec<Role>, Option<Vec<String>>);
+
+fn install(registry: &Registry, wasm: &Path) -> Result<InstalledFile, String> {
     let stem = wasm.file_stem().and_then(|s| s.to_str()).ok_or("the file name is not UTF-8")?;
     let dir = wasm.parent().unwrap_or(Path::new("."));
     let manifest_path = dir.join(format!("{stem}.toml"));
@@ -74,21 +97,12 @@ pub fn apply(registry: &Registry, wasm: &Path, default_connections: &[String]) -
         fixtures: cases,
     };
     let installed = registry.install(&bytes, &manifest).map_err(|e| e.to_string())?;
-    let key = installed.id.to_string();
-    let connections = file_manifest.activate.unwrap_or_else(|| default_connections.to_vec());
     let roles: Vec<Role> = if manifest.roles.is_empty() {
         installed.roles.iter().copied().collect()
     } else {
         manifest.roles.clone()
     };
-    let mut activated = Vec::new();
-    for connection in &connections {
-        for role in &roles {
-            registry.activate(connection, *role, &key).map_err(|e| e.to_string())?;
-            activated.push((connection.clone(), *role));
-        }
-    }
-    Ok(Applied { plugin: installed.id, activated })
+    Ok((installed, roles, file_manifest.activate))
 }
 
 /// A running directory watcher; dropping it stops watching.

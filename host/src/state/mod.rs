@@ -35,6 +35,10 @@ pub mod trees {
     pub const CURSORS: &str = "cursors";
     pub const OUTBOX: &str = "outbox";
     pub const ERRORS: &str = "errors";
+    /// One record per finished run (service).
+    pub const RUNS: &str = "runs";
+    /// Connection → schedule set through the admin API (replaces the config's).
+    pub const SCHEDULES: &str = "schedules";
 }
 
 /// Key builders: every key the store writes is made here.
@@ -84,6 +88,13 @@ pub mod keys {
     /// `connection \0 record`
     pub fn record_error(connection: &str, record: &str) -> Vec<u8> {
         format!("{connection}\0{record}").into_bytes()
+    }
+
+    /// `connection \0` + big-endian start time in milliseconds: runs in time order.
+    pub fn run(connection: &str, started_ms: i64) -> Vec<u8> {
+        let mut key = connection_prefix(connection);
+        key.extend_from_slice(&(started_ms.max(0) as u64).to_be_bytes());
+        key
     }
 
     /// History keys sort by a big-endian sequence number.

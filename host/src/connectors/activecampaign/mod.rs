@@ -310,6 +310,51 @@ fn udate_id(c: &Json) -> Option<(DateTime<Utc>, u64)> {
 
 #[async_trait]
 impl Connector for ActiveCampaignConnector {
+    fn calls(&self) -> u64 {
+        self.http.calls()
+    }
+
+    /// One listing of the tag's contacts changed since the page's oldest
+    /// record (`tagid` + `filters[updated_after]`), not one call per contact.
+    async fn tagged(
+        &self,
+        object: &str,
+        tag: &str,
+        records: &[Record],
+    ) -> Result<std::collections::HashSet<String>, ConnectorError> {
+        if object != "contact" {
+            return Err(unsupported(object));
+        }
+        let wanted: std::collections::HashSet<&str> =
+            records.iter().filter_map(|r| r.id.as_deref()).collect();
+        if wanted.is_empty() {
+            return Ok(Default::default());
+        }
+        let tag_id = self.tag_id(tag).await?;
+        let since = records.iter().filter_map(|r| r.modified_at).min();
+        let mut found = std::collections::HashSet::new();
+        let mut offset = 0;
+        loop {
+            let mut query = vec![
+                ("tagid", tag_id.clone()),
+                ("limit", PAGE_LIMIT.to_string()),
+                ("offset", offset.to_string()),
+                ("orders[id]", "ASC".to_string()),
+            ];
+            if let Some(t) = since {
+                query.push(("filters[updated_after]", fmt_filter(t - chrono::Duration::seconds(1))));
+            }
+            let page = self.contacts(query).await?;
+            found.extend(
+                page.iter().filter_map(|c| id_text(c.get("id"))).filter(|id| wanted.contains(id.as_str())),
+            );
+            offset += page.len();
+            if page.len() < PAGE_LIMIT {
+                return Ok(found);
+            }
+        }
+    }
+
     fn system(&self) -> System {
         System::ActiveCampaign
     }

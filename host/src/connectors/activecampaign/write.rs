@@ -304,7 +304,7 @@ impl ActiveCampaignConnector {
     }
 
     /// The id of tag `name`, created if missing.
-    async fn tag_id(&self, name: &str) -> Result<String, ConnectorError> {
+    pub(super) async fn tag_id(&self, name: &str) -> Result<String, ConnectorError> {
         let key = name.trim().to_lowercase();
         let mut cache = self.tags.lock().await;
         if let Some(id) = cache.get(&key) {

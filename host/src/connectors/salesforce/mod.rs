@@ -501,6 +501,10 @@ fn parse_limit_info(v: &str) -> Option<(u64, u64)> {
 
 #[async_trait]
 impl Connector for SalesforceConnector {
+    fn calls(&self) -> u64 {
+        self.http.calls()
+    }
+
     fn system(&self) -> System {
         System::Salesforce
     }

@@ -1,0 +1,238 @@
+//! The service commands: `run --once [--dry-run]`, `status`, `connect test`
+//! and `serve`. Each loads the config (`--config`), opens the data directory
+//! and builds the connections through [`crate::service::Service`].
+
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use crate::config::Config;
+use crate::service::{RunOptions, RunRecord, Service, usage_text};
+
+use super::fail;
+
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// Run one cycle per connection and exit (`serve` runs them on their schedules).
+    #[arg(long, required = true)]
+    pub once: bool,
+    /// Print the changes a run would write, per record and field, and write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Only this connection (default: every configured one).
+    #[arg(long)]
+    pub connection: Option<String>,
+    /// Print the run records as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct StatusArgs {
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum ConnectCommand {
+    /// Checks each connection's credentials against both vendors.
+    Test {
+        #[arg(long)]
+        connection: Option<String>,
+    },
+}
+
+fn open(config: &Path, data_dir: &Path) -> Result<Service, String> {
+    let config = Config::load(config).map_err(|e| format!("config {}: {e}", config.display()))?;
+    Service::open(config, data_dir).map_err(|e| e.to_string())
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, String> {
+    tokio::runtime::Runtime::new().map_err(|e| format!("cannot start the async runtime: {e}"))
+}
+
+pub fn run(config: &Path, data_dir: &Path, args: RunArgs) -> ExitCode {
+    let result = (|| {
+        let rt = runtime()?;
+        // Built inside the runtime: connectors spawn nothing, but their clients need a reactor.
+        let _guard = rt.enter();
+        let service = open(config, data_dir)?;
+        let names: Vec<String> = match &args.connection {
+            Some(n) => vec![service.connection(n).map_err(|e| e.to_string())?.name.clone()],
+            None => service.connections.keys().cloned().collect(),
+        };
+        let mut failed = false;
+        for name in names {
+            let conn = service.connections[&name].clone();
+            let opts = RunOptions { dry_run: args.dry_run, force: true, outbound: true, stop: None };
+            let record = rt.block_on(service.run(&conn, opts)).map_err(|e| e.to_string())?;
+            failed |= record.error.is_some();
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&record).unwrap_or_default());
+            } else {
+                print_run(&record);
+            }
+        }
+        service.state.flush().map_err(|e| e.to_string())?;
+        Ok::<bool, String>(failed)
+    })();
+    match result {
+        Ok(false) => ExitCode::SUCCESS,
+        Ok(true) => ExitCode::from(1),
+        Err(e) => fail(e),
+    }
+}
+
+/// A run, for the operator.
+pub fn print_run(r: &RunRecord) {
+    let took = (r.finished_at - r.started_at).num_milliseconds() as f64 / 1000.0;
+    let what = if r.dry_run { "dry run" } else { "run" };
+    println!("{} {what} {} — {took:.2} s", r.connection, r.run_id);
+    for (label, p) in [("Salesforce → marketing", &r.outbound), ("marketing → Salesforce", &r.inbound)] {
+        println!(
+            "  {label}: read {}, created {}, updated {}, unchanged {}, errors {}, conflicts {}, relinked {}, deferred {}",
+            p.read, p.created, p.updated, p.unchanged, p.errors, p.conflicts, p.relinked, p.deferred
+        );
+        for (reason, n) in &p.skipped {
+            println!("    skipped {n}: {reason}");
+        }
+        for w in &p.planned {
+            for (field, old, new) in &w.fields {
+                println!("    would write {} ({}): {field}: {old:?} → {new:?}", w.sf_id, w.key);
+            }
+        }
+        if p.budget_paused {
+            println!("    paused by the Salesforce API budget; the rest waits for the next run");
+        }
+    }
+    let calls: Vec<String> = r.calls.iter().map(|(v, n)| format!("{v} {n}")).collect();
+    println!(
+        "  API calls: {}; Salesforce daily usage {}",
+        calls.join(", "),
+        usage_text(r.api_used, r.api_limit)
+    );
+    if let Some(e) = &r.error {
+        println!("  FAILED: {e}");
+    }
+}
+
+pub fn status(config: &Path, data_dir: &Path, args: StatusArgs) -> ExitCode {
+    let result = (|| {
+        let rt = runtime()?;
+        let _guard = rt.enter();
+        let service = open(config, data_dir)?;
+        let status = service.status().map_err(|e| e.to_string())?;
+        if args.json {
+            println!("{}", serde_json::to_string_pretty(&status).unwrap_or_default());
+            return Ok(());
+        }
+        for s in status {
+            println!("{} (Salesforce ⇄ {})", s.connection, s.marketing);
+            println!(
+                "  schedule: {}; next run: {}",
+                s.schedule,
+                s.next_run.map_or("on request".into(), |t| t.to_rfc3339())
+            );
+            match &s.last_run {
+                Some(r) => {
+                    println!(
+                        "  last run: {} ({}), {} runs in all",
+                        r.finished_at.to_rfc3339(),
+                        if r.error.is_some() { "failed" } else { "ok" },
+                        s.runs
+                    );
+                    println!(
+                        "  last run counts: out created {} updated {} errors {}; in created {} updated {} errors {}",
+                        r.outbound.created,
+                        r.outbound.updated,
+                        r.outbound.errors,
+                        r.inbound.created,
+                        r.inbound.updated,
+                        r.inbound.errors
+                    );
+                    println!(
+                        "  API budget: Salesforce {} (state {:?})",
+                        usage_text(r.api_used, r.api_limit),
+                        r.budget
+                    );
+                }
+                None => println!("  last run: never"),
+            }
+            println!(
+                "  linked records: {}; pending writes: {}; record errors: {}",
+                s.links, s.pending_writes, s.errors
+            );
+            for e in &s.recent_errors {
+                println!(
+                    "    {} {} {}: {} — {}",
+                    e.at.format("%Y-%m-%d %H:%M"),
+                    e.object,
+                    e.record,
+                    e.code,
+                    e.message
+                );
+            }
+        }
+        Ok::<(), String>(())
+    })();
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(e),
+    }
+}
+
+pub fn connect(config: &Path, data_dir: &Path, cmd: ConnectCommand) -> ExitCode {
+    let ConnectCommand::Test { connection } = cmd;
+    let result = (|| {
+        let rt = runtime()?;
+        let _guard = rt.enter();
+        let service = open(config, data_dir)?;
+        let mut all_ok = true;
+        for (name, conn) in &service.connections {
+            if connection.as_ref().is_some_and(|c| c != name) {
+                continue;
+            }
+            for (vendor, outcome) in rt.block_on(service.connect_test(conn)) {
+                match outcome {
+                    Ok(()) => println!("{name}: {vendor}: Connected"),
+                    Err(e) => {
+                        all_ok = false;
+                        println!("{name}: {vendor}: {e}");
+                    }
+                }
+            }
+        }
+        Ok::<bool, String>(all_ok)
+    })();
+    match result {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(1),
+        Err(e) => fail(e),
+    }
+}
+
+pub fn serve(config: &Path, data_dir: &Path) -> ExitCode {
+    let result = (|| {
+        let rt = runtime()?;
+        let _guard = rt.enter();
+        let service = Arc::new(open(config, data_dir)?);
+        let addr = service.config.service.admin_addr.clone();
+        rt.block_on(async move {
+            let listener = tokio::net::TcpListener::bind(&addr)
+                .await
+                .map_err(|e| format!("service.admin_addr: cannot listen on {addr}: {e}"))?;
+            eprintln!(
+                "crmsync serving {} connection(s); admin API on http://{}",
+                service.connections.len(),
+                listener.local_addr().map(|a| a.to_string()).unwrap_or(addr)
+            );
+            crate::service::serve::serve(service, listener, crate::service::serve::shutdown_signal())
+                .await
+                .map_err(|e| e.to_string())
+        })
+    })();
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(e),
+    }
+}

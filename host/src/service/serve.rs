@@ -1,0 +1,406 @@
+//! `crmsync serve`: per connection, a scheduler task (the Salesforce →
+//! marketing job on its schedule, marketing → Salesforce polled every
+//! `inbound.poll_seconds` with the batching rule), and the HTTP admin API.
+//!
+//! Shutdown (SIGTERM or Ctrl-C): the admin API stops accepting, each running
+//! pass finishes the page in hand (queued and flushed), the scheduler tasks
+//! end, and the state is flushed to disk before the process exits.
+//!
+//! # Admin API (JSON; every route but `/health` needs `Authorization: Bearer <token>`)
+//! | method | path | |
+//! |---|---|---|
+//! | GET | `/health` | `{"status": "ok"}` |
+//! | GET | `/metrics` | Prometheus text |
+//! | GET | `/connections` | status of every connection |
+//! | GET | `/connections/{name}/runs` | the last 50 runs |
+//! | GET | `/connections/{name}/errors` | per-record errors |
+//! | POST | `/connections/{name}/run` | run the whole cycle now; `?wait=true` answers with the run |
+//! | PUT | `/connections/{name}/schedule` | `{"schedule": "every 2 hours"}` replaces the job; `"manual"` removes it |
+//! | POST | `/connections/{name}/plugins/{role}/activate` | `{"plugin": "name@version"}` |
+//! | POST | `/connections/{name}/plugins/{role}/rollback` | |
+
+// Handlers answer errors as ready responses; their size does not matter here.
+#![allow(clippy::result_large_err)]
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use chrono::Utc;
+use serde::Deserialize;
+use serde_json::json;
+use tokio::sync::{Mutex, Notify, oneshot};
+
+use super::{Connection, RunOptions, RunRecord, Service, ServiceError};
+use crate::config::Schedule;
+use crate::connectors::secret::Secret;
+use crate::plugins::Role;
+
+/// A connection's scheduler state, shared with the admin API.
+struct Job {
+    conn: Arc<Connection>,
+    schedule: Mutex<Schedule>,
+    /// Wakes the task: a run-now request or a schedule change.
+    wake: Notify,
+    /// Run-now requests waiting for their run's record.
+    waiting: Mutex<Vec<oneshot::Sender<RunRecord>>>,
+    run_now: AtomicBool,
+}
+
+#[derive(Clone)]
+struct App {
+    service: Arc<Service>,
+    jobs: Arc<HashMap<String, Arc<Job>>>,
+    token: Option<Arc<Secret>>,
+}
+
+/// Runs the service until `shutdown` resolves, then shuts down gracefully.
+pub async fn serve(
+    service: Arc<Service>,
+    listener: tokio::net::TcpListener,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), ServiceError> {
+    let token = match &service.config.service.admin_token {
+        Some(r) => Some(Arc::new(r.resolve("service.admin_token")?)),
+        None => None,
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut jobs = HashMap::new();
+    for (name, conn) in &service.connections {
+        let schedule = service.schedule(name);
+        jobs.insert(
+            name.clone(),
+            Arc::new(Job {
+                conn: conn.clone(),
+                schedule: Mutex::new(schedule),
+                wake: Notify::new(),
+                waiting: Mutex::new(Vec::new()),
+                run_now: AtomicBool::new(false),
+            }),
+        );
+    }
+    let jobs = Arc::new(jobs);
+    let mut tasks = Vec::new();
+    for job in jobs.values() {
+        tasks.push(tokio::spawn(schedule_loop(service.clone(), job.clone(), stop.clone())));
+    }
+    let app = App { service: service.clone(), jobs: jobs.clone(), token };
+    let router = axum::Router::new()
+        .route("/metrics", get(metrics))
+        .route("/connections", get(connections))
+        .route("/connections/{name}/runs", get(runs))
+        .route("/connections/{name}/errors", get(errors))
+        .route("/connections/{name}/run", post(run_now))
+        .route("/connections/{name}/schedule", put(set_schedule))
+        .route("/connections/{name}/plugins/{role}/activate", post(activate))
+        .route("/connections/{name}/plugins/{role}/rollback", post(rollback))
+        .route_layer(middleware::from_fn_with_state(app.clone(), auth))
+        .route("/health", get(|| async { Json(json!({"status": "ok"})) }))
+        .with_state(app);
+    tracing::info!(addr = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), "admin API listening");
+    let stopping = stop.clone();
+    let jobs_for_stop = jobs.clone();
+    let graceful = async move {
+        shutdown.await;
+        tracing::info!("shutting down: finishing the batches in flight");
+        stopping.store(true, Ordering::SeqCst);
+        for job in jobs_for_stop.values() {
+            job.wake.notify_one();
+        }
+    };
+    axum::serve(listener, router)
+        .with_graceful_shutdown(graceful)
+        .await
+        .map_err(|e| ServiceError::Other(format!("admin API: {e}")))?;
+    for task in tasks {
+        let _ = task.await;
+    }
+    service.state.flush()?;
+    tracing::info!("state flushed; stopped");
+    Ok(())
+}
+
+/// SIGTERM or Ctrl-C.
+pub async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+async fn schedule_loop(service: Arc<Service>, job: Arc<Job>, stop: Arc<AtomicBool>) {
+    let poll = Duration::from_secs(job.conn.config.inbound.poll_seconds.max(1));
+    let mut next_outbound = job.schedule.lock().await.next_after(Utc::now());
+    let mut next_poll = tokio::time::Instant::now() + poll;
+    loop {
+        if stop.load(Ordering::SeqCst) {
+            return;
+        }
+        let until_outbound =
+            next_outbound.map(|at| (at - Utc::now()).to_std().unwrap_or_default()).unwrap_or(Duration::MAX);
+        let wake_at =
+            next_poll.min(tokio::time::Instant::now() + until_outbound.min(Duration::from_secs(86_400)));
+        tokio::select! {
+            _ = tokio::time::sleep_until(wake_at) => {}
+            _ = job.wake.notified() => {}
+        }
+        if stop.load(Ordering::SeqCst) {
+            return;
+        }
+        let schedule = *job.schedule.lock().await;
+        let requested = job.run_now.swap(false, Ordering::SeqCst);
+        let outbound_due = next_outbound.is_some_and(|at| at <= Utc::now());
+        let poll_due = tokio::time::Instant::now() >= next_poll;
+        if requested || outbound_due || poll_due {
+            let opts = RunOptions {
+                dry_run: false,
+                force: requested,
+                outbound: requested || outbound_due,
+                stop: Some(&stop),
+            };
+            match service.run(&job.conn, opts).await {
+                Ok(record) => {
+                    for waiter in job.waiting.lock().await.drain(..) {
+                        let _ = waiter.send(record.clone());
+                    }
+                }
+                Err(e) => tracing::error!(connection = %job.conn.name, error = %e, "run failed"),
+            }
+            next_poll = tokio::time::Instant::now() + poll;
+        }
+        // The next job time always follows the current schedule, so a change takes effect at once.
+        next_outbound = schedule.next_after(Utc::now());
+    }
+}
+
+async fn auth(State(app): State<App>, req: Request, next: Next) -> Response {
+    let given = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    match (&app.token, given) {
+        (Some(token), Some(given)) if constant_eq(token.expose().as_bytes(), given.as_bytes()) => {
+            next.run(req).await
+        }
+        (None, _) => {
+            problem(StatusCode::UNAUTHORIZED, "the admin API has no token configured (service.admin_token)")
+        }
+        _ => problem(StatusCode::UNAUTHORIZED, "missing or wrong bearer token"),
+    }
+}
+
+fn constant_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn problem(status: StatusCode, message: impl Into<String>) -> Response {
+    (status, Json(json!({"error": message.into()}))).into_response()
+}
+
+fn job<'a>(app: &'a App, name: &str) -> Result<&'a Arc<Job>, Response> {
+    app.jobs.get(name).ok_or_else(|| problem(StatusCode::NOT_FOUND, format!("no connection named {name:?}")))
+}
+
+async fn connections(State(app): State<App>) -> Response {
+    match app.service.status() {
+        Ok(mut status) => {
+            for s in &mut status {
+                if let Some(job) = app.jobs.get(&s.connection) {
+                    let schedule = *job.schedule.lock().await;
+                    s.schedule = schedule.to_string();
+                    s.next_run = schedule.next_after(Utc::now());
+                }
+            }
+            Json(status).into_response()
+        }
+        Err(e) => problem(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
+async fn runs(State(app): State<App>, Path(name): Path<String>) -> Response {
+    if let Err(r) = job(&app, &name) {
+        return r;
+    }
+    match app.service.runs(&name, 50) {
+        Ok(runs) => Json(runs).into_response(),
+        Err(e) => problem(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
+async fn errors(State(app): State<App>, Path(name): Path<String>) -> Response {
+    if let Err(r) = job(&app, &name) {
+        return r;
+    }
+    match app.service.store.errors(&name) {
+        Ok(errors) => Json(errors).into_response(),
+        Err(e) => problem(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
+#[derive(Deserialize)]
+struct RunQuery {
+    #[serde(default)]
+    wait: bool,
+}
+
+async fn run_now(State(app): State<App>, Path(name): Path<String>, Query(q): Query<RunQuery>) -> Response {
+    let job = match job(&app, &name) {
+        Ok(j) => j.clone(),
+        Err(r) => return r,
+    };
+    let (tx, rx) = oneshot::channel();
+    if q.wait {
+        job.waiting.lock().await.push(tx);
+    }
+    job.run_now.store(true, Ordering::SeqCst);
+    job.wake.notify_one();
+    if !q.wait {
+        return (StatusCode::ACCEPTED, Json(json!({"status": "queued"}))).into_response();
+    }
+    match rx.await {
+        Ok(record) => Json(record).into_response(),
+        Err(_) => problem(StatusCode::SERVICE_UNAVAILABLE, "the service is shutting down"),
+    }
+}
+
+#[derive(Deserialize)]
+struct ScheduleBody {
+    schedule: String,
+}
+
+async fn set_schedule(
+    State(app): State<App>,
+    Path(name): Path<String>,
+    Json(body): Json<ScheduleBody>,
+) -> Response {
+    let job = match job(&app, &name) {
+        Ok(j) => j.clone(),
+        Err(r) => return r,
+    };
+    let schedule: Schedule = match body.schedule.parse() {
+        Ok(s) => s,
+        Err(e) => return problem(StatusCode::BAD_REQUEST, format!("schedule: {e}")),
+    };
+    if let Err(e) = app.service.set_schedule(&name, schedule) {
+        return problem(StatusCode::INTERNAL_SERVER_ERROR, e.to_string());
+    }
+    *job.schedule.lock().await = schedule;
+    job.wake.notify_one();
+    Json(json!({"schedule": schedule.to_string(), "next_run": schedule.next_after(Utc::now())}))
+        .into_response()
+}
+
+#[derive(Deserialize)]
+struct ActivateBody {
+    plugin: String,
+}
+
+fn role(text: &str) -> Result<Role, Response> {
+    text.parse().map_err(|_| {
+        problem(StatusCode::NOT_FOUND, format!("{text:?} is not a role (selector, mapper, resolver)"))
+    })
+}
+
+async fn activate(
+    State(app): State<App>,
+    Path((name, role_text)): Path<(String, String)>,
+    Json(body): Json<ActivateBody>,
+) -> Response {
+    let role = match (job(&app, &name), role(&role_text)) {
+        (Ok(_), Ok(r)) => r,
+        (Err(r), _) | (_, Err(r)) => return r,
+    };
+    match app.service.registry.activate(&name, role, &body.plugin) {
+        Ok(id) => Json(json!({"active": id.to_string()})).into_response(),
+        Err(e) => problem(StatusCode::BAD_REQUEST, e.to_string()),
+    }
+}
+
+async fn rollback(State(app): State<App>, Path((name, role_text)): Path<(String, String)>) -> Response {
+    let role = match (job(&app, &name), role(&role_text)) {
+        (Ok(_), Ok(r)) => r,
+        (Err(r), _) | (_, Err(r)) => return r,
+    };
+    match app.service.registry.rollback(&name, role) {
+        Ok(id) => Json(json!({"active": id.to_string()})).into_response(),
+        Err(e) => problem(StatusCode::BAD_REQUEST, e.to_string()),
+    }
+}
+
+async fn metrics(State(app): State<App>) -> Response {
+    let mut out = String::new();
+    let mut line = |name: &str, help: &str, kind: &str, samples: Vec<(String, f64)>| {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        for (labels, v) in samples {
+            let _ = writeln!(out, "{name}{{{labels}}} {v}");
+        }
+    };
+    let status = match app.service.status() {
+        Ok(s) => s,
+        Err(e) => return problem(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    };
+    let per = |f: &dyn Fn(&super::ConnectionStatus) -> f64| -> Vec<(String, f64)> {
+        status.iter().map(|s| (format!("connection=\"{}\"", s.connection), f(s))).collect()
+    };
+    line("crmsync_links", "Records linked across both sides.", "gauge", per(&|s| s.links as f64));
+    line(
+        "crmsync_pending_writes",
+        "Writes waiting in the outbox.",
+        "gauge",
+        per(&|s| s.pending_writes as f64),
+    );
+    line(
+        "crmsync_record_errors",
+        "Per-record errors kept for the operator.",
+        "gauge",
+        per(&|s| s.errors as f64),
+    );
+    line("crmsync_runs", "Runs recorded.", "counter", per(&|s| s.runs as f64));
+    let mut calls = Vec::new();
+    let mut usage = Vec::new();
+    for s in &status {
+        let Some(job) = app.jobs.get(&s.connection) else { continue };
+        use crate::connectors::Connector as _;
+        calls.push((
+            format!("connection=\"{}\",vendor=\"salesforce\"", s.connection),
+            job.conn.salesforce.calls() as f64,
+        ));
+        calls.push((
+            format!("connection=\"{}\",vendor=\"{}\"", s.connection, s.marketing),
+            job.conn.marketing.calls() as f64,
+        ));
+        if let Some(u) = job.conn.salesforce.api_usage() {
+            usage.push((format!("connection=\"{}\"", s.connection), u.used as f64 / u.limit.max(1) as f64));
+        }
+    }
+    line("crmsync_api_calls_total", "API requests sent since start, retries included.", "counter", calls);
+    line(
+        "crmsync_salesforce_api_usage_ratio",
+        "Salesforce daily API usage as last reported.",
+        "gauge",
+        usage,
+    );
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
+}

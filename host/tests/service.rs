@@ -1,0 +1,243 @@
+//! The service end to end, as an operator drives it: the `crmsync` binary
+//! with a TOML config against the sandbox over loopback — `run --once`
+//! (and `--dry-run`), `status`, `connect test`, `serve` with its admin API and
+//! SIGTERM, the API budget, and contacts flagged for Salesforce by tag.
+
+mod common;
+
+use common::{Env, ac_contacts, all_selection, crmsync};
+use crmsync_sandbox::common::{Vendor, VendorApi};
+use serde_json::{Value, json};
+
+fn seed(leads: usize, contacts: usize) -> Value {
+    json!({"salesforce": {"generate": {"Lead": leads, "Contact": contacts}}})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_once_previews_then_syncs_and_status_reports_it() {
+    let env = Env::start(seed(30, 20), all_selection(), json!({})).await;
+
+    let dry = crmsync(&env, &["run", "--once", "--dry-run"]).await;
+    assert!(dry.ok(), "{dry}");
+    assert!(dry.stdout.contains("would write"), "{dry}");
+    assert!(dry.stdout.contains("create or update by email gen-lead-1@example.com"), "{dry}");
+    assert_eq!(ac_contacts(&env).len(), 0, "a dry run writes nothing");
+
+    let run = crmsync(&env, &["run", "--once", "--json"]).await;
+    assert!(run.ok(), "{run}");
+    let record: Value = serde_json::from_str(&run.stdout).expect("one run record");
+    assert_eq!(record["outbound"]["created"], 50, "{record}");
+    assert_eq!(record["error"], Value::Null);
+    assert!(record["calls"]["salesforce"].as_u64().unwrap() > 0);
+    assert_eq!(ac_contacts(&env).len(), 50);
+    let synced = env.sandbox.salesforce.state()["objects"]["Lead"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|l| l["AC_Sync_Status__c"] == "Synced successfully" && l["AC_Contact_Id__c"].is_string())
+        .count();
+    assert_eq!(synced, 30, "status and contact id written back on every Lead");
+
+    // A second run finds only its own echoes.
+    let again = crmsync(&env, &["run", "--once", "--json"]).await;
+    let again: Value = serde_json::from_str(&again.stdout).unwrap();
+    assert_eq!(
+        (again["outbound"]["created"].as_u64(), again["outbound"]["updated"].as_u64()),
+        (Some(0), Some(0))
+    );
+    assert_eq!(again["inbound"]["updated"], 0, "{again}");
+
+    let status = crmsync(&env, &["status", "--json"]).await;
+    let status: Value = serde_json::from_str(&status.stdout).unwrap();
+    let main = &status[0];
+    assert_eq!(main["connection"], "main");
+    assert_eq!(main["links"], 50);
+    assert_eq!(main["runs"], 2);
+    assert_eq!(main["pending_writes"], 0);
+    assert_eq!(main["last_run"]["run_id"], again["run_id"]);
+    assert!(main["last_run"]["api_used"].as_u64().unwrap() > 0, "API usage from Sforce-Limit-Info: {main}");
+    let human = crmsync(&env, &["status"]).await;
+    assert!(human.stdout.contains("linked records: 50"), "{human}");
+    assert!(human.stdout.contains("API budget: Salesforce"), "{human}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn contacts_tagged_for_salesforce_are_created_there_and_tagged_back() {
+    let mut seed = seed(0, 0);
+    seed["activecampaign"] = json!({"contacts": [
+        {"email": "flagged@example.com", "firstName": "Flo", "lastName": "Flagged", "tags": ["Salesforce"]},
+        {"email": "plain@example.com", "firstName": "Pat", "lastName": "Plain", "tags": ["newsletter"]}
+    ]});
+    let mut selection = all_selection();
+    selection["inbound"] = json!({"tag": "salesforce", "create_as": "lead"});
+    let env = Env::start(seed, selection, json!({})).await;
+
+    let run = crmsync(&env, &["run", "--once", "--json"]).await;
+    let record: Value = serde_json::from_str(&run.stdout).unwrap_or_else(|_| panic!("{run}"));
+    assert_eq!(record["inbound"]["created"], 1, "{record}");
+    assert_eq!(record["inbound"]["skipped"]["not tagged \"salesforce\" for Salesforce"], 1, "{record}");
+    let leads = env.sandbox.salesforce.state()["objects"]["Lead"].as_array().cloned().unwrap_or_default();
+    assert_eq!(leads.len(), 1);
+    assert_eq!(leads[0]["Email"], "flagged@example.com");
+    assert_eq!(leads[0]["LastName"], "Flagged");
+    // The follow-up tag is written in the same run's flush rounds.
+    let flagged = ac_contacts(&env).into_iter().find(|c| c["email"] == "flagged@example.com").unwrap();
+    assert!(flagged["tags"].as_array().unwrap().iter().any(|t| t == "added-to-salesforce"), "{flagged}");
+
+    // Running again creates nothing more (the contact is linked now).
+    let again = crmsync(&env, &["run", "--once", "--json"]).await;
+    let again: Value = serde_json::from_str(&again.stdout).unwrap();
+    assert_eq!(again["inbound"]["created"], 0, "{again}");
+    assert_eq!(env.sandbox.salesforce.state()["objects"]["Lead"].as_array().unwrap().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_config_and_bad_credentials_get_clear_errors_without_secrets() {
+    let env = Env::start(seed(1, 0), all_selection(), json!({})).await;
+    let ok = crmsync(&env, &["connect", "test"]).await;
+    assert!(ok.ok(), "{ok}");
+    assert_eq!(ok.stdout.matches(": Connected").count(), 2, "{ok}");
+
+    // A wrong token: ActiveCampaign's own refusal, never the token itself.
+    let wrong = "wrong-token-0123456789";
+    let bad = common::crmsync_with(&env, &["connect", "test"], &[("AC_TOKEN", wrong)]).await;
+    assert_eq!(bad.code, Some(1), "{bad}");
+    assert!(bad.stdout.contains("main: Salesforce: Connected"), "{bad}");
+    assert!(bad.stdout.contains("ActiveCampaign refused the credentials"), "{bad}");
+    assert!(!bad.to_string().contains(wrong), "the secret leaked: {bad}");
+    let bad_sf = common::crmsync_with(&env, &["run", "--once"], &[("SF_PASSWORD", wrong)]).await;
+    assert!(!bad_sf.ok(), "{bad_sf}");
+    assert!(bad_sf.to_string().contains("Salesforce refused the credentials"), "{bad_sf}");
+    assert!(!bad_sf.to_string().contains(wrong), "the secret leaked: {bad_sf}");
+
+    // A missing secret names its key.
+    let unset = common::crmsync_without(&env, &["status"], "AC_TOKEN").await;
+    assert_eq!(unset.code, Some(2), "{unset}");
+    assert!(
+        unset
+            .stderr
+            .contains("connections.main.activecampaign.api_token: environment variable AC_TOKEN is not set"),
+        "{unset}"
+    );
+
+    // A bad schedule names the allowed values.
+    let text = std::fs::read_to_string(&env.config)
+        .unwrap()
+        .replace("schedule = \"manual\"", "schedule = \"every 5 hours\"");
+    std::fs::write(&env.config, text).unwrap();
+    let bad = crmsync(&env, &["status"]).await;
+    assert_eq!(bad.code, Some(2), "{bad}");
+    assert!(bad.stderr.contains("every 1, 2, 3, 4, 6, 8 or 12 hours"), "{bad}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_budget_pauses_deferrable_salesforce_calls_and_resumes() {
+    // 9,600 of 10,000 calls spent today: past the 95 % pause level from the first answer.
+    let mut seed = seed(40, 0);
+    seed["salesforce"]["limits"] = json!({"daily_limit": 10000, "used": 9600});
+    let env = Env::start(seed, all_selection(), json!({})).await;
+    let run = crmsync(&env, &["run", "--once", "--json"]).await;
+    let record: Value = serde_json::from_str(&run.stdout).unwrap_or_else(|_| panic!("{run}"));
+    assert_eq!(record["budget"], "paused", "{record}");
+    assert_eq!(record["outbound"]["budget_paused"], true, "{record}");
+    // The page already read still reached ActiveCampaign; the status write-backs
+    // (deferrable Salesforce updates) wait in the outbox.
+    assert_eq!(ac_contacts(&env).len(), 40);
+    assert!(record["outbound"]["deferred"].as_u64().unwrap() >= 40, "{record}");
+    let used = env.sandbox.salesforce.state()["api_usage"]["used"].as_u64().unwrap();
+    assert!(used <= 10000, "never past the allocation: {used}");
+    let status = crmsync(&env, &["status", "--json"]).await;
+    let status: Value = serde_json::from_str(&status.stdout).unwrap();
+    assert_eq!(status[0]["pending_writes"], 40, "{status}");
+
+    // A new day (the vendor's window frees calls): the waiting writes go out.
+    env.sandbox.salesforce.seed(json!({"limits": {"used": 0}})).unwrap();
+    let resumed = crmsync(&env, &["run", "--once", "--json"]).await;
+    let resumed: Value = serde_json::from_str(&resumed.stdout).unwrap();
+    assert_eq!(resumed["budget"], "ok", "{resumed}");
+    assert_eq!(resumed["outbound"]["written_back"], 40, "{resumed}");
+    let status = crmsync(&env, &["status", "--json"]).await;
+    let status: Value = serde_json::from_str(&status.stdout).unwrap();
+    assert_eq!(status[0]["pending_writes"], 0, "{status}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_runs_on_request_reports_metrics_and_stops_cleanly_on_sigterm() {
+    let env = Env::start(seed(25, 0), all_selection(), json!({})).await;
+    let server = common::Served::start(&env).await;
+    let http = reqwest::Client::new();
+    let url = |p: &str| format!("{}{p}", server.base);
+
+    assert_eq!(http.get(url("/health")).send().await.unwrap().status(), 200);
+    assert_eq!(http.get(url("/connections")).send().await.unwrap().status(), 401);
+    let wrong = http.get(url("/connections")).bearer_auth("nope").send().await.unwrap();
+    assert_eq!(wrong.status(), 401);
+
+    let run: Value = http
+        .post(url("/connections/main/run?wait=true"))
+        .bearer_auth(common::ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(run["outbound"]["created"], 25, "{run}");
+    assert_eq!(ac_contacts(&env).len(), 25);
+
+    let schedule: Value = http
+        .put(url("/connections/main/schedule"))
+        .bearer_auth(common::ADMIN_TOKEN)
+        .json(&json!({"schedule": "every 2 hours"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(schedule["schedule"], "every 2 hours", "{schedule}");
+    assert!(schedule["next_run"].is_string());
+    let bad = http
+        .put(url("/connections/main/schedule"))
+        .bearer_auth(common::ADMIN_TOKEN)
+        .json(&json!({"schedule": "every 7 hours"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 400);
+
+    let connections: Value = http
+        .get(url("/connections"))
+        .bearer_auth(common::ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(connections[0]["schedule"], "every 2 hours");
+    assert_eq!(connections[0]["links"], 25);
+    let metrics = http
+        .get(url("/metrics"))
+        .bearer_auth(common::ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(metrics.contains("crmsync_links{connection=\"main\"} 25"), "{metrics}");
+    assert!(
+        metrics.contains("crmsync_api_calls_total{connection=\"main\",vendor=\"salesforce\"}"),
+        "{metrics}"
+    );
+
+    let exit = server.terminate().await;
+    assert!(exit.success(), "SIGTERM ends serve with success: {exit:?}");
+    // The schedule set through the API survives the restart; the run was recorded.
+    let status = crmsync(&env, &["status", "--json"]).await;
+    let status: Value = serde_json::from_str(&status.stdout).unwrap();
+    assert_eq!(status[0]["runs"], 1, "{status}");
+    assert_eq!(status[0]["schedule"], "every 2 hours", "{status}");
+    let _ = env.sandbox.ctx(Vendor::Salesforce);
+}
