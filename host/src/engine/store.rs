@@ -97,6 +97,15 @@ impl OutboxEntry {
     }
 }
 
+/// How one outbox entry's write ended.
+#[derive(Debug, Clone)]
+pub enum Outcome {
+    /// Written; the link it implies, if any.
+    Done { seq: u64, link: Option<Link> },
+    /// Refused for good: the error kept for the record.
+    Failed { seq: u64, error: RecordErrorEntry },
+}
+
 /// A per-record error kept for the operator.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RecordErrorEntry {
@@ -230,33 +239,49 @@ impl EngineStore {
             .collect()
     }
 
-    /// A write succeeded: drop its outbox entry, store the link it implies and
-    /// clear any error of the record, in one transaction.
-    pub fn complete(&self, connection: &str, seq: u64, link: Option<&Link>) -> Result<(), StateError> {
+    /// Settles a written batch in one transaction: each outcome drops its
+    /// outbox entry and stores what it implies (a success its link, clearing
+    /// the record's errors; a permanent failure its error), and the
+    /// follow-ups those outcomes call for (status write-backs, tags) are
+    /// queued. A crash before this transaction replays the batch (idempotent);
+    /// after it, nothing is lost — follow-ups included.
+    pub fn settle(
+        &self,
+        connection: &str,
+        outcomes: &[Outcome],
+        follow_ups: &[OutboxEntry],
+    ) -> Result<(), StateError> {
+        if outcomes.is_empty() && follow_ups.is_empty() {
+            return Ok(());
+        }
+        let seqs: Vec<u64> =
+            follow_ups.iter().map(|_| self.state.db().generate_id()).collect::<Result<_, _>>()?;
         let (links, remote, email) = self.link_trees()?;
         let (outbox, errors) = (self.tree(trees::OUTBOX)?, self.tree(trees::ERRORS)?);
         (&outbox, &links, &remote, &email, &errors)
             .transaction(|(o, l, r, m, e)| {
-                o.remove(keys::outbox(connection, seq))?;
-                if let Some(link) = link {
-                    put_link_tx((l, r, m), connection, link)?;
-                    e.remove(keys::record_error(connection, &link.sf_id))?;
-                    e.remove(keys::record_error(connection, &link.remote_id))?;
+                for outcome in outcomes {
+                    match outcome {
+                        Outcome::Done { seq, link } => {
+                            o.remove(keys::outbox(connection, *seq))?;
+                            if let Some(link) = link {
+                                put_link_tx((l, r, m), connection, link)?;
+                                e.remove(keys::record_error(connection, &link.sf_id))?;
+                                e.remove(keys::record_error(connection, &link.remote_id))?;
+                            }
+                        }
+                        Outcome::Failed { seq, error } => {
+                            o.remove(keys::outbox(connection, *seq))?;
+                            e.insert(keys::record_error(connection, &error.record), encode(error))?;
+                        }
+                    }
+                }
+                for (seq, entry) in seqs.iter().zip(follow_ups) {
+                    o.insert(keys::outbox(connection, *seq), encode(entry))?;
                 }
                 Ok(())
             })
-            .map_err(tx_error)?;
-        Ok(())
-    }
-
-    /// A write failed for good: drop its outbox entry and keep the error, in one transaction.
-    pub fn fail(&self, connection: &str, seq: u64, error: &RecordErrorEntry) -> Result<(), StateError> {
-        let (outbox, errors) = (self.tree(trees::OUTBOX)?, self.tree(trees::ERRORS)?);
-        transact((&outbox, &errors), |(o, e)| {
-            o.remove(keys::outbox(connection, seq))?;
-            e.insert(keys::record_error(connection, &error.record), encode(error))?;
-            Ok(())
-        })
+            .map_err(tx_error)
     }
 
     /// Keeps a per-record error (a mapping or selection failure, say).
@@ -401,7 +426,7 @@ mod tests {
         assert_eq!(pending.len(), 2);
         assert_eq!(pending[0].1.email.as_deref(), Some("a@example.com"));
         // Completing one stores its link and removes only that entry.
-        s.complete("c", pending[0].0, Some(&link("00Q1", "7"))).unwrap();
+        s.settle("c", &[Outcome::Done { seq: pending[0].0, link: Some(link("00Q1", "7")) }], &[]).unwrap();
         let pending = s.pending("c").unwrap();
         assert_eq!(pending.len(), 1);
         assert_eq!(pending[0].1.email.as_deref(), Some("b@example.com"));
@@ -422,11 +447,11 @@ mod tests {
             message: "Email address is invalid".into(),
             plugin: None,
         };
-        s.fail("c", seqs[0], &error).unwrap();
+        s.settle("c", &[Outcome::Failed { seq: seqs[0], error: error.clone() }], &[]).unwrap();
         assert!(s.pending("c").unwrap().is_empty());
         assert_eq!(s.errors("c").unwrap(), vec![error]);
         let seqs = s.enqueue_and_advance("c", &[entry("a@example.com")], None).unwrap();
-        s.complete("c", seqs[0], Some(&link("00Q1", "7"))).unwrap();
+        s.settle("c", &[Outcome::Done { seq: seqs[0], link: Some(link("00Q1", "7")) }], &[]).unwrap();
         assert!(s.errors("c").unwrap().is_empty(), "a later success clears the error");
     }
 }

@@ -21,7 +21,7 @@ use crmsync_sdk::types::{Context, Direction, Record, Selection, Value};
 
 use super::Pass;
 use super::budget::BudgetState;
-use super::store::{EngineStore, Link, OutboxEntry, RecordErrorEntry, Side};
+use super::store::{EngineStore, Link, OutboxEntry, Outcome, RecordErrorEntry, Side};
 use crate::connectors::{Connector, ConnectorError, Write, WriteKey};
 use crate::state::StateError;
 
@@ -522,12 +522,13 @@ async fn write_chunk(
         Err(e) => return Err(e.into()),
     };
     let mut follow_ups = Vec::new();
+    let mut outcomes = Vec::with_capacity(chunk.len());
     for ((seq, entry), result) in chunk.iter().zip(results) {
         let to_salesforce = entry.target == Side::Salesforce;
         match result {
             Ok(_) if entry.write_back => {
                 report.written_back += 1;
-                store.complete(&spec.name, *seq, None)?;
+                outcomes.push(Outcome::Done { seq: *seq, link: None });
             }
             Ok(written) => {
                 let (sf_id, remote_id) = if to_salesforce {
@@ -552,7 +553,7 @@ async fn write_chunk(
                     synced_at: Utc::now(),
                     plugin: entry.plugin.clone(),
                 });
-                store.complete(&spec.name, *seq, link.as_ref())?;
+                outcomes.push(Outcome::Done { seq: *seq, link });
                 if let (Some(tag), Some(remote_id)) = (&entry.follow_up_tag, &remote_id) {
                     follow_ups.push(tag_entry(spec, remote_id, tag));
                 }
@@ -580,7 +581,6 @@ async fn write_chunk(
                     message: e.message.clone(),
                     plugin: entry.plugin.clone(),
                 };
-                store.fail(&spec.name, *seq, &error)?;
                 if let (false, Some(sf_id)) = (to_salesforce, &entry.sf_id) {
                     follow_ups.extend(write_back_entry(
                         spec,
@@ -591,13 +591,12 @@ async fn write_chunk(
                         &entry.sf_values,
                     ));
                 }
+                outcomes.push(Outcome::Failed { seq: *seq, error });
             }
         }
     }
-    if !follow_ups.is_empty() {
-        // Written at the next flush; queued durably now.
-        store.enqueue_and_advance(&spec.name, &follow_ups, None)?;
-    }
+    // Outcomes and their follow-ups (written at the next flush round) in one transaction.
+    store.settle(&spec.name, &outcomes, &follow_ups)?;
     Ok(())
 }
 

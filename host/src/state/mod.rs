@@ -121,6 +121,18 @@ pub enum StateError {
     Corrupt { tree: &'static str, why: String },
 }
 
+/// Opens sled with 8 MiB log segments (sled's default is 512 KiB). Fewer
+/// segments mean fewer segment frees and file truncations, and sled 0.34.7
+/// can deadlock when a truncation is queued behind I/O tasks that wait for
+/// the lock its caller holds (seen under the crash test's write load). A
+/// database created with another segment size is opened with its own.
+fn open_db(path: &Path) -> Result<sled::Db, sled::Error> {
+    match sled::Config::new().path(path).segment_size(8 << 20).open() {
+        Err(sled::Error::Unsupported(why)) if why.contains("io buffer size") => sled::open(path),
+        other => other,
+    }
+}
+
 /// `((connection, role), name@version)` for every active plugin.
 pub type ActivePlugins = Vec<((String, Role), String)>;
 
@@ -139,7 +151,7 @@ impl State {
                 .map_err(|source| StateError::Dir { path: path.display().to_string(), source })?;
         }
         let db_path = dir.join("db");
-        let db = sled::open(&db_path)
+        let db = open_db(&db_path)
             .map_err(|source| StateError::Open { path: db_path.display().to_string(), source })?;
         let meta = db.open_tree(trees::META)?;
         match meta.get(keys::SCHEMA)? {
