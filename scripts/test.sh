@@ -14,3 +14,4 @@ cargo test --release --workspace --exclude wrong-contract --exclude hostile
 
 cargo build --release -p crmsync-sandbox
 CRMSYNC_SANDBOX_BIN="$PWD/target/release/crmsync-sandbox" .venv/bin/python -m pytest -q tests/python
+./scripts/bench.sh --quick # every benchmark, small: fails on a broken or hung run, a wrong count, a lost/duplicated record

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Every benchmark against the offline vendor sandbox on loopback, one report.
+#
+#   scripts/bench.sh           full: BENCHMARKS.md and bench/results.json (commit them)
+#   scripts/bench.sh --quick   CI smoke run (~1–3 min once built): target/bench-quick/,
+#                              exits non-zero if a run fails, a count is wrong,
+#                              or a record is lost or duplicated
+#
+# Builds what it needs with the release profile (a no-op after scripts/test.sh),
+# then runs scripts/bench.py (Python 3 standard library only). See the
+# docstring of scripts/bench.py for what is measured and how.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+for arg in "$@"; do
+  case "$arg" in
+    --quick) ;;
+    *) echo "usage: scripts/bench.sh [--quick]" >&2; exit 2 ;;
+  esac
+done
+
+cargo build --release -p crmsync -p crmsync-sandbox
+./scripts/build-plugins.sh >/dev/null
+cargo bench -p crmsync --bench plugins --bench hotswap --no-run
+
+BENCH_COMMAND="scripts/bench.sh${*:+ $*}" exec python3 scripts/bench.py "$@"
