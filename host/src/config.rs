@@ -145,6 +145,8 @@ pub struct ConnectionConfig {
     pub inbound: InboundConfig,
     #[serde(default)]
     pub budget: BudgetConfig,
+    #[serde(default)]
+    pub http: HttpSection,
     pub salesforce: SalesforceSection,
     pub activecampaign: Option<ActiveCampaignSection>,
     #[serde(default)]
@@ -165,6 +167,58 @@ fn default_lead_company() -> String {
 }
 fn default_pushed_tag() -> Option<String> {
     Some("added-to-salesforce".into())
+}
+
+/// Timeouts and retries of both connectors' HTTP calls.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpSection {
+    /// Deadline of one attempt.
+    #[serde(default = "default_timeout_secs")]
+    pub timeout_secs: u64,
+    /// Retries of a transient failure (429, 5xx, timeout) after the first attempt.
+    #[serde(default = "default_max_retries")]
+    pub max_retries: usize,
+    /// First backoff step; doubled per retry up to `max_delay_ms`, with full jitter.
+    #[serde(default = "default_min_delay_ms")]
+    pub min_delay_ms: u64,
+    #[serde(default = "default_max_delay_ms")]
+    pub max_delay_ms: u64,
+}
+
+impl Default for HttpSection {
+    fn default() -> Self {
+        HttpSection {
+            timeout_secs: default_timeout_secs(),
+            max_retries: default_max_retries(),
+            min_delay_ms: default_min_delay_ms(),
+            max_delay_ms: default_max_delay_ms(),
+        }
+    }
+}
+fn default_timeout_secs() -> u64 {
+    120
+}
+fn default_max_retries() -> usize {
+    6
+}
+fn default_min_delay_ms() -> u64 {
+    500
+}
+fn default_max_delay_ms() -> u64 {
+    30_000
+}
+
+impl HttpSection {
+    pub fn options(&self) -> crate::connectors::http::HttpOptions {
+        crate::connectors::http::HttpOptions {
+            timeout: Duration::from_secs(self.timeout_secs.max(1)),
+            max_retries: self.max_retries,
+            min_delay: Duration::from_millis(self.min_delay_ms),
+            max_delay: Duration::from_millis(self.max_delay_ms.max(self.min_delay_ms)),
+            ..Default::default()
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]

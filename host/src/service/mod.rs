@@ -312,6 +312,7 @@ fn build(
         sf.client_secret.as_ref().map(|s| s.resolve(&key("salesforce.client_secret"))).transpose()?;
     sfc.bulk_threshold = sf.bulk_threshold;
     sfc.bulk_poll = Duration::from_millis(sf.bulk_poll_ms);
+    sfc.http = cc.http.options();
     let salesforce = SalesforceConnector::new(sfc)?;
     let ac = cc.activecampaign.as_ref().ok_or_else(|| ConfigError::new(key("activecampaign"), "missing"))?;
     let mut acc = ActiveCampaignConfig::new(
@@ -320,6 +321,7 @@ fn build(
     );
     acc.requests_per_second = (ac.requests_per_second > 0.0).then_some(ac.requests_per_second);
     acc.import_poll = Duration::from_millis(ac.import_poll_ms);
+    acc.http = cc.http.options();
     let marketing: Box<dyn Connector> = Box::new(ActiveCampaignConnector::new(acc)?);
 
     let mut configs = HashMap::new();
