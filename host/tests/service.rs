@@ -155,7 +155,9 @@ async fn the_api_budget_pauses_deferrable_salesforce_calls_and_resumes() {
     let resumed = crmsync(&env, &["run", "--once", "--json"]).await;
     let resumed: Value = serde_json::from_str(&resumed.stdout).unwrap();
     assert_eq!(resumed["budget"], "ok", "{resumed}");
-    assert_eq!(resumed["outbound"]["written_back"], 40, "{resumed}");
+    let written_back = resumed["inbound"]["written_back"].as_u64().unwrap()
+        + resumed["outbound"]["written_back"].as_u64().unwrap();
+    assert_eq!(written_back, 40, "{resumed}");
     let status = crmsync(&env, &["status", "--json"]).await;
     let status: Value = serde_json::from_str(&status.stdout).unwrap();
     assert_eq!(status[0]["pending_writes"], 0, "{status}");

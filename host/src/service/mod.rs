@@ -3,8 +3,8 @@
 //! one state directory, runs a connection's cycle, and keeps a record of
 //! every run.
 //!
-//! A cycle is: Salesforce → marketing, then marketing → Salesforce, then a
-//! record of the run (counts, calls per vendor, API usage, budget state).
+//! A cycle is: marketing → Salesforce (where both-sides changes meet the
+//! resolver), then Salesforce → marketing, then a record of the run (counts, calls per vendor, API usage, budget state).
 //! One cycle per connection at a time: a second request waits for the first.
 //!
 //! # Layout
@@ -164,10 +164,13 @@ impl Service {
         let mut outbound = PassReport::default();
         let mut inbound = PassReport::default();
         let result: Result<(), SyncError> = async {
+            // Marketing → Salesforce first: a record changed on both sides meets
+            // the resolver there (with Salesforce's current version) before the
+            // outbound pass could carry Salesforce's side over the contact's edit.
+            inbound = inbound::to_salesforce(&pass).await?;
             if opts.outbound {
                 outbound = sync::to_marketing(&pass).await?;
             }
-            inbound = inbound::to_salesforce(&pass).await?;
             Ok(())
         }
         .await;

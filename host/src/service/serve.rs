@@ -175,7 +175,9 @@ async fn schedule_loop(service: Arc<Service>, job: Arc<Job>, stop: Arc<AtomicBoo
         if requested || outbound_due || poll_due {
             let opts = RunOptions {
                 dry_run: false,
-                force: requested,
+                // The outbound job sends waiting inbound batches first, so it never
+                // carries Salesforce's values over contact edits still queued.
+                force: requested || outbound_due,
                 outbound: requested || outbound_due,
                 stop: Some(&stop),
             };
