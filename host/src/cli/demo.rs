@@ -5,7 +5,7 @@
 //! rules (`selection`, `standard-mapping`) into a fresh data directory, runs
 //! the engine's pass with real HTTP over loopback, edits a few records and
 //! syncs again, then prints what happened and the API calls per vendor.
-//! ActiveCampaign → Salesforce is not part of the engine yet; the demo says so.
+//! Then it edits a contact in ActiveCampaign and syncs that back to its Lead.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -20,6 +20,7 @@ use serde_json::json;
 
 use crate::connectors::{Connector, Write, WriteKey};
 use crate::engine::store::EngineStore;
+use crate::engine::inbound::to_salesforce;
 use crate::engine::sync::{ConnectionSpec, PassReport, WriteBack, to_marketing};
 use crate::engine::{Pass, PluginRules};
 use crate::plugins::registry::{Manifest, Registry};
@@ -154,6 +155,32 @@ async fn demo(data_dir: &Path, args: &DemoArgs) -> Result<(), String> {
     let second = to_marketing(&pass("demo-2")).await.map_err(|e| e.to_string())?;
     print_report("3. incremental sync", &second, started.elapsed());
 
+    // Edit a contact in ActiveCampaign; the marketing → Salesforce pass carries it to its Lead.
+    let ac_ids = activecampaign
+        .find_by_email("contact", &["gen-lead-3@example.com".into()])
+        .await
+        .map_err(|e| e.to_string())?;
+    let contact = ac_ids.get("gen-lead-3@example.com").and_then(|v| v.first()).cloned().unwrap_or_default();
+    let edit = Record::new(System::ActiveCampaign, "contact").with("firstName", "Augusta");
+    activecampaign
+        .write("contact", vec![Write::Upsert { key: WriteKey::Id(contact), record: edit }])
+        .await
+        .map_err(|e| e.to_string())?;
+    println!("\nedited in ActiveCampaign: gen-lead-3@example.com's firstName → \"Augusta\"");
+    let started = Instant::now();
+    let back = to_salesforce(&pass("demo-3")).await.map_err(|e| e.to_string())?;
+    print_report("4. ActiveCampaign → Salesforce", &back, started.elapsed());
+    let lead_ids =
+        salesforce.find_by_email("Lead", &["gen-lead-3@example.com".into()]).await.map_err(|e| e.to_string())?;
+    let lead = salesforce
+        .get("Lead", lead_ids.get("gen-lead-3@example.com").map(Vec::as_slice).unwrap_or_default())
+        .await
+        .map_err(|e| e.to_string())?;
+    println!(
+        "   the Lead in Salesforce now has FirstName = {:?}",
+        lead.first().and_then(|l| l.text("FirstName")).unwrap_or("?")
+    );
+
     println!("\nper-record errors kept for the operator:");
     for e in store.errors("demo").map_err(|e| e.to_string())?.iter().take(5) {
         println!("   {} {}: {} — {}", e.object, e.record, e.code, e.message);
@@ -168,7 +195,8 @@ async fn demo(data_dir: &Path, args: &DemoArgs) -> Result<(), String> {
     }
     let contacts = sandbox.activecampaign.state()["contacts"].as_array().map_or(0, Vec::len);
     println!("\nActiveCampaign now holds {contacts} contacts.");
-    println!("Not yet in the engine: conflicts through the resolver, accounts, schedules, `serve`.");
+    println!("For your own connections: write a crmsync.toml (see README.md), then `crmsync run --once --dry-run`,");
+    println!("`crmsync run --once`, `crmsync status`, `crmsync serve`.");
     println!(
         "Next: `scripts/test.sh` runs every test; `crmsync sandbox` serves these APIs for your own tools;"
     );
