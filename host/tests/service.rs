@@ -243,3 +243,39 @@ async fn serve_runs_on_request_reports_metrics_and_stops_cleanly_on_sigterm() {
     assert_eq!(status[0]["schedule"], "every 2 hours", "{status}");
     let _ = env.sandbox.ctx(Vendor::Salesforce);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_email_change_updates_the_same_contact_and_removing_the_connection_deletes_nothing() {
+    use crmsync::connectors::{Connector, Write, WriteKey};
+    use crmsync_sdk::types::{Record, System};
+    let env = Env::start(seed(3, 0), all_selection(), json!({})).await;
+    assert!(crmsync(&env, &["run", "--once"]).await.ok());
+    let before: Vec<Value> = ac_contacts(&env);
+    let old = before.iter().find(|c| c["email"] == "gen-lead-0@example.com").unwrap().clone();
+
+    let (sf, _) = crmsync::connectors::sandbox::connect(&env.sandbox, Default::default()).unwrap();
+    let ids = sf.find_by_email("Lead", &["gen-lead-0@example.com".into()]).await.unwrap();
+    let record = Record::new(System::Salesforce, "Lead").with("Email", "ada.new@example.com");
+    let w = Write::Upsert { key: WriteKey::Id(ids["gen-lead-0@example.com"][0].clone()), record };
+    assert!(sf.write("Lead", vec![w]).await.unwrap()[0].is_ok());
+    let run = crmsync(&env, &["run", "--once", "--json"]).await;
+    let run: Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(
+        (run["outbound"]["updated"].as_u64(), run["outbound"]["created"].as_u64()),
+        (Some(1), Some(0)),
+        "{run}"
+    );
+    let after = ac_contacts(&env);
+    assert_eq!(after.len(), 3, "an email change is not a new person");
+    let moved = after.iter().find(|c| c["id"] == old["id"]).unwrap();
+    assert_eq!(moved["email"], "ada.new@example.com");
+
+    // Removing the connection from the config: crmsync refuses to run without
+    // one, and nothing already synced is deleted anywhere.
+    std::fs::write(&env.config, "[service]\n").unwrap();
+    let none = crmsync(&env, &["run", "--once"]).await;
+    assert_eq!(none.code, Some(2), "{none}");
+    assert!(none.stderr.contains("no connection is configured"), "{none}");
+    assert_eq!(ac_contacts(&env).len(), 3);
+    assert_eq!(env.sandbox.salesforce.state()["objects"]["Lead"].as_array().unwrap().len(), 3);
+}
