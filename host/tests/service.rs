@@ -279,3 +279,23 @@ async fn an_email_change_updates_the_same_contact_and_removing_the_connection_de
     assert_eq!(ac_contacts(&env).len(), 3);
     assert_eq!(env.sandbox.salesforce.state()["objects"]["Lead"].as_array().unwrap().len(), 3);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unsubscribed_contact_stays_unsubscribed() {
+    // ActiveCampaign already has this person, unsubscribed (status 2) from list 1;
+    // Salesforce has them as a Lead. Syncing updates the contact, never its consent.
+    let mut seed = seed(0, 0);
+    seed["salesforce"]["records"] = json!({"Lead": [
+        {"FirstName": "Opal", "LastName": "Optout", "Company": "Acme", "Email": "opal@example.com"}
+    ]});
+    seed["activecampaign"] = json!({"contacts": [
+        {"email": "opal@example.com", "firstName": "O", "lists": [{"list": 1, "status": 2}]}
+    ]});
+    let env = Env::start(seed, all_selection(), json!({})).await;
+    let run = crmsync(&env, &["run", "--once", "--json"]).await;
+    assert!(run.ok(), "{run}");
+    let contacts = ac_contacts(&env);
+    assert_eq!(contacts.len(), 1, "matched by email, not created again");
+    assert_eq!(contacts[0]["firstName"], "Opal");
+    assert_eq!(contacts[0]["lists"]["1"], 2, "still unsubscribed: {}", contacts[0]);
+}
