@@ -61,7 +61,12 @@ async fn random_edits_on_both_sides_converge_without_ping_pong() {
     let emails: Vec<String> = (0..LEADS).map(|i| format!("gen-lead-{i}@example.com")).collect();
     let sf_ids = sf.find_by_email("Lead", &emails).await.unwrap();
     let ac_ids = ac.find_by_email("contact", &emails).await.unwrap();
-    assert_eq!(ac_ids.len(), LEADS, "{:?}", emails.iter().filter(|e| !ac_ids.contains_key(*e)).collect::<Vec<_>>());
+    assert_eq!(
+        ac_ids.len(),
+        LEADS,
+        "{:?}",
+        emails.iter().filter(|e| !ac_ids.contains_key(*e)).collect::<Vec<_>>()
+    );
     assert_eq!(sf_ids.len(), LEADS);
 
     for round in 0..6 {

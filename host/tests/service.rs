@@ -299,3 +299,29 @@ async fn an_unsubscribed_contact_stays_unsubscribed() {
     assert_eq!(contacts[0]["firstName"], "Opal");
     assert_eq!(contacts[0]["lists"]["1"], 2, "still unsubscribed: {}", contacts[0]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconciliation_repairs_what_polling_missed() {
+    let env = Env::start(seed(20, 5), all_selection(), json!({})).await;
+    assert!(crmsync(&env, &["run", "--once"]).await.ok());
+    // A Lead stamped before the cursor (restored from the recycle bin, say): polling never sees it.
+    env.sandbox
+        .salesforce
+        .seed(json!({"records": {"Lead": [{"LastName": "Late", "Company": "Acme",
+            "Email": "late@example.com", "SystemModstamp": "2020-01-01T00:00:00Z"}]}}))
+        .unwrap();
+    let polled = crmsync(&env, &["run", "--once", "--json"]).await;
+    let polled: Value = serde_json::from_str(&polled.stdout).unwrap();
+    assert_eq!(polled["outbound"]["created"], 0, "{polled}");
+    assert!(!ac_contacts(&env).iter().any(|c| c["email"] == "late@example.com"));
+
+    let repaired = crmsync(&env, &["run", "--once", "--reconcile", "--json"]).await;
+    let repaired: Value = serde_json::from_str(&repaired.stdout).unwrap();
+    assert_eq!(repaired["outbound"]["created"], 1, "{repaired}");
+    assert!(ac_contacts(&env).iter().any(|c| c["email"] == "late@example.com"));
+    // Nothing left to repair: another reconciliation writes nothing.
+    let again = crmsync(&env, &["run", "--once", "--reconcile", "--json"]).await;
+    let again: Value = serde_json::from_str(&again.stdout).unwrap();
+    let writes = (again["outbound"]["created"].as_u64(), again["outbound"]["updated"].as_u64());
+    assert_eq!(writes, (Some(0), Some(0)), "{again}");
+}

@@ -19,8 +19,8 @@ use crmsync_sdk::types::{Record, System};
 use serde_json::json;
 
 use crate::connectors::{Connector, Write, WriteKey};
-use crate::engine::store::EngineStore;
 use crate::engine::inbound::to_salesforce;
+use crate::engine::store::EngineStore;
 use crate::engine::sync::{ConnectionSpec, PassReport, WriteBack, to_marketing};
 use crate::engine::{Pass, PluginRules};
 use crate::plugins::registry::{Manifest, Registry};
@@ -170,8 +170,10 @@ async fn demo(data_dir: &Path, args: &DemoArgs) -> Result<(), String> {
     let started = Instant::now();
     let back = to_salesforce(&pass("demo-3")).await.map_err(|e| e.to_string())?;
     print_report("4. ActiveCampaign → Salesforce", &back, started.elapsed());
-    let lead_ids =
-        salesforce.find_by_email("Lead", &["gen-lead-3@example.com".into()]).await.map_err(|e| e.to_string())?;
+    let lead_ids = salesforce
+        .find_by_email("Lead", &["gen-lead-3@example.com".into()])
+        .await
+        .map_err(|e| e.to_string())?;
     let lead = salesforce
         .get("Lead", lead_ids.get("gen-lead-3@example.com").map(Vec::as_slice).unwrap_or_default())
         .await
@@ -195,7 +197,9 @@ async fn demo(data_dir: &Path, args: &DemoArgs) -> Result<(), String> {
     }
     let contacts = sandbox.activecampaign.state()["contacts"].as_array().map_or(0, Vec::len);
     println!("\nActiveCampaign now holds {contacts} contacts.");
-    println!("For your own connections: write a crmsync.toml (see README.md), then `crmsync run --once --dry-run`,");
+    println!(
+        "For your own connections: write a crmsync.toml (see README.md), then `crmsync run --once --dry-run`,"
+    );
     println!("`crmsync run --once`, `crmsync status`, `crmsync serve`.");
     println!(
         "Next: `scripts/test.sh` runs every test; `crmsync sandbox` serves these APIs for your own tools;"

@@ -19,6 +19,9 @@ pub struct RunArgs {
     /// Print the changes a run would write, per record and field, and write nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// Also reconcile: list every Salesforce id and sync the records polling missed.
+    #[arg(long)]
+    pub reconcile: bool,
     /// Only this connection (default: every configured one).
     #[arg(long)]
     pub connection: Option<String>,
@@ -64,7 +67,13 @@ pub fn run(config: &Path, data_dir: &Path, args: RunArgs) -> ExitCode {
         let mut failed = false;
         for name in names {
             let conn = service.connections[&name].clone();
-            let opts = RunOptions { dry_run: args.dry_run, force: true, outbound: true, stop: None };
+            let opts = RunOptions {
+                dry_run: args.dry_run,
+                force: true,
+                outbound: true,
+                reconcile: args.reconcile,
+                stop: None,
+            };
             let record = rt.block_on(service.run(&conn, opts)).map_err(|e| e.to_string())?;
             failed |= record.error.is_some();
             if args.json {

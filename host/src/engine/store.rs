@@ -290,6 +290,11 @@ impl EngineStore {
         Ok(())
     }
 
+    /// Whether a record has an error kept.
+    pub fn has_error(&self, connection: &str, record: &str) -> Result<bool, StateError> {
+        Ok(self.tree(trees::ERRORS)?.contains_key(keys::record_error(connection, record))?)
+    }
+
     /// The errors of a connection, by record.
     pub fn errors(&self, connection: &str) -> Result<Vec<RecordErrorEntry>, StateError> {
         let tree = self.tree(trees::ERRORS)?;

@@ -254,6 +254,61 @@ pub async fn to_marketing(pass: &Pass<'_>) -> Result<PassReport, SyncError> {
     Ok(report)
 }
 
+/// Drift reconciliation, Salesforce side: lists every id of each object
+/// (pages of 2,000) and syncs the records polling never saw — no link and no
+/// error kept (a record restored from the recycle bin, a change stamped before
+/// the cursor, a lost write) — through the same select/map/outbox path.
+/// `report.read` counts the records fetched for repair.
+pub async fn reconcile(pass: &Pass<'_>) -> Result<PassReport, SyncError> {
+    let Pass { spec, store, salesforce, dry_run, .. } = *pass;
+    let mut report = PassReport::default();
+    for object in &spec.objects {
+        let mut after = None;
+        loop {
+            if pass.stopping() || pass.budget_state() >= BudgetState::Paused {
+                report.budget_paused |= !pass.stopping();
+                report.stopped |= pass.stopping();
+                return Ok(report);
+            }
+            let (ids, next) = salesforce.list_ids(object, after.as_ref(), 2000).await?;
+            let mut missing = Vec::new();
+            for id in ids {
+                if store.link_by_sf(&spec.name, &id)?.is_none() && !store.has_error(&spec.name, &id)? {
+                    missing.push(id);
+                }
+            }
+            if !missing.is_empty() {
+                let records: Vec<Record> = salesforce
+                    .get(object, &missing)
+                    .await?
+                    .into_iter()
+                    .filter(|r| r.get("IsConverted") != Some(&Value::Boolean(true)))
+                    .collect();
+                report.read += records.len();
+                let ctx = Context {
+                    connection: spec.name.clone(),
+                    direction: Direction::ToMarketing,
+                    run_id: pass.run_id.clone(),
+                    target: Some(spec.marketing_object.clone()),
+                    config: (),
+                };
+                let (entries, planned) = plan(pass, &ctx, object, records, &mut report)?;
+                if dry_run {
+                    report.planned.extend(planned);
+                } else {
+                    store.enqueue_and_advance(&spec.name, &entries, None)?;
+                    flush(pass, &mut report).await?;
+                }
+            }
+            match next {
+                Some(n) => after = Some(n),
+                None => break,
+            }
+        }
+    }
+    Ok(report)
+}
+
 /// Identity transitions: a converted Lead's link moves to its Contact, a
 /// merged record's link to the surviving master — unless that record has a
 /// link of its own, which is kept (two contacts are never merged silently).

@@ -69,6 +69,8 @@ pub struct RunOptions<'a> {
     pub force: bool,
     /// Run the Salesforce → marketing direction (the scheduled job).
     pub outbound: bool,
+    /// Also compare ids on both sides and sync what polling missed.
+    pub reconcile: bool,
     pub stop: Option<&'a AtomicBool>,
 }
 
@@ -170,6 +172,9 @@ impl Service {
             inbound = inbound::to_salesforce(&pass).await?;
             if opts.outbound {
                 outbound = sync::to_marketing(&pass).await?;
+            }
+            if opts.reconcile {
+                outbound.add(sync::reconcile(&pass).await?);
             }
             Ok(())
         }

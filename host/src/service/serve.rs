@@ -153,6 +153,7 @@ async fn schedule_loop(service: Arc<Service>, job: Arc<Job>, stop: Arc<AtomicBoo
     let poll = Duration::from_secs(job.conn.config.inbound.poll_seconds.max(1));
     let mut next_outbound = job.schedule.lock().await.next_after(Utc::now());
     let mut next_poll = tokio::time::Instant::now() + poll;
+    let mut last_reconcile = None;
     loop {
         if stop.load(Ordering::SeqCst) {
             return;
@@ -179,8 +180,13 @@ async fn schedule_loop(service: Arc<Service>, job: Arc<Job>, stop: Arc<AtomicBoo
                 // carries Salesforce's values over contact edits still queued.
                 force: requested || outbound_due,
                 outbound: requested || outbound_due,
+                // Drift reconciliation with the first outbound job of each day.
+                reconcile: (requested || outbound_due) && last_reconcile != Some(Utc::now().date_naive()),
                 stop: Some(&stop),
             };
+            if opts.reconcile {
+                last_reconcile = Some(Utc::now().date_naive());
+            }
             match service.run(&job.conn, opts).await {
                 Ok(record) => {
                     for waiter in job.waiting.lock().await.drain(..) {
