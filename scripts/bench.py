@@ -928,7 +928,7 @@ def calls_per_10k(vendor: Vendor, rep: dict) -> dict:
     # The marketing vendor.
     v_cat = categorise(full["calls"][vendor.key], vendor.classify)
     inbound_read = ((full["record"] or {}).get("inbound", {}) or {}).get("read", 0)
-    v_min = vendor.minimum(n, n, 0)  # created, and read back by the marketing → Salesforce pass
+    v_min = vendor.minimum(n, inbound_read, 0)  # created; and what the marketing → Salesforce pass read
     v_rows = [(k, v_cat.get(k, 0), v_min.get(k, 0)) for k in sorted(set(v_cat) | set(v_min))
               if v_cat.get(k, 0) or v_min.get(k, 0)]
     out["vendors"][vendor.key] = {"name": vendor.name, "rows": rows_per_10k(v_rows, n),
@@ -1209,9 +1209,9 @@ def render_initial(L: list, res: dict, s: dict, vname: str) -> None:
     ini = s["initial"]
     n = reps[0]["records"]
     add(f"### 1. Initial sync, {num(n)} records, sandbox rate limits off\n")
-    add(f"Salesforce → {vname}, client pacing off (`requests_per_second = 0`). One cycle: the Salesforce → "
-        "marketing pass (query pages, selection, mapping, bulk writes, status/id write-back on every "
-        "Salesforce record) then the marketing → Salesforce pass (it reads back the contacts just written).\n")
+    add(f"Salesforce → {vname}, client pacing off (`requests_per_second = 0`). One cycle, both passes: "
+        "Salesforce → marketing (query pages, selection, mapping, bulk writes, status/id write-back on every "
+        "Salesforce record) and marketing → Salesforce (it reads the contacts changed since its cursor).\n")
     add("| | median [min–max] |\n|---|---|")
     add(f"| records/s (records ÷ wall time of the crmsync process) | {mmm(ini['records_per_s'])} |")
     add(f"| wall time | {mmm(ini['wall_s'], lambda x: num(x, 2))} s |")
@@ -1285,8 +1285,9 @@ def render_calls(L: list, res: dict, s: dict, vname: str) -> None:
         "write-backs through sObject Collections (200 a call) or one Bulk API 2.0 job (create, upload, "
         f"close, one poll = {BULK_JOB_MIN_CALLS} calls) for them all, whichever is fewer. {vname}: 250 "
         "contacts per bulk import, one `/import/info` poll each (the only way to learn the new contacts' "
-        "ids), 100 contacts per page when the marketing → Salesforce pass reads changed contacts (here: "
-        "the contacts the run just wrote; the API cannot leave them out).\n")
+        f"ids), 100 contacts per page for what the marketing → Salesforce pass read ("
+        f"{num(c['vendors'][next(k for k in c['vendors'] if k != 'salesforce')]['inbound_read'])} contacts "
+        "in this run; contacts crmsync wrote itself come back too: the API cannot leave them out).\n")
     for v, d in c["vendors"].items():
         add(f"**{d['name']}**\n")
         add("| category | calls | per 10k | minimum per 10k | × minimum |\n|---|---|---|---|---|")
