@@ -1166,9 +1166,10 @@ def render_targets(L: list, r: dict, key: str, vname: str, s: dict, quick: bool)
             desc = "; ".join(f"{'Salesforce' if v == 'salesforce' else vname}: "
                              + ", ".join(f"`{e}` {n}" for e, n in by.items())
                              for v, by in f["idle_by_endpoint"].items())
-            add(f"| An idle cycle costs one cheap read per object and side | {mmm(inc['idle_calls'])} calls, "
-                f"of which {f['idle_reads']} reads for {f['object_sides']} object-sides (first repeat: {desc}) | "
-                f"{verdict(f['idle_reads'] <= f['object_sides'], quick)} |")
+            reads = inc["idle_reads"]
+            add(f"| An idle cycle costs one cheap read per object and side | {mmm(inc['idle_calls'])} calls, of "
+                f"which {mmm(reads)} reads, for {f['object_sides']} object-sides (first repeat: {desc}) | "
+                f"{verdict(reads['median'] <= f['object_sides'], quick)} |")
     ini = s.get("initial")
     if ini:
         ok = ini["records_per_s"]["median"] >= 20_000
@@ -1304,6 +1305,13 @@ def render_calls(L: list, res: dict, s: dict, vname: str) -> None:
                 + f". Collections alone would need {num(d['collections_minimum'])}; one Bulk job for all "
                 f"{num(d['bulk_minimum'])}.")
         add("")
+    inc = reps[0].get("incremental_figures")
+    vkey = next(k for k in c["vendors"] if k != "salesforce")
+    if inc:
+        later = sum(k for e, k in inc["incremental_by_endpoint"].get(vkey, {}).items()
+                    if vendor_read(e))
+        add(f"The contacts this run wrote come back on the next cycle's marketing → Salesforce pass: the "
+            f"incremental run (section 4) made {num(later)} contact-list reads on {vname}.\n")
     reps_all = res.get("initial") or []
     add(f"Across the {len(reps_all)} repeats, total × minimum: "
         + "; ".join(f"{'Salesforce' if v == 'salesforce' else vname} {mmm(x['ratio'], lambda y: num(y, 2))}"
@@ -1313,6 +1321,11 @@ def render_calls(L: list, res: dict, s: dict, vname: str) -> None:
         add(f"- {'Salesforce' if v == 'salesforce' else vname} ({num(calls['total'])}): "
             + ", ".join(f"`{e}` {num(k)}" for e, k in calls["by_endpoint"].items()))
     add("")
+
+
+def vendor_read(endpoint: str) -> bool:
+    """A marketing contact-list read (the change-reading endpoint)."""
+    return endpoint.startswith("GET ") and endpoint.endswith("/contacts")
 
 
 def render_incremental(L: list, res: dict, s: dict, vname: str) -> None:
@@ -1629,7 +1642,7 @@ def summarise(results: dict) -> dict:
             inc = [r["incremental_figures"] for r in reps if r.get("incremental_figures")]
             s["incremental"] = {k: summary([x[k] for x in inc])
                                 for k in ("calls_ratio", "wall_ratio", "cpu_ratio", "calls_incremental",
-                                          "calls_full", "wall_incremental_s", "idle_calls")}
+                                          "calls_full", "wall_incremental_s", "idle_calls", "idle_reads")}
             s["incremental"]["idle_wall_s"] = summary([r["idle"]["wall_s"] for r in reps])
             per10 = [r["calls_per_10k"] for r in reps if r.get("calls_per_10k")]
             s["calls_per_10k"] = {}

@@ -2,7 +2,7 @@
 # Every benchmark against the offline vendor sandbox on loopback, one report.
 #
 #   scripts/bench.sh           full: BENCHMARKS.md and bench/results.json (commit them)
-#   scripts/bench.sh --quick   CI smoke run (~1–3 min once built): target/bench-quick/,
+#   scripts/bench.sh --quick   CI smoke run (under a minute once built): target/bench-quick/,
 #                              exits non-zero if a run fails, a count is wrong,
 #                              or a record is lost or duplicated
 #
