@@ -72,13 +72,11 @@ pub struct ServiceConfig {
     pub admin_addr: String,
     /// Bearer token of the admin API; without it the API refuses every call but `/health`.
     pub admin_token: Option<SecretRef>,
-    /// A watched plugin directory (see `crmsync plugin watch`).
-    pub plugin_dir: Option<PathBuf>,
 }
 
 impl Default for ServiceConfig {
     fn default() -> Self {
-        ServiceConfig { admin_addr: default_admin_addr(), admin_token: None, plugin_dir: None }
+        ServiceConfig { admin_addr: default_admin_addr(), admin_token: None }
     }
 }
 

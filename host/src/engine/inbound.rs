@@ -21,10 +21,9 @@ use std::collections::{BTreeMap, HashMap};
 
 use chrono::Utc;
 use crmsync_sdk::convert::email_key;
-use crmsync_sdk::types::{Conflict, Context, Direction, Record, Selection, Side as Winner, Value};
+use crmsync_sdk::types::{Conflict, Direction, Record, Selection, Side as Winner, Value};
 
 use super::Pass;
-use super::budget::BudgetState;
 use super::store::{EngineStore, Link, OutboxEntry, RecordErrorEntry, Side};
 use super::sync::{ConnectionSpec, PassReport, PlannedWrite, SyncError, flush};
 use crate::connectors::{Write, WriteKey};
@@ -39,24 +38,13 @@ pub async fn to_salesforce(pass: &Pass<'_>) -> Result<PassReport, SyncError> {
     let object = spec.marketing_object.as_str();
     let mut cursor = store.cursor(&spec.name, Side::Marketing, object)?;
     loop {
-        if pass.stopping() {
-            report.stopped = true;
-            return Ok(report);
-        }
         // The pass reads Salesforce (conflicts) and writes there: it waits while the budget is paused.
-        if pass.budget_state() >= BudgetState::Paused {
-            report.budget_paused = true;
+        if pass.halted(&mut report) {
             return Ok(report);
         }
         let changes = marketing.fetch_changes(object, cursor.as_ref(), spec.page_size).await?;
         report.read += changes.records.len();
-        let ctx = |target: Option<String>| Context {
-            connection: spec.name.clone(),
-            direction: Direction::ToSalesforce,
-            run_id: pass.run_id.clone(),
-            target,
-            config: (),
-        };
+        let ctx = |target: Option<String>| pass.context(Direction::ToSalesforce, target);
         // Linked records by their Salesforce object; unlinked ones to the selector.
         let mut linked: BTreeMap<String, Vec<(Record, Link)>> = BTreeMap::new();
         let mut unlinked = Vec::new();

@@ -86,6 +86,30 @@ impl<'a> Pass<'a> {
     pub fn stopping(&self) -> bool {
         self.stop.is_some_and(|s| s.load(Ordering::Relaxed))
     }
+
+    /// Whether a pass must end before its next page: shutdown, or a budget
+    /// too spent for Salesforce reads. Says which in the report.
+    pub fn halted(&self, report: &mut sync::PassReport) -> bool {
+        if self.stopping() {
+            report.stopped = true;
+        } else if self.budget_state() >= BudgetState::Paused {
+            report.budget_paused = true;
+        } else {
+            return false;
+        }
+        true
+    }
+
+    /// The context rules get in this pass.
+    pub fn context(&self, direction: Direction, target: Option<String>) -> Context<()> {
+        Context {
+            connection: self.spec.name.clone(),
+            direction,
+            run_id: self.run_id.clone(),
+            target,
+            config: (),
+        }
+    }
 }
 
 /// One batch's results from a rule, and the plugin version that produced them.

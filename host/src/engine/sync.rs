@@ -208,12 +208,7 @@ pub async fn to_marketing(pass: &Pass<'_>) -> Result<PassReport, SyncError> {
     for object in &spec.objects {
         let mut cursor = store.cursor(&spec.name, Side::Salesforce, object)?;
         loop {
-            if pass.stopping() {
-                report.stopped = true;
-                return Ok(report);
-            }
-            if pass.budget_state() >= BudgetState::Paused {
-                report.budget_paused = true;
+            if pass.halted(&mut report) {
                 return Ok(report);
             }
             let mut changes = salesforce.fetch_changes(object, cursor.as_ref(), spec.page_size).await?;
@@ -221,13 +216,7 @@ pub async fn to_marketing(pass: &Pass<'_>) -> Result<PassReport, SyncError> {
             if !dry_run {
                 follow_identity(spec, store, &mut changes, &mut report)?;
             }
-            let ctx = Context {
-                connection: spec.name.clone(),
-                direction: Direction::ToMarketing,
-                run_id: pass.run_id.clone(),
-                target: Some(spec.marketing_object.clone()),
-                config: (),
-            };
+            let ctx = pass.context(Direction::ToMarketing, Some(spec.marketing_object.clone()));
             let (entries, planned) = plan(pass, &ctx, object, changes.records, &mut report)?;
             if dry_run {
                 report.planned.extend(planned);
@@ -265,9 +254,7 @@ pub async fn reconcile(pass: &Pass<'_>) -> Result<PassReport, SyncError> {
     for object in &spec.objects {
         let mut after = None;
         loop {
-            if pass.stopping() || pass.budget_state() >= BudgetState::Paused {
-                report.budget_paused |= !pass.stopping();
-                report.stopped |= pass.stopping();
+            if pass.halted(&mut report) {
                 return Ok(report);
             }
             let (ids, next) = salesforce.list_ids(object, after.as_ref(), 2000).await?;
@@ -285,13 +272,7 @@ pub async fn reconcile(pass: &Pass<'_>) -> Result<PassReport, SyncError> {
                     .filter(|r| r.get("IsConverted") != Some(&Value::Boolean(true)))
                     .collect();
                 report.read += records.len();
-                let ctx = Context {
-                    connection: spec.name.clone(),
-                    direction: Direction::ToMarketing,
-                    run_id: pass.run_id.clone(),
-                    target: Some(spec.marketing_object.clone()),
-                    config: (),
-                };
+                let ctx = pass.context(Direction::ToMarketing, Some(spec.marketing_object.clone()));
                 let (entries, planned) = plan(pass, &ctx, object, records, &mut report)?;
                 if dry_run {
                     report.planned.extend(planned);

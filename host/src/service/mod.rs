@@ -366,7 +366,7 @@ fn build(
         inbound_tag,
         lead_company: Some(cc.lead_company.clone()).filter(|c| !c.is_empty()),
         inbound_batch: cc.inbound.batch_records,
-        inbound_window: Duration::from_secs(cc.inbound.batch_minutes * 60),
+        inbound_window: cc.inbound_window(),
         ..ConnectionSpec::new(name)
     };
     Ok(Connection {
