@@ -11,7 +11,7 @@
 //!
 //! [connections.acme]
 //! marketing = "activecampaign"
-//! objects = ["Lead", "Contact"]
+//! objects = ["Account", "Lead", "Contact"]   # Accounts first: contacts then find their account
 //! schedule = "every 4 hours"                # every 1|2|3|4|6|8|12 hours, "daily at 06:00", "manual"
 //!
 //! [connections.acme.salesforce]
@@ -222,8 +222,16 @@ impl HttpSection {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WriteBackConfig {
+    /// On Leads and Contacts: "Synced successfully", "Pending next sync" or the error.
     pub status_field: String,
+    /// On Leads and Contacts: the marketing contact's id.
     pub id_field: String,
+    /// On Accounts: the account relation status (same texts).
+    #[serde(default)]
+    pub account_status_field: Option<String>,
+    /// On Accounts: the marketing account's id.
+    #[serde(default)]
+    pub account_id_field: Option<String>,
 }
 
 /// Marketing → Salesforce batching (seed defaults: 100 contacts or 10 minutes).
@@ -489,8 +497,13 @@ impl Config {
             if c.objects.is_empty() {
                 return Err(ConfigError::new(key("objects"), "list at least one Salesforce object"));
             }
-            if let Some(bad) = c.objects.iter().find(|o| !["Lead", "Contact"].contains(&o.as_str())) {
-                return Err(ConfigError::new(key("objects"), format!("{bad:?}: syncs Lead and Contact")));
+            if let Some(bad) =
+                c.objects.iter().find(|o| !["Account", "Lead", "Contact"].contains(&o.as_str()))
+            {
+                return Err(ConfigError::new(
+                    key("objects"),
+                    format!("{bad:?}: syncs Account, Lead and Contact"),
+                ));
             }
             if !(1..=2000).contains(&c.page_size) {
                 return Err(ConfigError::new(key("page_size"), "must be between 1 and 2000"));

@@ -91,10 +91,7 @@ async fn world(mut seed: Value, selection: Value) -> World {
         rules: PluginRules::new(registry, configs),
         spec: ConnectionSpec {
             page_size: 200,
-            write_back: Some(WriteBack {
-                status_field: "AC_Sync_Status__c".into(),
-                id_field: "AC_Contact_Id__c".into(),
-            }),
+            write_back: Some(WriteBack::new("AC_Sync_Status__c", "AC_Contact_Id__c")),
             ..ConnectionSpec::new("c")
         },
         sandbox,

@@ -112,10 +112,7 @@ async fn demo(data_dir: &Path, args: &DemoArgs) -> Result<(), String> {
         crate::connectors::sandbox::connect(&sandbox, Default::default()).map_err(|e| e.to_string())?;
     let store = EngineStore::new(state);
     let spec = ConnectionSpec {
-        write_back: Some(WriteBack {
-            status_field: "AC_Sync_Status__c".into(),
-            id_field: "AC_Contact_Id__c".into(),
-        }),
+        write_back: Some(WriteBack::new("AC_Sync_Status__c", "AC_Contact_Id__c")),
         ..ConnectionSpec::new("demo")
     };
     let pass = |run_id: &str| Pass::new(&spec, &store, &rules, &salesforce, &activecampaign, run_id);

@@ -65,6 +65,9 @@ pub enum WriteKey {
     /// Create, or update the one record with this email (idempotent: a replay
     /// after a crash updates instead of creating a duplicate).
     Email(String),
+    /// Create, or update the one record with this name (ActiveCampaign
+    /// accounts, whose names are unique): idempotent on replay.
+    Name(String),
     /// Create a new record (Salesforce Lead/Contact creation from marketing).
     /// Connectors make creates idempotent where the API allows (external id).
     New { idempotency_key: String },

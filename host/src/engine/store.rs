@@ -48,7 +48,12 @@ pub struct Link {
     pub sf_id: String,
     pub sf_object: String,
     pub remote_id: String,
-    /// Trimmed, lowercased email: a match hint, never the identity.
+    /// The marketing object, when it is not the connection's people object
+    /// (`account`); ids are unique per object only.
+    #[serde(default)]
+    pub remote_object: Option<String>,
+    /// Trimmed, lowercased email (accounts: `account:` + lowercased name): a
+    /// match hint, never the identity.
     pub email: Option<String>,
     /// Last synced values, Salesforce field names.
     pub sf_values: BTreeMap<String, Value>,
@@ -71,6 +76,9 @@ pub struct OutboxEntry {
     pub sf_object: String,
     /// The marketing record this write is about, when known.
     pub remote_id: Option<String>,
+    /// Its object when not the people object (see [`Link::remote_object`]).
+    #[serde(default)]
+    pub remote_object: Option<String>,
     pub email: Option<String>,
     /// The link's snapshots once the write succeeds.
     pub sf_values: BTreeMap<String, Value>,
@@ -90,7 +98,7 @@ impl OutboxEntry {
     /// written while the API budget is paused.
     pub fn is_priority(&self) -> bool {
         match &self.write {
-            Write::Upsert { key: WriteKey::Email(_) | WriteKey::New { .. }, .. } => true,
+            Write::Upsert { key: WriteKey::Email(_) | WriteKey::Name(_) | WriteKey::New { .. }, .. } => true,
             Write::Upsert { record, .. } => record.get("HasOptedOutOfEmail") == Some(&Value::Boolean(true)),
             Write::Delete { .. } => false,
         }
@@ -140,9 +148,14 @@ impl EngineStore {
         tree.get(keys::link(connection, sf_id))?.map(|v| decode(trees::LINKS, &v)).transpose()
     }
 
-    pub fn link_by_remote(&self, connection: &str, remote_id: &str) -> Result<Option<Link>, StateError> {
+    pub fn link_by_remote(
+        &self,
+        connection: &str,
+        object: Option<&str>,
+        remote_id: &str,
+    ) -> Result<Option<Link>, StateError> {
         let index = self.tree(trees::LINKS_BY_REMOTE)?;
-        match index.get(keys::link(connection, remote_id))? {
+        match index.get(keys::link(connection, &remote_key(object, remote_id)))? {
             Some(sf_id) => self.link_by_sf(connection, &String::from_utf8_lossy(&sf_id)),
             None => Ok(None),
         }
@@ -304,20 +317,33 @@ impl EngineStore {
     }
 }
 
+/// The remote index key: the bare id for the people object, `object \0 id`
+/// for any other (an account and a contact may share an id).
+fn remote_key(object: Option<&str>, id: &str) -> String {
+    match object {
+        None => id.to_string(),
+        Some(object) => format!("{object}\0{id}"),
+    }
+}
+
 /// The three trees a link lives in: by Salesforce id, by remote id, by email.
 type LinkTrees<'a> = (&'a TransactionalTree, &'a TransactionalTree, &'a TransactionalTree);
 
 fn put_link_tx((links, by_remote, by_email): LinkTrees<'_>, connection: &str, link: &Link) -> TxResult<()> {
     if let Some(old) = links.insert(keys::link(connection, &link.sf_id), encode(link))? {
         let old: Link = decode(trees::LINKS, &old).map_err(ConflictableTransactionError::Abort)?;
-        if old.remote_id != link.remote_id {
-            by_remote.remove(keys::link(connection, &old.remote_id))?;
+        let old_key = remote_key(old.remote_object.as_deref(), &old.remote_id);
+        if old_key != remote_key(link.remote_object.as_deref(), &link.remote_id) {
+            by_remote.remove(keys::link(connection, &old_key))?;
         }
         if let Some(email) = old.email.filter(|e| Some(e) != link.email.as_ref()) {
             by_email.remove(keys::link(connection, &email))?;
         }
     }
-    by_remote.insert(keys::link(connection, &link.remote_id), link.sf_id.as_bytes())?;
+    by_remote.insert(
+        keys::link(connection, &remote_key(link.remote_object.as_deref(), &link.remote_id)),
+        link.sf_id.as_bytes(),
+    )?;
     if let Some(email) = &link.email {
         by_email.insert(keys::link(connection, email), link.sf_id.as_bytes())?;
     }
@@ -361,6 +387,7 @@ mod tests {
             sf_id: sf.into(),
             sf_object: "Lead".into(),
             remote_id: remote.into(),
+            remote_object: None,
             email: Some("a@example.com".into()),
             sf_values: [("LastName".to_string(), Value::text("L"))].into(),
             marketing_values: [("lastName".to_string(), Value::text("L"))].into(),
@@ -380,6 +407,7 @@ mod tests {
             sf_id: Some("00Q1".into()),
             sf_object: "Lead".into(),
             remote_id: None,
+            remote_object: None,
             email: Some(email.into()),
             sf_values: BTreeMap::new(),
             marketing_values: BTreeMap::new(),
@@ -395,18 +423,28 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let s = store(dir.path());
         s.put_link("c", &link("00Q1", "7")).unwrap();
-        assert_eq!(s.link_by_remote("c", "7").unwrap().unwrap().sf_id, "00Q1");
+        assert_eq!(s.link_by_remote("c", None, "7").unwrap().unwrap().sf_id, "00Q1");
         assert!(s.link_by_sf("other", "00Q1").unwrap().is_none(), "connections are separate");
         // The Lead is converted: the link follows the Contact.
         assert!(s.relink("c", "00Q1", "0031", "Contact").unwrap());
         assert!(s.link_by_sf("c", "00Q1").unwrap().is_none());
-        let moved = s.link_by_remote("c", "7").unwrap().unwrap();
+        let moved = s.link_by_remote("c", None, "7").unwrap().unwrap();
         assert_eq!((moved.sf_id.as_str(), moved.sf_object.as_str()), ("0031", "Contact"));
         // Re-linking the Salesforce record to another remote drops the old index entry.
         s.put_link("c", &link("0031", "8")).unwrap();
-        assert!(s.link_by_remote("c", "7").unwrap().is_none());
+        assert!(s.link_by_remote("c", None, "7").unwrap().is_none());
         assert_eq!(s.links("c").unwrap().len(), 1);
         assert_eq!(s.link_by_email("c", "a@example.com").unwrap().unwrap().remote_id, "8");
+        // An account may share the contact's id: each object has its own index.
+        let account = Link {
+            sf_object: "Account".into(),
+            remote_object: Some("account".into()),
+            email: Some("account:acme".into()),
+            ..link("0011", "8")
+        };
+        s.put_link("c", &account).unwrap();
+        assert_eq!(s.link_by_remote("c", None, "8").unwrap().unwrap().sf_id, "0031");
+        assert_eq!(s.link_by_remote("c", Some("account"), "8").unwrap().unwrap().sf_id, "0011");
     }
 
     #[test]
@@ -435,7 +473,7 @@ mod tests {
         let pending = s.pending("c").unwrap();
         assert_eq!(pending.len(), 1);
         assert_eq!(pending[0].1.email.as_deref(), Some("b@example.com"));
-        assert!(s.link_by_remote("c", "7").unwrap().is_some());
+        assert!(s.link_by_remote("c", None, "7").unwrap().is_some());
     }
 
     #[test]

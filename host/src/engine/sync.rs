@@ -73,13 +73,64 @@ impl ConnectionSpec {
     }
 }
 
+impl ConnectionSpec {
+    /// The marketing object a Salesforce object syncs with: Accounts with
+    /// `account`, people with the connection's people object.
+    pub fn marketing_object_for(&self, sf_object: &str) -> &str {
+        if sf_object == "Account" { ACCOUNT } else { &self.marketing_object }
+    }
+
+    /// The marketing object as links name it: `None` for the people object.
+    pub fn remote_object(&self, marketing_object: &str) -> Option<String> {
+        (marketing_object != self.marketing_object).then(|| marketing_object.to_string())
+    }
+
+    /// The marketing objects read for changes: people, and accounts when
+    /// Salesforce Accounts sync.
+    pub fn marketing_objects(&self) -> Vec<&str> {
+        let mut objects = vec![self.marketing_object.as_str()];
+        if self.objects.iter().any(|o| o == "Account") {
+            objects.push(ACCOUNT);
+        }
+        objects
+    }
+}
+
+/// The marketing object Salesforce Accounts sync with (ActiveCampaign accounts).
+pub const ACCOUNT: &str = "account";
+
 /// The Salesforce fields crmsync writes back after each outbound sync.
 #[derive(Debug, Clone)]
 pub struct WriteBack {
-    /// "Synced successfully", or the error (e.g. `AC_Sync_Status__c`).
+    /// "Synced successfully", "Pending next sync", or the error (e.g. `AC_Sync_Status__c`).
     pub status_field: String,
     /// The marketing record's id (e.g. `AC_Contact_Id__c`).
     pub id_field: String,
+    /// On Accounts: the account relation status and the marketing account's id.
+    pub account_status_field: Option<String>,
+    pub account_id_field: Option<String>,
+}
+
+impl WriteBack {
+    /// Status and id fields on Leads and Contacts only.
+    pub fn new(status_field: impl Into<String>, id_field: impl Into<String>) -> Self {
+        WriteBack {
+            status_field: status_field.into(),
+            id_field: id_field.into(),
+            account_status_field: None,
+            account_id_field: None,
+        }
+    }
+
+    /// The (status, id) fields of a Salesforce object, if it has any.
+    fn fields(&self, sf_object: &str) -> Option<(&str, Option<&str>)> {
+        if sf_object == "Account" {
+            let status = self.account_status_field.as_deref()?;
+            Some((status, self.account_id_field.as_deref()))
+        } else {
+            Some((&self.status_field, Some(&self.id_field)))
+        }
+    }
 }
 
 /// The status text written back after a successful sync.
@@ -94,7 +145,7 @@ fn write_back_entry(
     remote_id: Option<&str>,
     current: &BTreeMap<String, Value>,
 ) -> Option<OutboxEntry> {
-    let wb = spec.write_back.as_ref()?;
+    let (status_field, id_field) = spec.write_back.as_ref()?.fields(sf_object)?;
     // A status field holds 255 characters: a longer message is shortened, visibly.
     let status: String = if status.chars().count() > 255 {
         status.chars().take(254).chain(std::iter::once('…')).collect()
@@ -102,13 +153,13 @@ fn write_back_entry(
         status.to_string()
     };
     let mut record = Record::new(crmsync_sdk::types::System::Salesforce, sf_object.to_string());
-    if current.get(&wb.status_field).and_then(Value::as_text) != Some(status.as_str()) {
-        record.set(&wb.status_field, status);
+    if current.get(status_field).and_then(Value::as_text) != Some(status.as_str()) {
+        record.set(status_field, status);
     }
-    if let Some(id) = remote_id
-        && current.get(&wb.id_field).and_then(Value::as_text) != Some(id)
+    if let (Some(id), Some(id_field)) = (remote_id, id_field)
+        && current.get(id_field).and_then(Value::as_text) != Some(id)
     {
-        record.set(&wb.id_field, id);
+        record.set(id_field, id);
     }
     if record.fields.is_empty() {
         return None;
@@ -120,6 +171,7 @@ fn write_back_entry(
         sf_id: Some(sf_id.to_string()),
         sf_object: sf_object.to_string(),
         remote_id: None,
+        remote_object: None,
         email: None,
         sf_values: BTreeMap::new(),
         marketing_values: BTreeMap::new(),
@@ -216,7 +268,7 @@ pub async fn to_marketing(pass: &Pass<'_>) -> Result<PassReport, SyncError> {
             if !dry_run {
                 follow_identity(spec, store, &mut changes, &mut report)?;
             }
-            let ctx = pass.context(Direction::ToMarketing, Some(spec.marketing_object.clone()));
+            let ctx = pass.context(Direction::ToMarketing, Some(spec.marketing_object_for(object).into()));
             let (entries, planned) = plan(pass, &ctx, object, changes.records, &mut report)?;
             if dry_run {
                 report.planned.extend(planned);
@@ -272,7 +324,8 @@ pub async fn reconcile(pass: &Pass<'_>) -> Result<PassReport, SyncError> {
                     .filter(|r| r.get("IsConverted") != Some(&Value::Boolean(true)))
                     .collect();
                 report.read += records.len();
-                let ctx = pass.context(Direction::ToMarketing, Some(spec.marketing_object.clone()));
+                let ctx =
+                    pass.context(Direction::ToMarketing, Some(spec.marketing_object_for(object).into()));
                 let (entries, planned) = plan(pass, &ctx, object, records, &mut report)?;
                 if dry_run {
                     report.planned.extend(planned);
@@ -372,6 +425,11 @@ fn plan(
             entries.extend(write_back_entry(spec, object, sf_id, &status_text(&entry), None, &source.fields));
             Ok::<(), SyncError>(())
         };
+    let shared_name = |first: &str, sf_id: &str| {
+        format!(
+            "Salesforce accounts {first} and {sf_id} share one name: {sf_id} is not synced (accounts are never merged)"
+        )
+    };
     let shared_email = |first: &str, sf_id: &str| {
         format!(
             "Salesforce records {first} and {sf_id} share one email: {sf_id} is not synced (records are never merged)"
@@ -386,7 +444,8 @@ fn plan(
                 continue;
             }
         };
-        let email = first_email(&target).map(|e| email_key(&e));
+        let matched = match_key(object, &target);
+        let email = matched.as_ref().map(|(key, _)| key.clone());
         let link = store.link_by_sf(&spec.name, &sf_id)?;
         let previous = link.as_ref().map(|l| &l.marketing_values);
         let changed: BTreeMap<String, Value> = target
@@ -399,18 +458,28 @@ fn plan(
             report.unchanged += 1;
             continue;
         }
-        let key = match (&link, &email) {
+        let key = match (&link, matched) {
             (Some(link), _) => WriteKey::Id(link.remote_id.clone()),
-            (None, Some(email)) => {
-                let first = match emails_in_batch.insert(email.clone(), sf_id.clone()) {
+            (None, Some((index, key))) => {
+                let first = match emails_in_batch.insert(index.clone(), sf_id.clone()) {
                     Some(other) => Some(other),
-                    None => store.link_by_email(&spec.name, email)?.map(|l| l.sf_id).filter(|h| *h != sf_id),
+                    None => store.link_by_email(&spec.name, &index)?.map(|l| l.sf_id).filter(|h| *h != sf_id),
                 };
                 if let Some(first) = first {
-                    reject(&mut entries, source, "duplicate-email", shared_email(&first, &sf_id), None)?;
+                    let (code, message) = if object == "Account" {
+                        ("duplicate-name", shared_name(&first, &sf_id))
+                    } else {
+                        ("duplicate-email", shared_email(&first, &sf_id))
+                    };
+                    reject(&mut entries, source, code, message, None)?;
                     continue;
                 }
-                WriteKey::Email(email.clone())
+                key
+            }
+            (None, None) if object == "Account" => {
+                let message = "the account has no name, so it cannot sync".to_string();
+                reject(&mut entries, source, "missing-name", message, mapped.plugin.clone())?;
+                continue;
             }
             (None, None) => {
                 let message = "the record has no email address, so it cannot sync".to_string();
@@ -420,6 +489,7 @@ fn plan(
         };
         let mut fields = if link.is_some() { changed } else { target.fields.clone() };
         if link.is_none()
+            && object != "Account"
             && let Some(tag) = &spec.created_tag
         {
             fields.insert("tags".into(), Value::TextList(vec![tag.clone()]));
@@ -429,6 +499,7 @@ fn plan(
             key: match &key {
                 WriteKey::Id(id) => format!("update {id}"),
                 WriteKey::Email(email) => format!("create or update by email {email}"),
+                WriteKey::Name(name) => format!("create or update by name {name}"),
                 WriteKey::New { .. } => "create".into(),
             },
             fields: fields
@@ -442,13 +513,15 @@ fn plan(
         let mut marketing_values = previous.cloned().unwrap_or_default();
         marketing_values.extend(target.fields.clone());
         let record = Record { fields, ..target };
+        let marketing_object = spec.marketing_object_for(object);
         entries.push(OutboxEntry {
             target: Side::Marketing,
-            object: spec.marketing_object.clone(),
+            object: marketing_object.to_string(),
             write: Write::Upsert { key, record },
             sf_id: Some(sf_id),
             sf_object: object.to_string(),
             remote_id: link.as_ref().map(|l| l.remote_id.clone()),
+            remote_object: spec.remote_object(marketing_object),
             email,
             sf_values: source.fields.clone(),
             marketing_values,
@@ -583,6 +656,7 @@ async fn write_chunk(
                     sf_id,
                     sf_object: entry.sf_object.clone(),
                     remote_id,
+                    remote_object: entry.remote_object.clone(),
                     email: entry.email.clone(),
                     sf_values: entry.sf_values.clone(),
                     marketing_values: entry.marketing_values.clone(),
@@ -647,6 +721,7 @@ fn tag_entry(spec: &ConnectionSpec, remote_id: &str, tag: &str) -> OutboxEntry {
         sf_id: None,
         sf_object: String::new(),
         remote_id: Some(remote_id.to_string()),
+        remote_object: None,
         email: None,
         sf_values: BTreeMap::new(),
         marketing_values: BTreeMap::new(),
@@ -662,6 +737,15 @@ fn status_text(error: &RecordErrorEntry) -> String {
     format!("Error: {}: {}", error.code, error.message)
 }
 
-fn first_email(record: &Record) -> Option<String> {
-    ["email", "email_address", "Email"].iter().find_map(|f| record.text(f)).map(str::to_string)
+/// How an unlinked record is found on the marketing side: `(index key, write
+/// key)` — people by email (trimmed, lowercased), accounts by name (unique in
+/// ActiveCampaign; the index key is `account:` + the lowercased name).
+fn match_key(sf_object: &str, record: &Record) -> Option<(String, WriteKey)> {
+    if sf_object == "Account" {
+        let name = record.text("name").map(str::trim).filter(|n| !n.is_empty())?;
+        return Some((format!("account:{}", name.to_lowercase()), WriteKey::Name(name.to_string())));
+    }
+    let email = ["email", "email_address", "Email"].iter().find_map(|f| record.text(f))?;
+    let key = email_key(email);
+    Some((key.clone(), WriteKey::Email(key)))
 }

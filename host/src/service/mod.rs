@@ -359,10 +359,12 @@ fn build(
         page_size: cc.page_size,
         created_tag: cc.created_tag.clone(),
         pushed_tag: cc.pushed_tag.clone(),
-        write_back: cc
-            .write_back
-            .as_ref()
-            .map(|w| WriteBack { status_field: w.status_field.clone(), id_field: w.id_field.clone() }),
+        write_back: cc.write_back.as_ref().map(|w| WriteBack {
+            status_field: w.status_field.clone(),
+            id_field: w.id_field.clone(),
+            account_status_field: w.account_status_field.clone(),
+            account_id_field: w.account_id_field.clone(),
+        }),
         inbound_tag,
         lead_company: Some(cc.lead_company.clone()).filter(|c| !c.is_empty()),
         inbound_batch: cc.inbound.batch_records,

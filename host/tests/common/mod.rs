@@ -43,7 +43,12 @@ impl Env {
             {"name": "AC_Sync_Status__c", "type": "string", "length": 255},
             {"name": "AC_Contact_Id__c", "type": "string", "length": 64}
         ]);
-        seed["salesforce"]["fields"] = json!({"Lead": status_fields, "Contact": status_fields});
+        let account_fields = json!([
+            {"name": "AC_Relation_Status__c", "type": "string", "length": 255},
+            {"name": "AC_Account_Id__c", "type": "string", "length": 64}
+        ]);
+        seed["salesforce"]["fields"] =
+            json!({"Lead": status_fields, "Contact": status_fields, "Account": account_fields});
         let sandbox = Sandbox::start(SandboxOptions { seed: Some(seed), rate_limits, ..Default::default() })
             .await
             .expect("sandbox");

@@ -175,6 +175,12 @@ pub fn default_fields(marketing: Marketing) -> Vec<FieldMap> {
     ];
     if marketing == Marketing::ActiveCampaign {
         fields.push(map("Name", "name", Kind::Text, &["Account"], Some(255), true));
+        // A Contact joins its Account's ActiveCampaign account (read with the
+        // Contact as `Account.Name`; the link is made from Salesforce only).
+        fields.push(FieldMap {
+            direction: Flow::ToMarketing,
+            ..map("Account.Name", "account", Kind::Text, &["Contact"], None, false)
+        });
     }
     fields
 }

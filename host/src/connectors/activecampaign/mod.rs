@@ -5,7 +5,7 @@
 //!   (AC: 5/s per account, shared by every key) per account URL, shared by
 //!   every connection to that account ([`crate::connectors::ratelimit`]);
 //!   429 waits out `Retry-After`.
-//! - Records: object `contact`. Fields: `email`, `firstName`, `lastName`,
+//! - Records: objects `contact` and `account` (see `accounts`). Fields: `email`, `firstName`, `lastName`,
 //!   `phone`; custom fields by personalization tag (`INDUSTRY` or
 //!   `%INDUSTRY%`), resolved to field ids through `/fields` (cached). Write-only
 //!   pseudo-fields: `tags` (text list of tags to add; missing tags are
@@ -20,6 +20,7 @@
 //!   `/import/bulk_import` (≤ 250 a call, polled with `/import/info`) from
 //!   `bulk_threshold` on. Both are idempotent by email.
 
+mod accounts;
 mod write;
 
 use std::collections::{BTreeMap, HashMap};
@@ -96,6 +97,8 @@ pub struct ActiveCampaignConnector {
     /// Tag ids and account ids by lower-cased name.
     tags: Mutex<HashMap<String, String>>,
     accounts: Mutex<HashMap<String, String>>,
+    /// Account custom fields by lower-cased label.
+    account_fields: Mutex<Option<Arc<accounts::AccountFields>>>,
 }
 
 /// AC error bodies: `{"errors":[{"title","code"}]}` (422), `{"message"}`.
@@ -124,7 +127,7 @@ fn unsupported(object: &str) -> ConnectorError {
     ConnectorError::Rejected {
         vendor: VENDOR,
         status: 0,
-        message: format!("ActiveCampaign object {object:?} is not supported (only \"contact\")"),
+        message: format!("ActiveCampaign object {object:?} is not supported here (\"contact\", \"account\")"),
     }
 }
 
@@ -185,6 +188,7 @@ impl ActiveCampaignConnector {
             fields: Mutex::default(),
             tags: Mutex::default(),
             accounts: Mutex::default(),
+            account_fields: Mutex::default(),
         })
     }
 
@@ -374,6 +378,9 @@ impl Connector for ActiveCampaignConnector {
         since: Option<&Cursor>,
         limit: usize,
     ) -> Result<Changes, ConnectorError> {
+        if object == "account" {
+            return self.fetch_accounts(since, limit).await;
+        }
         if object != "contact" {
             return Err(unsupported(object));
         }
@@ -458,6 +465,9 @@ impl Connector for ActiveCampaignConnector {
     }
 
     async fn get(&self, object: &str, ids: &[String]) -> Result<Vec<Record>, ConnectorError> {
+        if object == "account" {
+            return self.get_accounts(ids).await;
+        }
         if object != "contact" {
             return Err(unsupported(object));
         }
@@ -501,6 +511,9 @@ impl Connector for ActiveCampaignConnector {
     }
 
     async fn write(&self, object: &str, writes: Vec<Write>) -> Result<Vec<WriteResult>, ConnectorError> {
+        if object == "account" {
+            return self.write_accounts(writes).await;
+        }
         if object != "contact" {
             return Err(unsupported(object));
         }

@@ -15,12 +15,12 @@ use serde_json::{Value as Json, json};
 use super::{ActiveCampaignConnector, Field, IMPORT_LIMIT, PAGE_LIMIT, STANDARD, VENDOR, bad, id_text};
 use crate::connectors::{ConnectorError, VendorError, Write, WriteKey, WriteResult, Written};
 
-fn record_error(code: &str, message: impl Into<String>) -> VendorError {
+pub(super) fn record_error(code: &str, message: impl Into<String>) -> VendorError {
     VendorError { code: code.into(), message: message.into(), retryable: false }
 }
 
 /// A field value as AC stores it (multi-value fields as `||a||b||`).
-fn to_ac(kind: &str, v: &Value) -> String {
+pub(super) fn to_ac(kind: &str, v: &Value) -> String {
     match v {
         Value::Null => String::new(),
         Value::TextList(l) if matches!(kind, "checkbox" | "listbox") => format!("||{}||", l.join("||")),
@@ -416,7 +416,7 @@ impl ActiveCampaignConnector {
 
 /// A per-record rejection (422, 404) becomes that record's error; anything
 /// else fails the batch.
-fn to_record_error(e: ConnectorError) -> Result<WriteResult, ConnectorError> {
+pub(super) fn to_record_error(e: ConnectorError) -> Result<WriteResult, ConnectorError> {
     match e {
         ConnectorError::Rejected { status: 400 | 404 | 422, message, .. } => {
             let (code, text) = message.split_once(": ").unwrap_or(("invalid", message.as_str()));

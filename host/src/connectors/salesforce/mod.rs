@@ -33,7 +33,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, SecondsFormat, Utc};
-use crmsync_sdk::types::{Record, System};
+use crmsync_sdk::types::{Record, System, Value};
 use serde_json::{Map, Value as Json};
 use tokio::sync::Mutex;
 
@@ -53,6 +53,17 @@ pub const COLLECTION_LIMIT: usize = 200;
 pub const MAX_PAGE: usize = 2000;
 /// SOQL text budget per query, so the URL stays well under 16 KB.
 const SOQL_BUDGET: usize = 12_000;
+
+/// A parent record's field read with its child: `field` is selected when the
+/// object has the `reference` field.
+struct ParentField {
+    reference: &'static str,
+    field: &'static str,
+}
+
+/// The parent fields records carry: a Contact's account name (the
+/// ActiveCampaign account it joins).
+const PARENT_FIELDS: &[ParentField] = &[ParentField { reference: "AccountId", field: "Account.Name" }];
 
 /// How to reach one org.
 #[derive(Debug, Clone)]
@@ -355,14 +366,35 @@ impl SalesforceConnector {
         rec.id = raw.get("Id").and_then(Json::as_str).map(String::from);
         rec.modified_at = raw.get("SystemModstamp").and_then(Json::as_str).and_then(convert::parse_datetime);
         for (k, v) in raw {
-            let value = convert::from_salesforce(d.field(&k), &v);
-            rec.fields.insert(k, value);
+            match v {
+                // A parent's fields (`Account.Name`), flattened to dotted names.
+                Json::Object(parent) => {
+                    for (field, v) in parent.into_iter().filter(|(f, _)| f != "attributes") {
+                        rec.fields.insert(format!("{k}.{field}"), convert::from_salesforce(None, &v));
+                    }
+                }
+                v => {
+                    let value = convert::from_salesforce(d.field(&k), &v);
+                    rec.fields.insert(k, value);
+                }
+            }
+        }
+        // No parent: its fields are empty (Salesforce answers `"Account": null`).
+        for parent in PARENT_FIELDS.iter().filter(|p| d.has(p.reference)) {
+            rec.fields.entry(parent.field.to_string()).or_insert(Value::Null);
         }
         rec
     }
 
+    /// Every field of the object, plus the parent fields mappings may use
+    /// (`Account.Name` on a Contact).
     fn select_list(d: &Describe) -> String {
-        d.names.join(", ")
+        let mut select = d.names.join(", ");
+        for parent in PARENT_FIELDS.iter().filter(|p| d.has(p.reference)) {
+            select.push_str(", ");
+            select.push_str(parent.field);
+        }
+        select
     }
 
     /// `(lead id, converted contact id, converted account id)` of the given
@@ -617,6 +649,10 @@ impl Connector for SalesforceConnector {
                                 ),
                             )),
                         },
+                        WriteKey::Name(_) => Err(record_error(
+                            "INVALID_KEY",
+                            format!("{object} records are not written by name"),
+                        )),
                         WriteKey::New { idempotency_key } => match &ext {
                             Some(_) => Ok((Op::Upsert, None, Some(idempotency_key.clone()))),
                             None => Ok((Op::Create, None, None)),
