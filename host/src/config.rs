@@ -14,6 +14,10 @@
 //! objects = ["Account", "Lead", "Contact"]   # Accounts first: contacts then find their account
 //! schedule = "every 4 hours"                # every 1|2|3|4|6|8|12 hours, "daily at 06:00", "manual"
 //!
+//! [connections.acme.deletes]               # per direction: ignore (default) | unsubscribe | delete
+//! to_marketing = "unsubscribe"              # a deleted (or merged-away) Salesforce record's contact
+//! to_salesforce = "ignore"                  # a deleted contact's Salesforce record (daily reconciliation)
+//!
 //! [connections.acme.salesforce]
 //! login_url = "https://login.salesforce.com"
 //! client_id = "3MVG9…"
@@ -141,6 +145,10 @@ pub struct ConnectionConfig {
     pub lead_company: String,
     #[serde(default)]
     pub inbound: InboundConfig,
+    /// What a deletion on one side does on the other: `ignore` (default),
+    /// `unsubscribe` or `delete`, per direction.
+    #[serde(default)]
+    pub deletes: crate::engine::sync::DeletePolicy,
     #[serde(default)]
     pub budget: BudgetConfig,
     #[serde(default)]

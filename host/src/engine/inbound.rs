@@ -208,6 +208,7 @@ pub async fn to_salesforce(pass: &Pass<'_>) -> Result<PassReport, SyncError> {
                         plugin: mapped.plugin.clone(),
                         follow_up_tag: None,
                         write_back: false,
+                        unlink: false,
                         queued_at: Utc::now(),
                     });
                 }
@@ -268,6 +269,7 @@ pub async fn to_salesforce(pass: &Pass<'_>) -> Result<PassReport, SyncError> {
                         plugin: mapped.plugin.clone(),
                         follow_up_tag: spec.pushed_tag.clone(),
                         write_back: false,
+                        unlink: false,
                         queued_at: Utc::now(),
                     });
                 }

@@ -90,6 +90,9 @@ pub struct OutboxEntry {
     /// A status write-back on the Salesforce record: changes no link.
     #[serde(default)]
     pub write_back: bool,
+    /// The record is gone from the other side: success removes the link.
+    #[serde(default)]
+    pub unlink: bool,
     pub queued_at: DateTime<Utc>,
 }
 
@@ -110,6 +113,8 @@ impl OutboxEntry {
 pub enum Outcome {
     /// Written; the link it implies, if any.
     Done { seq: u64, link: Option<Link> },
+    /// Written, and the link of this Salesforce id removed (its record is gone).
+    Unlinked { seq: u64, sf_id: String },
     /// Refused for good: the error kept for the record.
     Failed { seq: u64, error: RecordErrorEntry },
 }
@@ -210,6 +215,14 @@ impl EngineStore {
         Ok(true)
     }
 
+    /// Removes a link (its record is gone), from all three indexes at once.
+    pub fn unlink(&self, connection: &str, sf_id: &str) -> Result<(), StateError> {
+        let (links, remote, email) = self.link_trees()?;
+        (&links, &remote, &email)
+            .transaction(|(l, r, e)| remove_link_tx((l, r, e), connection, sf_id))
+            .map_err(tx_error)
+    }
+
     pub fn cursor(&self, connection: &str, side: Side, object: &str) -> Result<Option<Cursor>, StateError> {
         let tree = self.tree(trees::CURSORS)?;
         Ok(tree
@@ -283,6 +296,10 @@ impl EngineStore {
                                 e.remove(keys::record_error(connection, &link.remote_id))?;
                             }
                         }
+                        Outcome::Unlinked { seq, sf_id } => {
+                            o.remove(keys::outbox(connection, *seq))?;
+                            remove_link_tx((l, r, m), connection, sf_id)?;
+                        }
                         Outcome::Failed { seq, error } => {
                             o.remove(keys::outbox(connection, *seq))?;
                             e.insert(keys::record_error(connection, &error.record), encode(error))?;
@@ -315,6 +332,22 @@ impl EngineStore {
             .map(|kv| decode(trees::ERRORS, &kv?.1))
             .collect()
     }
+}
+
+fn remove_link_tx(
+    (links, by_remote, by_email): LinkTrees<'_>,
+    connection: &str,
+    sf_id: &str,
+) -> TxResult<()> {
+    if let Some(old) = links.remove(keys::link(connection, sf_id))? {
+        let old: Link = decode(trees::LINKS, &old).map_err(ConflictableTransactionError::Abort)?;
+        by_remote
+            .remove(keys::link(connection, &remote_key(old.remote_object.as_deref(), &old.remote_id)))?;
+        if let Some(email) = old.email {
+            by_email.remove(keys::link(connection, &email))?;
+        }
+    }
+    Ok(())
 }
 
 /// The remote index key: the bare id for the people object, `object \0 id`
@@ -414,6 +447,7 @@ mod tests {
             plugin: None,
             follow_up_tag: None,
             write_back: false,
+            unlink: false,
             queued_at: Utc::now(),
         }
     }

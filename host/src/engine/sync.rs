@@ -51,6 +51,36 @@ pub struct ConnectionSpec {
     pub inbound_batch: usize,
     /// …or once the oldest has waited this long.
     pub inbound_window: std::time::Duration,
+    /// What a deletion on one side does on the other.
+    pub deletes: DeletePolicy,
+}
+
+/// What a linked record's deletion does to its counterpart (SPEC §3: per
+/// direction). A Salesforce merge's loser counts as deleted when its master
+/// already has a link of its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnDelete {
+    /// Leave the counterpart as it is; only the link goes.
+    #[default]
+    Ignore,
+    /// Unsubscribe the marketing contact from its lists / mark the Salesforce
+    /// record `HasOptedOutOfEmail`.
+    Unsubscribe,
+    /// Delete the counterpart.
+    Delete,
+}
+
+/// [`OnDelete`] per direction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeletePolicy {
+    /// A Salesforce record deleted (or merged away) → its marketing contact.
+    #[serde(default)]
+    pub to_marketing: OnDelete,
+    /// A marketing contact deleted (found by reconciliation) → its Salesforce record.
+    #[serde(default)]
+    pub to_salesforce: OnDelete,
 }
 
 impl ConnectionSpec {
@@ -69,6 +99,7 @@ impl ConnectionSpec {
             lead_company: Some("[not provided]".into()),
             inbound_batch: 100,
             inbound_window: std::time::Duration::from_secs(600),
+            deletes: DeletePolicy::default(),
         }
     }
 }
@@ -178,6 +209,7 @@ fn write_back_entry(
         plugin: None,
         follow_up_tag: None,
         write_back: true,
+        unlink: false,
         queued_at: Utc::now(),
     })
 }
@@ -201,6 +233,9 @@ pub struct PassReport {
     pub conflicts: usize,
     /// Links moved to a converted Lead's Contact or a merge's master.
     pub relinked: usize,
+    /// Linked records deleted on one side: their counterparts handled by the
+    /// delete policy, their links removed.
+    pub deleted: usize,
     /// Writes left in the outbox for a later retry (transient failures).
     pub deferred: usize,
     /// The API budget paused Salesforce calls during the pass.
@@ -226,6 +261,7 @@ impl PassReport {
         self.written_back += other.written_back;
         self.conflicts += other.conflicts;
         self.relinked += other.relinked;
+        self.deleted += other.deleted;
         self.deferred += other.deferred;
         self.budget_paused |= other.budget_paused;
         self.stopped |= other.stopped;
@@ -265,11 +301,11 @@ pub async fn to_marketing(pass: &Pass<'_>) -> Result<PassReport, SyncError> {
             }
             let mut changes = salesforce.fetch_changes(object, cursor.as_ref(), spec.page_size).await?;
             report.read += changes.records.len();
-            if !dry_run {
-                follow_identity(spec, store, &mut changes, &mut report)?;
-            }
+            let removals =
+                if dry_run { Vec::new() } else { follow_identity(spec, store, &mut changes, &mut report)? };
             let ctx = pass.context(Direction::ToMarketing, Some(spec.marketing_object_for(object).into()));
-            let (entries, planned) = plan(pass, &ctx, object, changes.records, &mut report)?;
+            let (mut entries, planned) = plan(pass, &ctx, object, changes.records, &mut report)?;
+            entries.extend(removals);
             if dry_run {
                 report.planned.extend(planned);
             } else {
@@ -340,28 +376,96 @@ pub async fn reconcile(pass: &Pass<'_>) -> Result<PassReport, SyncError> {
             }
         }
     }
+    if !dry_run {
+        marketing_gone(pass, &mut report).await?;
+    }
     Ok(report)
+}
+
+/// Drift reconciliation, marketing side: lists every contact id and finds the
+/// links whose contact is gone (a deletion the change feed never reports);
+/// each goes through the `to_salesforce` delete policy. A listing that misses
+/// more than a tenth of the links (and more than 10) is refused as
+/// implausible — a wrong account or a vendor glitch must never delete
+/// Salesforce records — and reported as an error instead.
+async fn marketing_gone(pass: &Pass<'_>, report: &mut PassReport) -> Result<(), SyncError> {
+    let Pass { spec, store, marketing, .. } = *pass;
+    let mut present = std::collections::HashSet::new();
+    let mut after = None;
+    loop {
+        if pass.halted(report) {
+            return Ok(());
+        }
+        let (ids, next) = marketing.list_ids(&spec.marketing_object, after.as_ref(), 100).await?;
+        present.extend(ids);
+        match next {
+            Some(n) => after = Some(n),
+            None => break,
+        }
+    }
+    let links: Vec<Link> =
+        store.links(&spec.name)?.into_iter().filter(|l| l.remote_object.is_none()).collect();
+    let gone: Vec<&Link> = links.iter().filter(|l| !present.contains(&l.remote_id)).collect();
+    if gone.len() > (links.len() / 10).max(10) {
+        report.errors += 1;
+        let message = format!(
+            "{} of {} linked contacts are missing from the marketing platform's listing: that many deletions \
+             looks like a wrong account or a vendor fault, so the delete policy was not applied",
+            gone.len(),
+            links.len()
+        );
+        tracing::error!(connection = %spec.name, "{message}");
+        let error = RecordErrorEntry {
+            at: Utc::now(),
+            side: Side::Marketing,
+            object: spec.marketing_object.clone(),
+            record: "(reconciliation)".into(),
+            code: "implausible-deletes".into(),
+            message,
+            plugin: None,
+        };
+        store.put_error(&spec.name, &error)?;
+        return Ok(());
+    }
+    let mut entries = Vec::new();
+    for link in gone {
+        entries.extend(removal(spec, store, link, spec.deletes.to_salesforce, Side::Salesforce)?);
+        report.deleted += 1;
+    }
+    store.enqueue_and_advance(&spec.name, &entries, None)?;
+    flush(pass, report).await
 }
 
 /// Identity transitions: a converted Lead's link moves to its Contact, a
 /// merged record's link to the surviving master — unless that record has a
-/// link of its own, which is kept (two contacts are never merged silently).
-/// Converted Leads themselves no longer sync.
+/// link of its own, which is kept (two contacts are never merged silently);
+/// then the loser counts as deleted. A deleted linked record's counterpart is
+/// handled by the `to_marketing` delete policy: the writes returned go into
+/// the page's outbox transaction. Converted Leads themselves no longer sync.
 fn follow_identity(
     spec: &ConnectionSpec,
     store: &EngineStore,
     changes: &mut crate::connectors::Changes,
     report: &mut PassReport,
-) -> Result<(), SyncError> {
-    let mut relink = |from: &str, to: &str, object: &str| -> Result<(), SyncError> {
-        if store.link_by_sf(&spec.name, to)?.is_none() && store.relink(&spec.name, from, to, object)? {
+) -> Result<Vec<OutboxEntry>, SyncError> {
+    let mut relink = |from: &str, to: &str, object: &str| -> Result<bool, SyncError> {
+        let moved =
+            store.link_by_sf(&spec.name, to)?.is_none() && store.relink(&spec.name, from, to, object)?;
+        if moved {
             report.relinked += 1;
         }
-        Ok(())
+        Ok(moved)
     };
+    let mut removals = Vec::new();
     for gone in &changes.deleted {
-        if let Some(master) = &gone.merged_into {
-            relink(&gone.id, master, &gone.object_type)?;
+        if let Some(master) = &gone.merged_into
+            && relink(&gone.id, master, &gone.object_type)?
+        {
+            continue;
+        }
+        if let Some(link) = store.link_by_sf(&spec.name, &gone.id)? {
+            removals.extend(removal(spec, store, &link, spec.deletes.to_marketing, Side::Marketing)?);
+            report.deleted += 1;
         }
     }
     let mut kept = Vec::with_capacity(changes.records.len());
@@ -369,13 +473,65 @@ fn follow_identity(
         let converted =
             record.object_type == "Lead" && record.get("IsConverted") == Some(&Value::Boolean(true));
         match (converted, record.id.as_deref(), record.text("ConvertedContactId")) {
-            (true, Some(lead), Some(contact)) => relink(lead, contact, "Contact")?,
+            (true, Some(lead), Some(contact)) => {
+                relink(lead, contact, "Contact")?;
+            }
             (true, ..) => {}
             (false, ..) => kept.push(record),
         }
     }
     changes.records = kept;
-    Ok(())
+    Ok(removals)
+}
+
+/// A linked record is gone from one side: what the policy does to the
+/// counterpart on `target`. `Ignore` drops the link now; the others return
+/// the write, whose success drops the link (a crash replays it).
+pub(crate) fn removal(
+    spec: &ConnectionSpec,
+    store: &EngineStore,
+    link: &Link,
+    policy: OnDelete,
+    target: Side,
+) -> Result<Option<OutboxEntry>, SyncError> {
+    let (object, id) = match target {
+        Side::Marketing => {
+            (link.remote_object.clone().unwrap_or_else(|| spec.marketing_object.clone()), &link.remote_id)
+        }
+        Side::Salesforce => (link.sf_object.clone(), &link.sf_id),
+    };
+    let write = match policy {
+        OnDelete::Ignore => {
+            store.unlink(&spec.name, &link.sf_id)?;
+            return Ok(None);
+        }
+        OnDelete::Delete => Write::Delete { id: id.clone() },
+        OnDelete::Unsubscribe => {
+            let (system, field) = match target {
+                Side::Marketing => (crmsync_sdk::types::System::ActiveCampaign, "unsubscribe"),
+                Side::Salesforce => (crmsync_sdk::types::System::Salesforce, "HasOptedOutOfEmail"),
+            };
+            let record = Record::new(system, object.clone()).with(field, Value::Boolean(true));
+            Write::Upsert { key: WriteKey::Id(id.clone()), record }
+        }
+    };
+    Ok(Some(OutboxEntry {
+        target,
+        object,
+        write,
+        sf_id: Some(link.sf_id.clone()),
+        sf_object: link.sf_object.clone(),
+        remote_id: Some(link.remote_id.clone()),
+        remote_object: link.remote_object.clone(),
+        email: link.email.clone(),
+        sf_values: BTreeMap::new(),
+        marketing_values: BTreeMap::new(),
+        plugin: None,
+        follow_up_tag: None,
+        write_back: false,
+        unlink: true,
+        queued_at: Utc::now(),
+    }))
 }
 
 /// Selects, maps and diffs one page; returns the writes to queue.
@@ -528,6 +684,7 @@ fn plan(
             plugin: mapped.plugin.clone(),
             follow_up_tag: None,
             write_back: false,
+            unlink: false,
             queued_at: Utc::now(),
         });
     }
@@ -639,6 +796,10 @@ async fn write_chunk(
                 report.written_back += 1;
                 outcomes.push(Outcome::Done { seq: *seq, link: None });
             }
+            Ok(_) if entry.unlink => {
+                outcomes
+                    .push(Outcome::Unlinked { seq: *seq, sf_id: entry.sf_id.clone().unwrap_or_default() });
+            }
             Ok(written) => {
                 let (sf_id, remote_id) = if to_salesforce {
                     (Some(written.id.clone()), entry.remote_id.clone())
@@ -677,6 +838,11 @@ async fn write_chunk(
                         &entry.sf_values,
                     ));
                 }
+            }
+            // A record already gone is what a removal wants.
+            Err(e) if entry.unlink && ["ENTITY_IS_DELETED", "NOT_FOUND"].contains(&e.code.as_str()) => {
+                outcomes
+                    .push(Outcome::Unlinked { seq: *seq, sf_id: entry.sf_id.clone().unwrap_or_default() });
             }
             Err(e) if e.retryable => report.deferred += 1,
             Err(e) => {
@@ -728,6 +894,7 @@ fn tag_entry(spec: &ConnectionSpec, remote_id: &str, tag: &str) -> OutboxEntry {
         plugin: None,
         follow_up_tag: None,
         write_back: false,
+        unlink: false,
         queued_at: Utc::now(),
     }
 }

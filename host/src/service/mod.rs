@@ -369,6 +369,7 @@ fn build(
         lead_company: Some(cc.lead_company.clone()).filter(|c| !c.is_empty()),
         inbound_batch: cc.inbound.batch_records,
         inbound_window: cc.inbound_window(),
+        deletes: cc.deletes,
         ..ConnectionSpec::new(name)
     };
     Ok(Connection {

@@ -78,6 +78,8 @@ struct Contact {
     fields: Vec<(String, String)>,
     tags: Vec<String>,
     account: Option<String>,
+    /// Unsubscribe from every list the contact is on.
+    unsubscribe: bool,
 }
 
 impl Contact {
@@ -139,6 +141,7 @@ impl ActiveCampaignConnector {
             fields: Vec::new(),
             tags: Vec::new(),
             account: None,
+            unsubscribe: false,
         };
         let email = record.text("email").map(str::trim).map(String::from).or_else(|| match key {
             WriteKey::Email(e) => Some(e.trim().to_string()),
@@ -169,6 +172,7 @@ impl ActiveCampaignConnector {
                     c.tags.retain(|t| !t.trim().is_empty());
                 }
                 "account" => c.account = Some(value.to_string()).filter(|a| !a.trim().is_empty()),
+                "unsubscribe" => c.unsubscribe = value == &Value::Boolean(true),
                 n => match STANDARD.iter().find(|s| **s == n) {
                     Some(s) => c.standard.push((s, to_ac("text", value))),
                     None => {
@@ -199,6 +203,7 @@ impl ActiveCampaignConnector {
                     !STANDARD.contains(&k.as_str())
                         && k != "tags"
                         && k != "account"
+                        && k != "unsubscribe"
                         && !fields.contains_key(&k.trim_matches('%').to_ascii_uppercase())
                 }),
                 Write::Delete { .. } => false,
@@ -258,7 +263,10 @@ impl ActiveCampaignConnector {
             _ => None,
         })) {
             results[i] = Some(match r {
-                Ok(()) => Ok(Written { id, created: false }),
+                // Already gone is what a delete wants.
+                Ok(()) | Err(ConnectorError::Rejected { status: 404, .. }) => {
+                    Ok(Written { id, created: false })
+                }
                 Err(e) => to_record_error(e)?,
             });
         }
@@ -300,7 +308,24 @@ impl ActiveCampaignConnector {
                 Err(e) => return Err(e),
             }
         }
+        if c.unsubscribe {
+            self.unsubscribe_everywhere(&id).await?;
+        }
         Ok(Written { id, created })
+    }
+
+    /// Sets status 2 (unsubscribed) on every list the contact is subscribed to.
+    async fn unsubscribe_everywhere(&self, id: &str) -> Result<(), ConnectorError> {
+        let lists = self.get_json("contact_lists", &format!("contacts/{id}/contactLists"), &[]).await?;
+        for m in lists.get("contactLists").and_then(Json::as_array).into_iter().flatten() {
+            if id_text(m.get("status")).as_deref() != Some("1") {
+                continue;
+            }
+            let Some(list) = id_text(m.get("list")) else { continue };
+            let body = json!({"contactList": {"list": list, "contact": id, "status": 2}});
+            self.send_json("contact_list", Method::POST, "contactLists", &body).await?;
+        }
+        Ok(())
     }
 
     /// The id of tag `name`, created if missing.
