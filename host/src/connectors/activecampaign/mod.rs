@@ -20,6 +20,7 @@
 //!   `/import/bulk_import` (≤ 250 a call, polled with `/import/info`) from
 //!   `bulk_threshold` on. Both are idempotent by email.
 
+pub mod marketing;
 mod write;
 
 use std::collections::{BTreeMap, HashMap};
