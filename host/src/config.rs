@@ -157,6 +157,27 @@ pub struct ConnectionConfig {
     pub activecampaign: Option<ActiveCampaignSection>,
     #[serde(default)]
     pub rules: RulesConfig,
+    /// Marketing activities → Salesforce Tasks (`service::activity`).
+    #[serde(default)]
+    pub activities: ActivitiesConfig,
+}
+
+/// `activities = { tasks = true }`: write each new ActiveCampaign activity of
+/// a linked contact as a Salesforce Task (on by default).
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ActivitiesConfig {
+    #[serde(default = "default_tasks")]
+    pub tasks: bool,
+}
+
+impl Default for ActivitiesConfig {
+    fn default() -> Self {
+        ActivitiesConfig { tasks: default_tasks() }
+    }
+}
+fn default_tasks() -> bool {
+    true
 }
 
 fn default_objects() -> Vec<String> {
@@ -585,6 +606,9 @@ api_token = { file = "/run/secrets/ac" }
         assert_eq!(acme.inbound_window(), Duration::from_secs(600));
         assert_eq!(acme.created_tag.as_deref(), Some("created-from-salesforce"));
         assert_eq!(c.service.admin_addr, "127.0.0.1:8477");
+        assert!(acme.activities.tasks, "activities become Tasks by default");
+        let off = Config::parse(&format!("{MINIMAL}[connections.acme.activities]\ntasks = false\n")).unwrap();
+        assert!(!off.connections["acme"].activities.tasks);
     }
 
     #[test]

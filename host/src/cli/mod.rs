@@ -5,6 +5,7 @@
 //! expectation not met); 2 bad input or a refused plugin (the message says
 //! what is wrong).
 
+pub mod activity;
 pub mod demo;
 pub mod plugin;
 pub mod sandbox;
@@ -56,6 +57,11 @@ pub enum Command {
     Connect(service::ConnectCommand),
     /// Runs the schedules and the HTTP admin API until SIGTERM.
     Serve,
+    /// A linked record's 20 most recent marketing activities.
+    Activities(activity::ActivitiesArgs),
+    /// Actions from a Salesforce record: send a campaign, add to an automation.
+    #[command(subcommand)]
+    Action(activity::ActionCommand),
 }
 
 pub fn run(cli: Cli) -> ExitCode {
@@ -68,6 +74,8 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Status(args) => service::status(&cli.config, &cli.data_dir, args),
         Command::Connect(cmd) => service::connect(&cli.config, &cli.data_dir, cmd),
         Command::Serve => service::serve(&cli.config, &cli.data_dir),
+        Command::Activities(args) => activity::activities(&cli.config, &cli.data_dir, args),
+        Command::Action(cmd) => activity::action(&cli.config, &cli.data_dir, cmd),
     }
 }
 

@@ -4,13 +4,18 @@
 //! every run.
 //!
 //! A cycle is: marketing → Salesforce (where both-sides changes meet the
-//! resolver), then Salesforce → marketing, then a record of the run (counts, calls per vendor, API usage, budget state).
+//! resolver), then Salesforce → marketing, then marketing activities →
+//! Salesforce Tasks ([`activity`]), then a record of the run (counts, calls per vendor, API usage, budget state).
 //! One cycle per connection at a time: a second request waits for the first.
 //!
 //! # Layout
 //! - this module: [`Service`], [`Connection`], [`RunRecord`], [`ConnectionStatus`].
 //! - [`serve`]: the scheduler, the HTTP admin API and graceful shutdown.
+//! - [`activity`]: marketing activities → Salesforce Tasks (after the other
+//!   passes of a forced or outbound cycle), a record's recent activities, and
+//!   the actions (send a campaign, add to an automation).
 
+pub mod activity;
 pub mod serve;
 
 use std::collections::{BTreeMap, HashMap};
@@ -56,6 +61,9 @@ pub struct Connection {
     pub rules: PluginRules,
     pub salesforce: SalesforceConnector,
     pub marketing: Box<dyn Connector>,
+    /// The ActiveCampaign account's activities, campaigns and automations
+    /// (`activity`); `None` for other marketing platforms.
+    pub ac: Option<Arc<ActiveCampaignConnector>>,
     pub budget: Budget,
     /// Held for the length of a cycle: one cycle per connection at a time.
     running: tokio::sync::Mutex<()>,
@@ -84,6 +92,9 @@ pub struct RunRecord {
     pub dry_run: bool,
     pub outbound: PassReport,
     pub inbound: PassReport,
+    /// Marketing activities written as Salesforce Tasks.
+    #[serde(default)]
+    pub activities: activity::ActivityReport,
     /// API calls this run made, per vendor.
     pub calls: BTreeMap<String, u64>,
     /// Salesforce's daily usage as last reported.
@@ -150,7 +161,8 @@ impl Service {
         let run_id = format!("{}-{}", conn.name, started_at.format("%Y%m%dT%H%M%S%.3fZ"));
         let span = tracing::info_span!("run", connection = %conn.name, run = %run_id, dry_run = opts.dry_run);
         let _enter = span.enter();
-        let calls_before = (conn.salesforce.calls(), conn.marketing.calls());
+        let marketing_calls = || conn.marketing.calls() + conn.ac.as_ref().map_or(0, |ac| ac.calls());
+        let calls_before = (conn.salesforce.calls(), marketing_calls());
         let pass = Pass {
             spec: &conn.spec,
             store: &self.store,
@@ -179,6 +191,28 @@ impl Service {
             Ok(())
         }
         .await;
+        let mut activities = activity::ActivityReport::default();
+        let mut activity_error = None;
+        if let (Ok(()), Some(ac), true) = (
+            &result,
+            &conn.ac,
+            conn.config.activities.tasks && !opts.dry_run && (opts.force || opts.outbound),
+        ) {
+            let tasks = activity::TaskPass {
+                connection: &conn.name,
+                state: &self.state,
+                store: &self.store,
+                ac,
+                salesforce: &conn.salesforce,
+                writer: &conn.salesforce,
+                budget: Some(&conn.budget),
+                stop: opts.stop,
+            };
+            match activity::to_tasks(&tasks).await {
+                Ok(report) => activities = report,
+                Err(e) => activity_error = Some(format!("activities: {e}")),
+            }
+        }
         let usage = conn.salesforce.api_usage();
         let record = RunRecord {
             run_id,
@@ -188,25 +222,23 @@ impl Service {
             dry_run: opts.dry_run,
             outbound,
             inbound,
+            activities,
             calls: BTreeMap::from([
                 ("salesforce".to_string(), conn.salesforce.calls() - calls_before.0),
-                (conn.config.marketing.clone(), conn.marketing.calls() - calls_before.1),
+                (conn.config.marketing.clone(), marketing_calls() - calls_before.1),
             ]),
             api_used: usage.map(|u| u.used),
             api_limit: usage.map(|u| u.limit),
             budget: conn.budget.check(usage),
-            error: result.as_ref().err().map(ToString::to_string),
+            error: result.as_ref().err().map(ToString::to_string).or(activity_error),
         };
         if !opts.dry_run {
             self.put_run(&record)?;
         }
-        match result {
-            Ok(()) => Ok(record),
-            Err(e) => {
-                tracing::error!(error = %e, "run failed");
-                Ok(record)
-            }
+        if let Some(e) = &record.error {
+            tracing::error!(error = %e, "run failed");
         }
+        Ok(record)
     }
 
     fn put_run(&self, record: &RunRecord) -> Result<(), StateError> {
@@ -330,6 +362,8 @@ fn build(
     acc.requests_per_second = (ac.requests_per_second > 0.0).then_some(ac.requests_per_second);
     acc.import_poll = Duration::from_millis(ac.import_poll_ms);
     acc.http = cc.http.options();
+    // Two clients of one account: they share its rate limiter (by API URL).
+    let ac = Some(Arc::new(ActiveCampaignConnector::new(acc.clone())?));
     let marketing: Box<dyn Connector> = Box::new(ActiveCampaignConnector::new(acc)?);
 
     let mut configs = HashMap::new();
@@ -379,6 +413,7 @@ fn build(
         rules: PluginRules::new(registry.clone(), configs),
         salesforce,
         marketing,
+        ac,
         budget: Budget::new(cc.budget),
         running: tokio::sync::Mutex::new(()),
     })

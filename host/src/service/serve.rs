@@ -18,6 +18,10 @@
 //! | PUT | `/connections/{name}/schedule` | `{"schedule": "every 2 hours"}` replaces the job; `"manual"` removes it |
 //! | POST | `/connections/{name}/plugins/{role}/activate` | `{"plugin": "name@version"}` |
 //! | POST | `/connections/{name}/plugins/{role}/rollback` | |
+//! | GET | `/connections/{name}/records/{sf_id}/activities` | the record's 20 most recent marketing activities |
+//! | GET | `/connections/{name}/actions` | campaigns and automations labelled Salesforce |
+//! | POST | `/connections/{name}/records/{sf_id}/add-to-automation` | `{"automation": "id or name"}` |
+//! | POST | `/connections/{name}/records/{sf_id}/send-campaign` | `{"campaign": "id or name"}` |
 
 // Handlers answer errors as ready responses; their size does not matter here.
 #![allow(clippy::result_large_err)]
@@ -102,6 +106,7 @@ pub async fn serve(
         .route("/connections/{name}/schedule", put(set_schedule))
         .route("/connections/{name}/plugins/{role}/activate", post(activate))
         .route("/connections/{name}/plugins/{role}/rollback", post(rollback))
+        .merge(super::activity::admin_routes(service.clone()))
         .route_layer(middleware::from_fn_with_state(app.clone(), auth))
         .route("/health", get(|| async { Json(json!({"status": "ok"})) }))
         .with_state(app);

@@ -39,6 +39,9 @@ pub mod trees {
     pub const RUNS: &str = "runs";
     /// Connection → schedule set through the admin API (replaces the config's).
     pub const SCHEDULES: &str = "schedules";
+    /// ActiveCampaign activities → Salesforce Tasks: cursor, pending writes,
+    /// activities already written (`service::activity`).
+    pub const ACTIVITIES: &str = "activities";
 }
 
 /// Key builders: every key the store writes is made here.
@@ -94,6 +97,15 @@ pub mod keys {
     pub fn run(connection: &str, started_ms: i64) -> Vec<u8> {
         let mut key = connection_prefix(connection);
         key.extend_from_slice(&(started_ms.max(0) as u64).to_be_bytes());
+        key
+    }
+
+    /// `connection \0 part \0 tail`: the activity tree's cursor (`c`),
+    /// pending writes (`p`, tail = activity id) and written activities (`d`,
+    /// tail = big-endian Unix seconds + activity id, so old ones prune by range).
+    pub fn activity(connection: &str, part: &str, tail: &[u8]) -> Vec<u8> {
+        let mut key = format!("{connection}\0{part}\0").into_bytes();
+        key.extend_from_slice(tail);
         key
     }
 

@@ -21,6 +21,7 @@
 //!   `bulk_threshold` on. Both are idempotent by email.
 
 mod accounts;
+pub mod marketing;
 mod write;
 
 use std::collections::{BTreeMap, HashMap};

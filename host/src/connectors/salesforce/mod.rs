@@ -25,6 +25,7 @@
 mod auth;
 mod bulk;
 pub mod convert;
+pub mod tasks;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
