@@ -325,3 +325,50 @@ async fn reconciliation_repairs_what_polling_missed() {
     let writes = (again["outbound"]["created"].as_u64(), again["outbound"]["updated"].as_u64());
     assert_eq!(writes, (Some(0), Some(0)), "{again}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flagged_selection_syncs_records_marked_pending_next_sync_and_clears_the_flag() {
+    // The seed's "flagged" mode: any Salesforce automation sets the status field
+    // to "Pending next sync"; the next run syncs exactly those and writes
+    // "Synced successfully" over the flag.
+    let mut seed = seed(0, 0);
+    seed["salesforce"]["records"] = json!({"Lead": [
+        {"LastName": "Flagged", "Company": "Acme", "Email": "flagged@example.com", "AC_Sync_Status__c": "Pending next sync"},
+        {"LastName": "Quiet", "Company": "Acme", "Email": "quiet@example.com"}
+    ]});
+    let flagged = json!({"mode": "flagged", "field": "AC_Sync_Status__c", "value": "Pending next sync"});
+    let env = Env::start(seed, json!({"objects": {"Lead": flagged}}), json!({})).await;
+    let status_of = |env: &Env, email: &str| {
+        let leads = env.sandbox.salesforce.state()["objects"]["Lead"].as_array().cloned().unwrap();
+        leads.into_iter().find(|l| l["Email"] == email).unwrap()["AC_Sync_Status__c"].clone()
+    };
+
+    let run = crmsync(&env, &["run", "--once", "--json"]).await;
+    let run: Value = serde_json::from_str(&run.stdout).unwrap_or_else(|_| panic!("{run}"));
+    assert_eq!(run["outbound"]["created"], 1, "{run}");
+    let emails: Vec<Value> = ac_contacts(&env).iter().map(|c| c["email"].clone()).collect();
+    assert_eq!(emails, [json!("flagged@example.com")]);
+    assert_eq!(status_of(&env, "flagged@example.com"), "Synced successfully");
+    assert_eq!(status_of(&env, "quiet@example.com"), Value::Null);
+
+    // An automation flags the other Lead: the next run takes it, and only it.
+    let (sf, _) = crmsync::connectors::sandbox::connect(&env.sandbox, Default::default()).unwrap();
+    let quiet = sf.find_by_email("Lead", &["quiet@example.com".into()]).await.unwrap()["quiet@example.com"]
+        [0]
+    .clone();
+    let flag = crmsync_sdk::types::Record::new(crmsync_sdk::types::System::Salesforce, "Lead")
+        .with("AC_Sync_Status__c", "Pending next sync");
+    let write =
+        crmsync::connectors::Write::Upsert { key: crmsync::connectors::WriteKey::Id(quiet), record: flag };
+    use crmsync::connectors::Connector;
+    sf.write("Lead", vec![write]).await.unwrap()[0].as_ref().unwrap();
+    let run = crmsync(&env, &["run", "--once", "--json"]).await;
+    let run: Value = serde_json::from_str(&run.stdout).unwrap_or_else(|_| panic!("{run}"));
+    assert_eq!(
+        (run["outbound"]["created"].as_u64(), run["outbound"]["updated"].as_u64()),
+        (Some(1), Some(0)),
+        "{run}"
+    );
+    assert_eq!(ac_contacts(&env).len(), 2);
+    assert_eq!(status_of(&env, "quiet@example.com"), "Synced successfully");
+}
