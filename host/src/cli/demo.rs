@@ -52,7 +52,8 @@ async fn demo(data_dir: &Path, args: &DemoArgs) -> Result<(), String> {
     let seed = json!({"salesforce": {
         "fields": {
             "Lead": [{"name": "AC_Sync_Status__c", "type": "string", "length": 255}, {"name": "AC_Contact_Id__c", "type": "string", "length": 64}],
-            "Contact": [{"name": "AC_Sync_Status__c", "type": "string", "length": 255}, {"name": "AC_Contact_Id__c", "type": "string", "length": 64}]
+            "Contact": [{"name": "AC_Sync_Status__c", "type": "string", "length": 255}, {"name": "AC_Contact_Id__c", "type": "string", "length": 64}],
+            "Account": [{"name": "AC_Relation_Status__c", "type": "string", "length": 255}, {"name": "AC_Account_Id__c", "type": "string", "length": 64}]
         },
         "generate": {"Lead": 600, "Contact": 350, "Account": 50},
         "records": {"Lead": [
@@ -103,7 +104,8 @@ async fn demo(data_dir: &Path, args: &DemoArgs) -> Result<(), String> {
         HashMap::from([
             (
                 Role::Selector,
-                json!({"objects": {"Lead": {"mode": "all"}, "Contact": {"mode": "all"}}}).to_string(),
+                json!({"objects": {"Account": {"mode": "all"}, "Lead": {"mode": "all"}, "Contact": {"mode": "all"}}})
+                    .to_string(),
             ),
             (Role::Mapper, json!({"marketing": "activecampaign"}).to_string()),
         ]),
@@ -112,7 +114,12 @@ async fn demo(data_dir: &Path, args: &DemoArgs) -> Result<(), String> {
         crate::connectors::sandbox::connect(&sandbox, Default::default()).map_err(|e| e.to_string())?;
     let store = EngineStore::new(state);
     let spec = ConnectionSpec {
-        write_back: Some(WriteBack::new("AC_Sync_Status__c", "AC_Contact_Id__c")),
+        objects: vec!["Account".into(), "Lead".into(), "Contact".into()],
+        write_back: Some(WriteBack {
+            account_status_field: Some("AC_Relation_Status__c".into()),
+            account_id_field: Some("AC_Account_Id__c".into()),
+            ..WriteBack::new("AC_Sync_Status__c", "AC_Contact_Id__c")
+        }),
         ..ConnectionSpec::new("demo")
     };
     let pass = |run_id: &str| Pass::new(&spec, &store, &rules, &salesforce, &activecampaign, run_id);
@@ -192,8 +199,12 @@ async fn demo(data_dir: &Path, args: &DemoArgs) -> Result<(), String> {
         let top: Vec<String> = endpoints.iter().take(4).map(|(e, n)| format!("{e} ×{n}")).collect();
         println!("   {:<15} {:>4} calls  ({})", vendor.name(), telemetry.total(), top.join(", "));
     }
-    let contacts = sandbox.activecampaign.state()["contacts"].as_array().map_or(0, Vec::len);
-    println!("\nActiveCampaign now holds {contacts} contacts.");
+    let ac_state = sandbox.activecampaign.state();
+    let contacts = ac_state["contacts"].as_array().map_or(0, Vec::len);
+    let accounts = ac_state["accounts"].as_array().map_or(0, Vec::len);
+    println!(
+        "\nActiveCampaign now holds {contacts} contacts and {accounts} accounts (Salesforce Accounts and Lead companies)."
+    );
     println!(
         "For your own connections: write a crmsync.toml (see README.md), then `crmsync run --once --dry-run`,"
     );

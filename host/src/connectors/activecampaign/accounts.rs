@@ -5,8 +5,7 @@
 //! loaded once). Writes: a name key finds or creates the account, then
 //! `PUT /accounts/{id}` sets its name and custom fields; an id key updates it.
 //! AC's account listing has no modification filter, so a change read lists
-//! every account (pages of 100, plus one listing of their custom field data
-//! per page) and the engine's echo suppression keeps what did not change from
+//! every account (pages of 100, plus one listing of all account field data) and the engine's echo suppression keeps what did not change from
 //! costing a write; accounts are few next to contacts.
 
 use std::collections::HashMap;
@@ -125,13 +124,24 @@ impl ActiveCampaignConnector {
         if !custom.is_empty() {
             body.insert("fields".into(), Json::Array(custom));
         }
-        let (id, created) = match key {
-            WriteKey::Id(id) => (id.clone(), false),
-            WriteKey::Name(name) => (self.account_id(name).await?, false),
+        let id = match key {
+            WriteKey::Id(id) => id.clone(),
+            WriteKey::Name(name) => match self.find_account(name).await? {
+                Some(id) => id,
+                // A new account: one create with every field.
+                None => {
+                    body.entry("name").or_insert_with(|| json!(name.trim()));
+                    return match self.create_account(&json!({ "account": body })).await {
+                        Ok(id) => Ok(Ok(Written { id, created: true })),
+                        Err(e) => to_record_error(e),
+                    };
+                }
+            },
             WriteKey::Email(_) | WriteKey::New { .. } => {
                 return Ok(Err(record_error("invalid_key", "accounts are written by id or by name")));
             }
         };
+        let created = false;
         if body.is_empty() {
             return Ok(Ok(Written { id, created }));
         }
@@ -174,9 +184,7 @@ impl ActiveCampaignConnector {
                 .await?;
             let rows = page.get("accounts").and_then(Json::as_array).cloned().unwrap_or_default();
             offset += rows.len();
-            let mut page_records: Vec<Record> = rows.iter().map(account_record).collect();
-            self.with_account_fields(&mut page_records, &by_id).await?;
-            records.extend(page_records);
+            records.extend(rows.iter().map(account_record));
             let total = id_text(page.get("meta").and_then(|m| m.get("total")));
             let total: usize = total.and_then(|t| t.parse().ok()).unwrap_or(offset);
             if rows.len() < PAGE_LIMIT || offset >= total {
@@ -186,29 +194,35 @@ impl ActiveCampaignConnector {
                 break true;
             }
         };
+        self.with_account_fields(&mut records, &by_id).await?;
         let next = if more { offset.to_string() } else { "0".to_string() };
         Ok(Changes { records, deleted: Vec::new(), next: Some(Cursor(next)), more })
     }
 
-    /// Adds the custom field values of these accounts (one listing per account).
+    /// Adds the custom field values of these accounts: one listing of every
+    /// account's field data (pages of 100), not one call per account.
     async fn with_account_fields(
         &self,
         records: &mut [Record],
         by_id: &HashMap<&str, &AccountField>,
     ) -> Result<(), ConnectorError> {
-        if by_id.is_empty() {
+        if by_id.is_empty() || records.is_empty() {
             return Ok(());
         }
-        for rec in records.iter_mut() {
-            let Some(id) = rec.id.clone() else { continue };
+        let index: HashMap<String, usize> =
+            records.iter().enumerate().filter_map(|(i, r)| Some((r.id.clone()?, i))).collect();
+        let mut offset = 0;
+        loop {
             let data = self
                 .get_json(
                     "account_field_data",
                     "accountCustomFieldData",
-                    &[("filters[customerAccountId]", id), ("limit", PAGE_LIMIT.to_string())],
+                    &[("limit", PAGE_LIMIT.to_string()), ("offset", offset.to_string())],
                 )
                 .await?;
-            for d in data.get("accountCustomFieldData").and_then(Json::as_array).into_iter().flatten() {
+            let rows = data.get("accountCustomFieldData").and_then(Json::as_array).cloned().unwrap_or_default();
+            for d in &rows {
+                let Some(&i) = id_text(d.get("accountId")).and_then(|a| index.get(&a)) else { continue };
                 let Some(f) = id_text(d.get("customFieldId")).and_then(|id| by_id.get(id.as_str()).copied())
                 else {
                     continue;
@@ -218,10 +232,13 @@ impl ActiveCampaignConnector {
                     Some(Json::Null) | None => String::new(),
                     Some(other) => other.to_string(),
                 };
-                rec.fields.insert(f.label.clone(), from_ac(&f.kind, &raw));
+                records[i].fields.insert(f.label.clone(), from_ac(&f.kind, &raw));
             }
+            if rows.len() < PAGE_LIMIT {
+                return Ok(());
+            }
+            offset += rows.len();
         }
-        Ok(())
     }
 
     /// These accounts as records (missing ones left out).

@@ -361,10 +361,18 @@ impl ActiveCampaignConnector {
 
     /// The id of account `name`, created if missing.
     pub async fn account_id(&self, name: &str) -> Result<String, ConnectorError> {
+        if let Some(id) = self.find_account(name).await? {
+            return Ok(id);
+        }
+        let body = json!({"account": {"name": name.trim()}});
+        self.create_account(&body).await
+    }
+
+    /// The id of account `name`, if it exists (cached by lower-cased name).
+    pub(super) async fn find_account(&self, name: &str) -> Result<Option<String>, ConnectorError> {
         let key = name.trim().to_lowercase();
-        let mut cache = self.accounts.lock().await;
-        if let Some(id) = cache.get(&key) {
-            return Ok(id.clone());
+        if let Some(id) = self.accounts.lock().await.get(&key) {
+            return Ok(Some(id.clone()));
         }
         let found = self
             .get_json(
@@ -376,17 +384,21 @@ impl ActiveCampaignConnector {
         let existing = found.get("accounts").and_then(Json::as_array).into_iter().flatten().find(|a| {
             a.get("name").and_then(Json::as_str).is_some_and(|n| n.trim().eq_ignore_ascii_case(name.trim()))
         });
-        let id = match existing.and_then(|a| id_text(a.get("id"))) {
-            Some(id) => id,
-            None => {
-                let body = json!({"account": {"name": name.trim()}});
-                let created: Json =
-                    self.send_json("create_account", Method::POST, "accounts", &body).await?.json(VENDOR)?;
-                id_text(created.get("account").and_then(|a| a.get("id")))
-                    .ok_or_else(|| bad("account created without an id"))?
-            }
-        };
-        cache.insert(key, id.clone());
+        let id = existing.and_then(|a| id_text(a.get("id")));
+        if let Some(id) = &id {
+            self.accounts.lock().await.insert(key, id.clone());
+        }
+        Ok(id)
+    }
+
+    /// `POST /accounts` with `{"account": {...}}`; the new id, cached by name.
+    pub(super) async fn create_account(&self, body: &Json) -> Result<String, ConnectorError> {
+        let created: Json = self.send_json("create_account", Method::POST, "accounts", body).await?.json(VENDOR)?;
+        let account = created.get("account");
+        let id = id_text(account.and_then(|a| a.get("id"))).ok_or_else(|| bad("account created without an id"))?;
+        if let Some(name) = account.and_then(|a| a.get("name")).and_then(Json::as_str) {
+            self.accounts.lock().await.insert(name.trim().to_lowercase(), id.clone());
+        }
         Ok(id)
     }
 
