@@ -372,3 +372,47 @@ async fn flagged_selection_syncs_records_marked_pending_next_sync_and_clears_the
     assert_eq!(ac_contacts(&env).len(), 2);
     assert_eq!(status_of(&env, "quiet@example.com"), "Synced successfully");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_waiting_on_an_activecampaign_outage_say_pending_next_sync_until_they_sync() {
+    use crmsync_sandbox::common::{Fault, FaultRule, Vendor};
+    let env = Env::start(
+        seed(5, 0),
+        all_selection(),
+        json!({"http": {"max_retries": 1, "min_delay_ms": 1, "max_delay_ms": 5}}),
+    )
+    .await;
+    let statuses = |env: &Env| -> Vec<Value> {
+        let leads = env.sandbox.salesforce.state()["objects"]["Lead"].as_array().cloned().unwrap();
+        leads.iter().map(|l| l["AC_Sync_Status__c"].clone()).collect()
+    };
+    for endpoint in ["contact/sync", "import/bulk_import"] {
+        env.sandbox.ctx(Vendor::ActiveCampaign).add_fault(FaultRule {
+            endpoint: Some(endpoint.into()),
+            times: None,
+            fault: Fault::Status { status: 503, retry_after_secs: None, body: None },
+        });
+    }
+
+    let run = crmsync(&env, &["run", "--once", "--json"]).await;
+    let run: Value = serde_json::from_str(&run.stdout).unwrap_or_else(|_| panic!("{run}"));
+    assert_eq!(run["outbound"]["created"], 0, "{run}");
+    assert!(run["outbound"]["deferred"].as_u64().unwrap() >= 5, "{run}");
+    assert_eq!(statuses(&env), vec![json!("Pending next sync"); 5]);
+    let sf_calls = env.sandbox.salesforce.state()["api_usage"]["used"].as_u64().unwrap();
+    // Still down: the note is not written again.
+    let again = crmsync(&env, &["run", "--once", "--json"]).await;
+    let again: Value = serde_json::from_str(&again.stdout).unwrap_or_else(|_| panic!("{again}"));
+    assert_eq!(again["outbound"]["written_back"], 0, "{again}");
+    assert!(env.sandbox.salesforce.state()["api_usage"]["used"].as_u64().unwrap() > sf_calls);
+
+    env.sandbox.ctx(Vendor::ActiveCampaign).clear_faults();
+    let healed = crmsync(&env, &["run", "--once", "--json"]).await;
+    let healed: Value = serde_json::from_str(&healed.stdout).unwrap_or_else(|_| panic!("{healed}"));
+    // The queued writes go at the start of the cycle; each record once in ActiveCampaign.
+    let created =
+        healed["inbound"]["created"].as_u64().unwrap() + healed["outbound"]["created"].as_u64().unwrap();
+    assert!(created >= 5, "{healed}");
+    assert_eq!(ac_contacts(&env).len(), 5);
+    assert_eq!(statuses(&env), vec![json!("Synced successfully"); 5]);
+}

@@ -209,6 +209,7 @@ pub async fn to_salesforce(pass: &Pass<'_>) -> Result<PassReport, SyncError> {
                         follow_up_tag: None,
                         write_back: false,
                         unlink: false,
+                        pending_noted: false,
                         queued_at: Utc::now(),
                     });
                 }
@@ -270,6 +271,7 @@ pub async fn to_salesforce(pass: &Pass<'_>) -> Result<PassReport, SyncError> {
                         follow_up_tag: spec.pushed_tag.clone(),
                         write_back: false,
                         unlink: false,
+                        pending_noted: false,
                         queued_at: Utc::now(),
                     });
                 }

@@ -93,6 +93,9 @@ pub struct OutboxEntry {
     /// The record is gone from the other side: success removes the link.
     #[serde(default)]
     pub unlink: bool,
+    /// The write was deferred and "Pending next sync" written back for it.
+    #[serde(default)]
+    pub pending_noted: bool,
     pub queued_at: DateTime<Utc>,
 }
 
@@ -314,6 +317,32 @@ impl EngineStore {
             .map_err(tx_error)
     }
 
+    /// Rewrites deferred outbox entries (same sequence numbers) and queues
+    /// their follow-ups, in one transaction.
+    pub fn defer(
+        &self,
+        connection: &str,
+        deferred: &[(u64, OutboxEntry)],
+        follow_ups: &[OutboxEntry],
+    ) -> Result<(), StateError> {
+        if deferred.is_empty() && follow_ups.is_empty() {
+            return Ok(());
+        }
+        let seqs: Vec<u64> =
+            follow_ups.iter().map(|_| self.state.db().generate_id()).collect::<Result<_, _>>()?;
+        let outbox = self.tree(trees::OUTBOX)?;
+        outbox
+            .transaction(|o| {
+                for (seq, entry) in
+                    deferred.iter().map(|(s, e)| (*s, e)).chain(seqs.iter().copied().zip(follow_ups))
+                {
+                    o.insert(keys::outbox(connection, seq), encode(entry))?;
+                }
+                Ok(())
+            })
+            .map_err(tx_error)
+    }
+
     /// Keeps a per-record error (a mapping or selection failure, say).
     pub fn put_error(&self, connection: &str, error: &RecordErrorEntry) -> Result<(), StateError> {
         self.tree(trees::ERRORS)?.insert(keys::record_error(connection, &error.record), encode(error))?;
@@ -448,6 +477,7 @@ mod tests {
             follow_up_tag: None,
             write_back: false,
             unlink: false,
+            pending_noted: false,
             queued_at: Utc::now(),
         }
     }

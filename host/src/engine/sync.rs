@@ -167,6 +167,9 @@ impl WriteBack {
 /// The status text written back after a successful sync.
 pub const SYNCED: &str = "Synced successfully";
 
+/// The status text written back while a record's write waits for a retry.
+pub const PENDING: &str = "Pending next sync";
+
 /// A Salesforce update of the status (and id) fields, unless they already hold those values.
 fn write_back_entry(
     spec: &ConnectionSpec,
@@ -210,6 +213,7 @@ fn write_back_entry(
         follow_up_tag: None,
         write_back: true,
         unlink: false,
+        pending_noted: false,
         queued_at: Utc::now(),
     })
 }
@@ -530,6 +534,7 @@ pub(crate) fn removal(
         follow_up_tag: None,
         write_back: false,
         unlink: true,
+        pending_noted: false,
         queued_at: Utc::now(),
     }))
 }
@@ -685,6 +690,7 @@ fn plan(
             follow_up_tag: None,
             write_back: false,
             unlink: false,
+            pending_noted: false,
             queued_at: Utc::now(),
         });
     }
@@ -783,11 +789,14 @@ async fn write_chunk(
         Err(e) if e.is_transient() => {
             report.deferred += chunk.len();
             tracing::warn!(connection = %spec.name, error = %e, "write deferred");
+            let (deferred, notes) = note_pending(spec, chunk.iter());
+            store.defer(&spec.name, &deferred, &notes)?;
             return Ok(());
         }
         Err(e) => return Err(e.into()),
     };
     let mut follow_ups = Vec::new();
+    let mut deferred = Vec::new();
     let mut outcomes = Vec::with_capacity(chunk.len());
     for ((seq, entry), result) in chunk.iter().zip(results) {
         let to_salesforce = entry.target == Side::Salesforce;
@@ -829,13 +838,21 @@ async fn write_chunk(
                     follow_ups.push(tag_entry(spec, remote_id, tag));
                 }
                 if let (false, Some(sf_id)) = (to_salesforce, &entry.sf_id) {
+                    // After a "Pending next sync" note the stored status is stale: write it.
+                    let mut current = entry.sf_values.clone();
+                    if entry.pending_noted
+                        && let Some((status_field, _)) =
+                            spec.write_back.as_ref().and_then(|w| w.fields(&entry.sf_object))
+                    {
+                        current.remove(status_field);
+                    }
                     follow_ups.extend(write_back_entry(
                         spec,
                         &entry.sf_object,
                         sf_id,
                         SYNCED,
                         remote_id.as_deref(),
-                        &entry.sf_values,
+                        &current,
                     ));
                 }
             }
@@ -844,7 +861,10 @@ async fn write_chunk(
                 outcomes
                     .push(Outcome::Unlinked { seq: *seq, sf_id: entry.sf_id.clone().unwrap_or_default() });
             }
-            Err(e) if e.retryable => report.deferred += 1,
+            Err(e) if e.retryable => {
+                report.deferred += 1;
+                deferred.push((*seq, entry.clone()));
+            }
             Err(e) => {
                 report.errors += 1;
                 let record = if to_salesforce { entry.remote_id.clone() } else { entry.sf_id.clone() };
@@ -873,7 +893,32 @@ async fn write_chunk(
     }
     // Outcomes and their follow-ups (written at the next flush round) in one transaction.
     store.settle(&spec.name, &outcomes, &follow_ups)?;
+    let (deferred, notes) = note_pending(spec, deferred.iter());
+    store.defer(&spec.name, &deferred, &notes)?;
     Ok(())
+}
+
+/// Marketing writes that must wait (the vendor failed transiently): each
+/// Salesforce record gets "Pending next sync" written back once, and its
+/// entry remembers it, so the eventual success writes "Synced successfully".
+/// Returns the updated entries and the write-backs to queue.
+fn note_pending<'a>(
+    spec: &ConnectionSpec,
+    chunk: impl Iterator<Item = &'a (u64, OutboxEntry)>,
+) -> (Vec<(u64, OutboxEntry)>, Vec<OutboxEntry>) {
+    let mut deferred = Vec::new();
+    let mut notes = Vec::new();
+    for (seq, entry) in chunk {
+        if entry.target != Side::Marketing || entry.write_back || entry.unlink || entry.pending_noted {
+            continue;
+        }
+        let Some(sf_id) = &entry.sf_id else { continue };
+        if let Some(note) = write_back_entry(spec, &entry.sf_object, sf_id, PENDING, None, &entry.sf_values) {
+            notes.push(note);
+            deferred.push((*seq, OutboxEntry { pending_noted: true, ..entry.clone() }));
+        }
+    }
+    (deferred, notes)
 }
 
 /// A marketing-side write that only adds a tag (e.g. `added-to-salesforce`).
@@ -895,6 +940,7 @@ fn tag_entry(spec: &ConnectionSpec, remote_id: &str, tag: &str) -> OutboxEntry {
         follow_up_tag: None,
         write_back: false,
         unlink: false,
+        pending_noted: false,
         queued_at: Utc::now(),
     }
 }

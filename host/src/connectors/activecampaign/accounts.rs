@@ -220,7 +220,8 @@ impl ActiveCampaignConnector {
                     &[("limit", PAGE_LIMIT.to_string()), ("offset", offset.to_string())],
                 )
                 .await?;
-            let rows = data.get("accountCustomFieldData").and_then(Json::as_array).cloned().unwrap_or_default();
+            let rows =
+                data.get("accountCustomFieldData").and_then(Json::as_array).cloned().unwrap_or_default();
             for d in &rows {
                 let Some(&i) = id_text(d.get("accountId")).and_then(|a| index.get(&a)) else { continue };
                 let Some(f) = id_text(d.get("customFieldId")).and_then(|id| by_id.get(id.as_str()).copied())

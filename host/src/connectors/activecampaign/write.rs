@@ -393,9 +393,11 @@ impl ActiveCampaignConnector {
 
     /// `POST /accounts` with `{"account": {...}}`; the new id, cached by name.
     pub(super) async fn create_account(&self, body: &Json) -> Result<String, ConnectorError> {
-        let created: Json = self.send_json("create_account", Method::POST, "accounts", body).await?.json(VENDOR)?;
+        let created: Json =
+            self.send_json("create_account", Method::POST, "accounts", body).await?.json(VENDOR)?;
         let account = created.get("account");
-        let id = id_text(account.and_then(|a| a.get("id"))).ok_or_else(|| bad("account created without an id"))?;
+        let id =
+            id_text(account.and_then(|a| a.get("id"))).ok_or_else(|| bad("account created without an id"))?;
         if let Some(name) = account.and_then(|a| a.get("name")).and_then(Json::as_str) {
             self.accounts.lock().await.insert(name.trim().to_lowercase(), id.clone());
         }
