@@ -416,3 +416,58 @@ async fn records_waiting_on_an_activecampaign_outage_say_pending_next_sync_until
     assert_eq!(ac_contacts(&env).len(), 5);
     assert_eq!(statuses(&env), vec![json!("Synced successfully"); 5]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lead_linked_contact_sent_back_as_contact_creates_a_contact_and_leaves_the_lead() {
+    // Seed behaviour (documented): the Lead is not converted; a new Contact is
+    // created and the ActiveCampaign contact follows it from then on.
+    let mut seed = seed(0, 0);
+    seed["salesforce"]["records"] = json!({"Lead": [{"FirstName": "Lena", "LastName": "Lead", "Company": "Acme", "Email": "lena@example.com"}]});
+    let mut selection = all_selection();
+    selection["inbound"] = json!({"tag": "salesforce", "create_as": "contact"});
+    let env = Env::start(seed, selection, json!({})).await;
+    let first = crmsync(&env, &["run", "--once", "--json"]).await;
+    assert!(first.ok(), "{first}");
+    let objects = |env: &Env, object: &str| -> Vec<Value> {
+        env.sandbox.salesforce.state()["objects"][object].as_array().cloned().unwrap_or_default()
+    };
+    assert!(objects(&env, "Contact").is_empty());
+
+    use crmsync::connectors::{Connector, Write, WriteKey};
+    let (_, ac) = crmsync::connectors::sandbox::connect(&env.sandbox, Default::default()).unwrap();
+    let id = ac.find_by_email("contact", &["lena@example.com".into()]).await.unwrap()["lena@example.com"][0]
+        .clone();
+    let flag = crmsync_sdk::types::Record::new(crmsync_sdk::types::System::ActiveCampaign, "contact")
+        .with("firstName", "Lena Marie")
+        .with("tags", crmsync_sdk::types::Value::TextList(vec!["salesforce".into()]));
+    ac.write("contact", vec![Write::Upsert { key: WriteKey::Id(id.clone()), record: flag }]).await.unwrap()
+        [0]
+    .as_ref()
+    .unwrap();
+
+    let run = crmsync(&env, &["run", "--once", "--json"]).await;
+    let run: Value = serde_json::from_str(&run.stdout).unwrap_or_else(|_| panic!("{run}"));
+    assert_eq!(run["inbound"]["created"], 1, "{run}");
+    let contacts = objects(&env, "Contact");
+    assert_eq!(contacts.len(), 1, "a new Contact");
+    assert_eq!(contacts[0]["Email"], "lena@example.com");
+    assert_eq!(contacts[0]["FirstName"], "Lena Marie");
+    let leads = objects(&env, "Lead");
+    assert_eq!(leads.len(), 1);
+    assert_eq!(leads[0]["IsConverted"], false, "the Lead is not converted");
+    assert_eq!(ac_contacts(&env).len(), 1, "still one contact");
+
+    // From now on the contact syncs with the Contact, not the Lead.
+    let edit = crmsync_sdk::types::Record::new(crmsync_sdk::types::System::ActiveCampaign, "contact")
+        .with("lastName", "Contact-Side");
+    ac.write("contact", vec![Write::Upsert { key: WriteKey::Id(id), record: edit }]).await.unwrap()[0]
+        .as_ref()
+        .unwrap();
+    let run = crmsync(&env, &["run", "--once", "--json"]).await;
+    assert!(run.ok(), "{run}");
+    assert_eq!(objects(&env, "Contact")[0]["LastName"], "Contact-Side");
+    assert_eq!(objects(&env, "Lead")[0]["LastName"], "Lead");
+    let status = crmsync(&env, &["status", "--json"]).await;
+    let status: Value = serde_json::from_str(&status.stdout).unwrap();
+    assert_eq!(status[0]["links"], 1, "one contact, one link");
+}

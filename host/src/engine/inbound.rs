@@ -50,9 +50,14 @@ pub async fn to_salesforce(pass: &Pass<'_>) -> Result<PassReport, SyncError> {
             // Linked records by their Salesforce object; unlinked ones to the selector.
             let mut linked: BTreeMap<String, Vec<(Record, Link)>> = BTreeMap::new();
             let mut unlinked = Vec::new();
+            // Contacts linked to a Lead may be sent again "as Contact" (below).
+            let mut lead_linked = Vec::new();
             for record in changes.records {
                 let id = record.id.clone().unwrap_or_default();
                 match store.link_by_remote(&spec.name, remote_object.as_deref(), &id)? {
+                    Some(link) if remote_object.is_none() && link.sf_object == "Lead" => {
+                        lead_linked.push((record, link))
+                    }
                     Some(link) if unchanged(&record, &link) => report.unchanged += 1,
                     Some(link) => linked.entry(link.sf_object.clone()).or_default().push((record, link)),
                     None => unlinked.push(record),
@@ -63,18 +68,38 @@ pub async fn to_salesforce(pass: &Pass<'_>) -> Result<PassReport, SyncError> {
             if remote_object.is_some() {
                 unlinked.clear();
             }
-            // The flag tag is read for unlinked contacts only (one listing per page).
+            // The flag tag is read for unlinked contacts and Lead-linked ones
+            // (one listing per page).
             if let Some(tag) = &spec.inbound_tag
-                && !unlinked.is_empty()
+                && !(unlinked.is_empty() && lead_linked.is_empty())
             {
-                let tagged = marketing.tagged(object, tag, &unlinked).await?;
-                for record in &mut unlinked {
+                let candidates: Vec<Record> =
+                    unlinked.iter().cloned().chain(lead_linked.iter().map(|(r, _)| r.clone())).collect();
+                let tagged = marketing.tagged(object, tag, &candidates).await?;
+                let records = unlinked.iter_mut().chain(lead_linked.iter_mut().map(|(r, _)| r));
+                for record in records {
                     if record.id.as_ref().is_some_and(|id| tagged.contains(id)) {
                         record.set("tags", Value::TextList(vec![tag.clone()]));
                     }
                 }
             }
             let mut creates: BTreeMap<String, Vec<Record>> = BTreeMap::new();
+            // Seed behaviour: a contact linked to a Lead and flagged "as Contact"
+            // creates a Contact (the Lead is not converted) and links to it;
+            // otherwise it is an ordinary linked contact.
+            if !lead_linked.is_empty() {
+                let records: Vec<Record> = lead_linked.iter().map(|(r, _)| r.clone()).collect();
+                let verdicts = rules.select(&ctx(None), &records);
+                for ((record, link), verdict) in lead_linked.into_iter().zip(verdicts.results) {
+                    match verdict {
+                        Ok(Selection::CreateAs(o)) if o.object_type() == "Contact" => {
+                            creates.entry("Contact".into()).or_default().push(record)
+                        }
+                        _ if unchanged(&record, &link) => report.unchanged += 1,
+                        _ => linked.entry(link.sf_object.clone()).or_default().push((record, link)),
+                    }
+                }
+            }
             let verdicts = rules.select(&ctx(None), &unlinked);
             for (record, verdict) in unlinked.into_iter().zip(verdicts.results) {
                 match verdict {
@@ -235,7 +260,9 @@ pub async fn to_salesforce(pass: &Pass<'_>) -> Result<PassReport, SyncError> {
                         )?;
                         continue;
                     };
-                    if let Some(holder) = store.link_by_email(&spec.name, &email)? {
+                    if let Some(holder) = store.link_by_email(&spec.name, &email)?
+                        && holder.remote_id != source.id.clone().unwrap_or_default()
+                    {
                         report.errors += 1;
                         let message = format!(
                             "Salesforce record {} already holds this email and is linked to another contact; nothing is merged",

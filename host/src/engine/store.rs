@@ -402,10 +402,18 @@ fn put_link_tx((links, by_remote, by_email): LinkTrees<'_>, connection: &str, li
             by_email.remove(keys::link(connection, &email))?;
         }
     }
-    by_remote.insert(
-        keys::link(connection, &remote_key(link.remote_object.as_deref(), &link.remote_id)),
-        link.sf_id.as_bytes(),
-    )?;
+    // One remote record, one link: a link it had with another Salesforce
+    // record (a Lead it was sent from again as a Contact) goes.
+    let remote = keys::link(connection, &remote_key(link.remote_object.as_deref(), &link.remote_id));
+    if let Some(previous) = by_remote.insert(remote, link.sf_id.as_bytes())?
+        && previous.as_ref() != link.sf_id.as_bytes()
+        && let Some(stale) = links.remove(keys::link(connection, &String::from_utf8_lossy(&previous)))?
+    {
+        let stale: Link = decode(trees::LINKS, &stale).map_err(ConflictableTransactionError::Abort)?;
+        if let Some(email) = stale.email.filter(|e| Some(e) != link.email.as_ref()) {
+            by_email.remove(keys::link(connection, &email))?;
+        }
+    }
     if let Some(email) = &link.email {
         by_email.insert(keys::link(connection, email), link.sf_id.as_bytes())?;
     }
