@@ -19,8 +19,10 @@ for arg in "$@"; do
   esac
 done
 
-cargo build --release -p crmsync -p crmsync-sandbox
 ./scripts/build-plugins.sh >/dev/null
+# The binary embeds the default rules just built (host/build.rs).
+export CRMSYNC_PREBUILT_PLUGINS="$PWD/target/plugins"
+cargo build --release -p crmsync -p crmsync-sandbox
 cargo bench -p crmsync --bench plugins --bench hotswap --no-run
 
 BENCH_COMMAND="scripts/bench.sh${*:+ $*}" exec python3 scripts/bench.py "$@"

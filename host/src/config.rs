@@ -1,8 +1,18 @@
 //! The service's configuration: one TOML file, read once at start.
 //!
+//! Reading is two steps: each section is parsed on its own (so one broken
+//! connection does not hide the others' problems), then one pure
+//! [`Config::check`] pass reports every problem at once, each naming its key
+//! (`connections.acme.schedule: …`). Nothing is installed or started before
+//! the whole file passes.
+//!
 //! Secrets never appear in the file: each is a reference, `{ env = "NAME" }`
 //! or `{ file = "path" }`, resolved when the connection is built, and held in
-//! a [`Secret`] from then on. Every error names the key and what is wrong.
+//! a [`Secret`](crmsync_core::Secret) from then on.
+//!
+//! The marketing platform is named by `marketing = "<vendor>"` and configured
+//! in the section of that name, which the vendor's folder reads
+//! ([`crmsync_connectors::VENDORS`]); this module never names a vendor.
 //!
 //! ```toml
 //! [service]
@@ -10,13 +20,9 @@
 //! admin_token = { env = "CRMSYNC_ADMIN_TOKEN" }
 //!
 //! [connections.acme]
-//! marketing = "activecampaign"
+//! marketing = "<vendor>"                    # a name from the vendor table
 //! objects = ["Account", "Lead", "Contact"]   # Accounts first: contacts then find their account
 //! schedule = "every 4 hours"                # every 1|2|3|4|6|8|12 hours, "daily at 06:00", "manual"
-//!
-//! [connections.acme.deletes]               # per direction: ignore (default) | unsubscribe | delete
-//! to_marketing = "unsubscribe"              # a deleted (or merged-away) Salesforce record's contact
-//! to_salesforce = "ignore"                  # a deleted contact's Salesforce record (daily reconciliation)
 //!
 //! [connections.acme.salesforce]
 //! login_url = "https://login.salesforce.com"
@@ -24,13 +30,7 @@
 //! client_secret = { env = "SF_CLIENT_SECRET" }
 //! refresh_token = { env = "SF_REFRESH_TOKEN" }   # or username + password
 //!
-//! [connections.acme.activecampaign]
-//! api_url = "https://acme.api-us1.com"
-//! api_token = { file = "/run/secrets/ac-token" }
-//!
-//! [connections.acme.rules.mapper]
-//! plugin = "plugins/standard-mapping.wasm"  # installed and activated if no version is active
-//! config = { marketing = "activecampaign" }
+//! [connections.acme.<vendor>]               # the platform's own section
 //! ```
 
 use std::collections::BTreeMap;
@@ -39,33 +39,43 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use chrono::{DateTime, NaiveTime, TimeZone, Timelike, Utc};
+use crmsync_connectors::salesforce::SalesforceSection;
+use crmsync_connectors::vendors::{self, Vendor};
+use crmsync_core::{ConfigError, SecretRef};
+use crmsync_engine::{BudgetConfig, DeletePolicy};
 use serde::Deserialize;
 
-use crate::connectors::secret::Secret;
+/// Every problem found in a config, each with its key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigErrors(pub Vec<ConfigError>);
 
-/// A config problem: the key it is about and what is wrong.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{key}: {message}")]
-pub struct ConfigError {
-    pub key: String,
-    pub message: String,
-}
-
-impl ConfigError {
-    pub fn new(key: impl Into<String>, message: impl Into<String>) -> Self {
-        ConfigError { key: key.into(), message: message.into() }
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let lines: Vec<String> = self.0.iter().map(ToString::to_string).collect();
+        f.write_str(&lines.join("\n"))
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+impl std::error::Error for ConfigErrors {}
+
+impl From<ConfigError> for ConfigErrors {
+    fn from(e: ConfigError) -> Self {
+        ConfigErrors(vec![e])
+    }
+}
+
+impl ConfigErrors {
+    /// The first problem (most callers show all of them).
+    pub fn first(&self) -> Option<&ConfigError> {
+        self.0.first()
+    }
+}
+
+#[derive(Debug, Clone)]
 pub struct Config {
-    #[serde(default)]
     pub service: ServiceConfig,
-    #[serde(default)]
     pub connections: BTreeMap<String, ConnectionConfig>,
     /// Where the file was read from: relative plugin paths start there.
-    #[serde(skip)]
     pub base_dir: PathBuf,
 }
 
@@ -88,45 +98,9 @@ fn default_admin_addr() -> String {
     "127.0.0.1:8477".into()
 }
 
-/// Where a secret comes from.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(untagged)]
-pub enum SecretRef {
-    Env {
-        env: String,
-    },
-    File {
-        file: PathBuf,
-    },
-    /// A literal in the file: refused with a message saying where secrets go.
-    Literal(String),
-}
-
-impl SecretRef {
-    /// Reads the secret; `key` names it in errors (never its value).
-    pub fn resolve(&self, key: &str) -> Result<Secret, ConfigError> {
-        match self {
-            SecretRef::Env { env } => match std::env::var(env) {
-                Ok(v) if !v.is_empty() => Ok(Secret::new(v)),
-                _ => Err(ConfigError::new(key, format!("environment variable {env} is not set"))),
-            },
-            SecretRef::File { file } => match std::fs::read_to_string(file) {
-                Ok(v) if !v.trim().is_empty() => Ok(Secret::new(v.trim().to_string())),
-                Ok(_) => Err(ConfigError::new(key, format!("{} is empty", file.display()))),
-                Err(e) => Err(ConfigError::new(key, format!("cannot read {}: {e}", file.display()))),
-            },
-            SecretRef::Literal(_) => Err(ConfigError::new(
-                key,
-                "secrets are not written in the config file; use { env = \"NAME\" } or { file = \"path\" }",
-            )),
-        }
-    }
-}
-
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct ConnectionConfig {
-    /// `activecampaign` (Mailchimp and Brevo connectors are not built yet).
+    /// The marketing platform: a name from the vendor table.
     pub marketing: String,
     #[serde(default = "default_objects")]
     pub objects: Vec<String>,
@@ -134,12 +108,13 @@ pub struct ConnectionConfig {
     pub schedule: Schedule,
     #[serde(default = "default_page_size")]
     pub page_size: usize,
-    #[serde(default = "default_created_tag")]
+    /// Tag added to records created from Salesforce (platforms with tags;
+    /// default `created-from-salesforce`, `""` for none).
     pub created_tag: Option<String>,
-    #[serde(default = "default_pushed_tag")]
+    /// Tag added to records pushed to Salesforce (default `added-to-salesforce`, `""` for none).
     pub pushed_tag: Option<String>,
     pub write_back: Option<WriteBackConfig>,
-    /// Company written on a Lead created from a contact that has none
+    /// Company written on a Lead created from a record that has none
     /// (Salesforce requires it); `""` leaves it to the mapping.
     #[serde(default = "default_lead_company")]
     pub lead_company: String,
@@ -148,36 +123,29 @@ pub struct ConnectionConfig {
     /// What a deletion on one side does on the other: `ignore` (default),
     /// `unsubscribe` or `delete`, per direction.
     #[serde(default)]
-    pub deletes: crate::engine::sync::DeletePolicy,
+    pub deletes: DeletePolicy,
     #[serde(default)]
     pub budget: BudgetConfig,
     #[serde(default)]
     pub http: HttpSection,
     pub salesforce: SalesforceSection,
-    pub activecampaign: Option<ActiveCampaignSection>,
     #[serde(default)]
     pub rules: RulesConfig,
-    /// Marketing activities → Salesforce Tasks (`service::activity`).
+    /// Marketing activities → Salesforce Tasks (platforms with an activity feed).
     #[serde(default)]
     pub activities: ActivitiesConfig,
+    /// The marketing platform's own section, and any key not known above.
+    #[serde(flatten)]
+    pub rest: BTreeMap<String, toml::Value>,
 }
 
-/// `activities = { tasks = true }`: write each new ActiveCampaign activity of
-/// a linked contact as a Salesforce Task (on by default).
-#[derive(Debug, Clone, Copy, Deserialize)]
+/// `activities = { tasks = true }`: write each new marketing activity of a
+/// linked record as a Salesforce Task (on by default where the platform has
+/// an activity feed).
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ActivitiesConfig {
-    #[serde(default = "default_tasks")]
-    pub tasks: bool,
-}
-
-impl Default for ActivitiesConfig {
-    fn default() -> Self {
-        ActivitiesConfig { tasks: default_tasks() }
-    }
-}
-fn default_tasks() -> bool {
-    true
+    pub tasks: Option<bool>,
 }
 
 fn default_objects() -> Vec<String> {
@@ -186,14 +154,8 @@ fn default_objects() -> Vec<String> {
 fn default_page_size() -> usize {
     2000
 }
-fn default_created_tag() -> Option<String> {
-    Some("created-from-salesforce".into())
-}
 fn default_lead_company() -> String {
     "[not provided]".into()
-}
-fn default_pushed_tag() -> Option<String> {
-    Some("added-to-salesforce".into())
 }
 
 /// Timeouts and retries of both connectors' HTTP calls.
@@ -237,8 +199,8 @@ fn default_max_delay_ms() -> u64 {
 }
 
 impl HttpSection {
-    pub fn options(&self) -> crate::connectors::http::HttpOptions {
-        crate::connectors::http::HttpOptions {
+    pub fn options(&self) -> crmsync_connectors::http::HttpOptions {
+        crmsync_connectors::http::HttpOptions {
             timeout: Duration::from_secs(self.timeout_secs.max(1)),
             max_retries: self.max_retries,
             min_delay: Duration::from_millis(self.min_delay_ms),
@@ -253,7 +215,7 @@ impl HttpSection {
 pub struct WriteBackConfig {
     /// On Leads and Contacts: "Synced successfully", "Pending next sync" or the error.
     pub status_field: String,
-    /// On Leads and Contacts: the marketing contact's id.
+    /// On Leads and Contacts: the marketing record's id.
     pub id_field: String,
     /// On Accounts: the account relation status (same texts).
     #[serde(default)]
@@ -263,11 +225,11 @@ pub struct WriteBackConfig {
     pub account_id_field: Option<String>,
 }
 
-/// Marketing → Salesforce batching (seed defaults: 100 contacts or 10 minutes).
+/// Marketing → Salesforce batching (seed defaults: 100 records or 10 minutes).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct InboundConfig {
-    /// A batch leaves as soon as this many contacts changed…
+    /// A batch leaves as soon as this many records changed…
     #[serde(default = "default_batch_records")]
     pub batch_records: usize,
     /// …or when its oldest change has waited this long.
@@ -276,6 +238,11 @@ pub struct InboundConfig {
     /// How often `serve` reads marketing changes.
     #[serde(default = "default_poll_seconds")]
     pub poll_seconds: u64,
+    /// The tag that flags a marketing record for Salesforce (platforms with
+    /// tags): crmsync reads it for unlinked records and shows it to the
+    /// selector in their `tags` field.
+    #[serde(default)]
+    pub flag_tag: Option<String>,
 }
 
 impl Default for InboundConfig {
@@ -284,6 +251,7 @@ impl Default for InboundConfig {
             batch_records: default_batch_records(),
             batch_minutes: default_batch_minutes(),
             poll_seconds: default_poll_seconds(),
+            flag_tag: None,
         }
     }
 }
@@ -295,80 +263,6 @@ fn default_batch_minutes() -> u64 {
 }
 fn default_poll_seconds() -> u64 {
     60
-}
-
-/// The share of Salesforce's daily API allocation this connection may use.
-#[derive(Debug, Clone, Copy, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct BudgetConfig {
-    /// Fraction of the org's daily allocation (0 < share ≤ 1).
-    #[serde(default = "one")]
-    pub share: f64,
-    #[serde(default = "warn_at")]
-    pub warn: f64,
-    #[serde(default = "pause_at")]
-    pub pause: f64,
-    #[serde(default = "resume_at")]
-    pub resume: f64,
-}
-
-impl Default for BudgetConfig {
-    fn default() -> Self {
-        BudgetConfig { share: one(), warn: warn_at(), pause: pause_at(), resume: resume_at() }
-    }
-}
-fn one() -> f64 {
-    1.0
-}
-fn warn_at() -> f64 {
-    0.80
-}
-fn pause_at() -> f64 {
-    0.95
-}
-fn resume_at() -> f64 {
-    0.75
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SalesforceSection {
-    pub login_url: String,
-    pub client_id: String,
-    pub client_secret: Option<SecretRef>,
-    pub refresh_token: Option<SecretRef>,
-    pub username: Option<String>,
-    pub password: Option<SecretRef>,
-    #[serde(default = "default_bulk_threshold")]
-    pub bulk_threshold: usize,
-    /// Pause between Bulk API 2.0 job status polls.
-    #[serde(default = "default_bulk_poll_ms")]
-    pub bulk_poll_ms: u64,
-}
-fn default_bulk_poll_ms() -> u64 {
-    2000
-}
-fn default_bulk_threshold() -> usize {
-    2000
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ActiveCampaignSection {
-    pub api_url: String,
-    pub api_token: SecretRef,
-    /// The account's rate limit; `0` turns client-side pacing off (the sandbox with limits off).
-    #[serde(default = "default_ac_rate")]
-    pub requests_per_second: f64,
-    /// Pause between `/import/info` polls of a bulk import.
-    #[serde(default = "default_import_poll_ms")]
-    pub import_poll_ms: u64,
-}
-fn default_import_poll_ms() -> u64 {
-    1000
-}
-fn default_ac_rate() -> f64 {
-    5.0
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -385,6 +279,7 @@ pub struct RuleConfig {
     /// A `.wasm` component installed and activated for the role when no
     /// version is active for the connection yet (later versions come through
     /// `crmsync plugin activate`, the admin API or the watched directory).
+    /// Without it the default rule built into crmsync is used.
     pub plugin: Option<PathBuf>,
     /// The plugin's own config section, passed to it as JSON.
     #[serde(default)]
@@ -462,9 +357,18 @@ impl<'de> Deserialize<'de> for Schedule {
     }
 }
 
+/// Deserializes `value` as `T`, the error naming the key path under `key`.
+fn typed<T: serde::de::DeserializeOwned>(value: toml::Value, key: &str) -> Result<T, ConfigError> {
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        let at = if path == "." || path.is_empty() { key.to_string() } else { format!("{key}.{path}") };
+        ConfigError::new(at, e.into_inner().to_string().trim().to_string())
+    })
+}
+
 impl Config {
     /// Reads and checks a config file.
-    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| ConfigError::new(path.display().to_string(), format!("cannot read: {e}")))?;
         let mut config = Config::parse(&text)?;
@@ -473,97 +377,69 @@ impl Config {
     }
 
     /// Parses and checks config text.
-    pub fn parse(text: &str) -> Result<Config, ConfigError> {
-        let config: Config = toml::from_str(text).map_err(|e| {
-            let message = e.message().to_string();
+    pub fn parse(text: &str) -> Result<Config, ConfigErrors> {
+        let mut root: toml::Table = text.parse::<toml::Table>().map_err(|e| {
             let at = e
                 .span()
-                .map(|s| {
-                    let line = text[..s.start.min(text.len())].lines().count().max(1);
-                    format!("line {line}")
-                })
+                .map(|s| format!("line {}", text[..s.start.min(text.len())].matches('\n').count() + 1))
                 .unwrap_or_else(|| "config".into());
-            ConfigError::new(at, message)
+            ConfigError::new(at, e.message().trim().to_string())
         })?;
-        config.check()?;
-        Ok(config)
+        let mut problems = Vec::new();
+        let service = match root.remove("service") {
+            None => ServiceConfig::default(),
+            Some(v) => typed(v, "service").unwrap_or_else(|e| {
+                problems.push(e);
+                ServiceConfig::default()
+            }),
+        };
+        let mut connections = BTreeMap::new();
+        match root.remove("connections") {
+            Some(toml::Value::Table(t)) if !t.is_empty() => {
+                for (name, value) in t {
+                    match typed::<ConnectionConfig>(value, &format!("connections.{name}")) {
+                        Ok(c) => {
+                            connections.insert(name, c);
+                        }
+                        Err(e) => problems.push(e),
+                    }
+                }
+            }
+            Some(toml::Value::Table(_)) | None => {
+                problems.push(ConfigError::new("connections", "no connection is configured"))
+            }
+            Some(_) => problems.push(ConfigError::new("connections", "must be a table of connections")),
+        }
+        for key in root.keys() {
+            problems.push(ConfigError::new(key.clone(), "unknown key (expected service or connections)"));
+        }
+        let config = Config { service, connections, base_dir: PathBuf::new() };
+        problems.extend(config.check());
+        if problems.is_empty() { Ok(config) } else { Err(ConfigErrors(problems)) }
     }
 
-    fn check(&self) -> Result<(), ConfigError> {
-        if self.connections.is_empty() {
-            return Err(ConfigError::new("connections", "no connection is configured"));
+    /// Every semantic problem, each naming its key.
+    pub fn check(&self) -> Vec<ConfigError> {
+        let mut problems = Vec::new();
+        if let Some(token) = &self.service.admin_token {
+            problems.extend(token.check("service.admin_token").err());
+        }
+        if self.service.admin_addr.parse::<std::net::SocketAddr>().is_err() {
+            problems.push(ConfigError::new(
+                "service.admin_addr",
+                format!("{:?} is not an address (write it as 127.0.0.1:8477)", self.service.admin_addr),
+            ));
         }
         for (name, c) in &self.connections {
-            let key = |k: &str| format!("connections.{name}.{k}");
+            let key = format!("connections.{name}");
             if name.is_empty() || !name.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '-' || ch == '_')
             {
-                return Err(ConfigError::new(
-                    format!("connections.{name}"),
-                    "a connection name uses letters, digits, '-' and '_' only",
-                ));
+                problems
+                    .push(ConfigError::new(&key, "a connection name uses letters, digits, '-' and '_' only"));
             }
-            match c.marketing.as_str() {
-                "activecampaign" if c.activecampaign.is_none() => {
-                    return Err(ConfigError::new(
-                        key("activecampaign"),
-                        "missing: marketing is activecampaign",
-                    ));
-                }
-                "activecampaign" => {}
-                "mailchimp" | "brevo" => {
-                    return Err(ConfigError::new(
-                        key("marketing"),
-                        format!("{}: this connector is not built yet (activecampaign is)", c.marketing),
-                    ));
-                }
-                other => {
-                    return Err(ConfigError::new(
-                        key("marketing"),
-                        format!("{other:?} is not a marketing platform: use activecampaign"),
-                    ));
-                }
-            }
-            if c.objects.is_empty() {
-                return Err(ConfigError::new(key("objects"), "list at least one Salesforce object"));
-            }
-            if let Some(bad) =
-                c.objects.iter().find(|o| !["Account", "Lead", "Contact"].contains(&o.as_str()))
-            {
-                return Err(ConfigError::new(
-                    key("objects"),
-                    format!("{bad:?}: syncs Account, Lead and Contact"),
-                ));
-            }
-            if !(1..=2000).contains(&c.page_size) {
-                return Err(ConfigError::new(key("page_size"), "must be between 1 and 2000"));
-            }
-            let b = &c.budget;
-            if !(b.share > 0.0 && b.share <= 1.0) {
-                return Err(ConfigError::new(key("budget.share"), "must be above 0 and at most 1"));
-            }
-            if !(0.0 < b.resume && b.resume < b.pause && b.warn <= b.pause && b.pause <= 1.0) {
-                return Err(ConfigError::new(key("budget"), "needs 0 < resume < pause ≤ 1 and warn ≤ pause"));
-            }
-            if c.inbound.batch_records == 0 {
-                return Err(ConfigError::new(key("inbound.batch_records"), "must be at least 1"));
-            }
-            let sf = &c.salesforce;
-            match (&sf.refresh_token, &sf.username, &sf.password) {
-                (Some(_), None, None) | (None, Some(_), Some(_)) => {}
-                _ => {
-                    return Err(ConfigError::new(
-                        key("salesforce"),
-                        "set refresh_token, or username and password (not both)",
-                    ));
-                }
-            }
-            if let Some(ac) = &c.activecampaign
-                && ac.requests_per_second < 0.0
-            {
-                return Err(ConfigError::new(key("activecampaign.requests_per_second"), "must be ≥ 0"));
-            }
+            problems.extend(c.check(&key));
         }
-        Ok(())
+        problems
     }
 
     /// Resolves a plugin path relative to the config file.
@@ -577,64 +453,212 @@ impl ConnectionConfig {
     pub fn inbound_window(&self) -> Duration {
         Duration::from_secs(self.inbound.batch_minutes * 60)
     }
+
+    /// The marketing platform's table entry (checked at load).
+    pub fn vendor(&self) -> Option<&'static Vendor> {
+        vendors::vendor(&self.marketing)
+    }
+
+    /// The marketing platform's own section.
+    pub fn vendor_section(&self) -> Option<&toml::Value> {
+        self.rest.get(&self.marketing)
+    }
+
+    /// A tag setting: the default where the platform has tags, `""` for none.
+    pub fn tag(&self, set: &Option<String>, default: &str) -> Option<String> {
+        let tags = self.vendor().is_some_and(|v| v.capabilities.tags);
+        match set.as_deref() {
+            None => tags.then(|| default.to_string()),
+            Some("") => None,
+            Some(t) => Some(t.to_string()),
+        }
+    }
+
+    /// Whether marketing activities become Salesforce Tasks.
+    pub fn activity_tasks(&self) -> bool {
+        let feed = self.vendor().is_some_and(|v| v.capabilities.activities);
+        feed && self.activities.tasks.unwrap_or(true)
+    }
+
+    fn check(&self, key: &str) -> Vec<ConfigError> {
+        let k = |s: &str| format!("{key}.{s}");
+        let mut problems = Vec::new();
+        let Some(vendor) = self.vendor() else {
+            problems.push(ConfigError::new(
+                k("marketing"),
+                format!(
+                    "{:?} is not a marketing platform crmsync connects: use {}",
+                    self.marketing,
+                    vendors::names()
+                ),
+            ));
+            return problems;
+        };
+        for extra in self.rest.keys().filter(|s| **s != self.marketing) {
+            let why = if vendors::vendor(extra).is_some() {
+                format!(
+                    "this connection's marketing platform is {}; one connection syncs one platform",
+                    self.marketing
+                )
+            } else {
+                "unknown key".to_string()
+            };
+            problems.push(ConfigError::new(k(extra), why));
+        }
+        match self.vendor_section() {
+            Some(section) => problems.extend((vendor.check)(section, &k(vendor.name))),
+            None => problems
+                .push(ConfigError::new(k(vendor.name), format!("missing: marketing is {}", vendor.name))),
+        }
+        problems.extend(self.salesforce.check(&k("salesforce")));
+        problems.extend(self.check_capabilities(key, vendor));
+        if self.objects.is_empty() {
+            problems.push(ConfigError::new(k("objects"), "list at least one Salesforce object"));
+        }
+        if let Some(bad) = self.objects.iter().find(|o| !["Account", "Lead", "Contact"].contains(&o.as_str()))
+        {
+            problems
+                .push(ConfigError::new(k("objects"), format!("{bad:?}: syncs Account, Lead and Contact")));
+        }
+        if !(1..=2000).contains(&self.page_size) {
+            problems.push(ConfigError::new(k("page_size"), "must be between 1 and 2000"));
+        }
+        for (suffix, message) in self.budget.problems() {
+            problems.push(ConfigError::new(k(suffix), message));
+        }
+        if self.inbound.batch_records == 0 {
+            problems.push(ConfigError::new(k("inbound.batch_records"), "must be at least 1"));
+        }
+        problems
+    }
+
+    /// What the platform cannot do, refused by key.
+    fn check_capabilities(&self, key: &str, vendor: &Vendor) -> Vec<ConfigError> {
+        let caps = &vendor.capabilities;
+        let mut problems = Vec::new();
+        let cannot = |what: &str, k: &str| {
+            ConfigError::new(format!("{key}.{k}"), format!("{} has no {what}", vendor.display))
+        };
+        if caps.accounts.is_none() && self.objects.iter().any(|o| o == "Account") {
+            problems.push(cannot("accounts, so Account cannot sync", "objects"));
+        }
+        if !caps.tags {
+            for (k, set) in [
+                ("created_tag", &self.created_tag),
+                ("pushed_tag", &self.pushed_tag),
+                ("inbound.flag_tag", &self.inbound.flag_tag),
+            ] {
+                if set.as_deref().is_some_and(|t| !t.is_empty()) {
+                    problems.push(cannot("tags", k));
+                }
+            }
+        }
+        if !caps.activities && self.activities.tasks == Some(true) {
+            problems.push(cannot("activity feed", "activities.tasks"));
+        }
+        if let Some(w) = &self.write_back
+            && caps.accounts.is_none()
+            && (w.account_status_field.is_some() || w.account_id_field.is_some())
+        {
+            problems.push(cannot("accounts", "write_back"));
+        }
+        problems
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    const MINIMAL: &str = r#"
+    fn minimal() -> String {
+        let vendor = &vendors::VENDORS[0];
+        let section = (vendor.sandbox_section)("http://127.0.0.1:2", Path::new("/run/secrets/m"));
+        let mut acme = toml::Table::new();
+        acme.insert(vendor.name.into(), section);
+        let mut connections = toml::Table::new();
+        connections.insert("acme".into(), acme.into());
+        let mut root = toml::Table::new();
+        root.insert("connections".into(), connections.into());
+        format!(
+            r#"
 [connections.acme]
-marketing = "activecampaign"
+marketing = "{name}"
 schedule = "every 4 hours"
 [connections.acme.salesforce]
 login_url = "http://127.0.0.1:1"
 client_id = "id"
-refresh_token = { env = "SF_TOKEN" }
-[connections.acme.activecampaign]
-api_url = "http://127.0.0.1:2"
-api_token = { file = "/run/secrets/ac" }
-"#;
+refresh_token = {{ env = "SF_TOKEN" }}
+{section}"#,
+            name = vendor.name,
+            section = toml::to_string(&root).unwrap()
+        )
+    }
 
     #[test]
     fn minimal_config_gets_the_seed_defaults() {
-        let c = Config::parse(MINIMAL).unwrap();
+        let c = Config::parse(&minimal()).unwrap();
         let acme = &c.connections["acme"];
         assert_eq!(acme.objects, ["Lead", "Contact"]);
         assert_eq!(acme.schedule, Schedule::EveryHours(4));
         assert_eq!(acme.inbound.batch_records, 100);
         assert_eq!(acme.inbound_window(), Duration::from_secs(600));
-        assert_eq!(acme.created_tag.as_deref(), Some("created-from-salesforce"));
         assert_eq!(c.service.admin_addr, "127.0.0.1:8477");
-        assert!(acme.activities.tasks, "activities become Tasks by default");
-        let off = Config::parse(&format!("{MINIMAL}[connections.acme.activities]\ntasks = false\n")).unwrap();
-        assert!(!off.connections["acme"].activities.tasks);
+        let tags = acme.vendor().unwrap().capabilities.tags;
+        assert_eq!(acme.tag(&acme.created_tag, "created-from-salesforce").is_some(), tags);
+        let off =
+            Config::parse(&minimal().replace(
+                "[connections.acme.salesforce]",
+                "created_tag = \"\"\n[connections.acme.salesforce]",
+            ))
+            .unwrap();
+        let acme = &off.connections["acme"];
+        assert_eq!(acme.tag(&acme.created_tag, "created-from-salesforce"), None);
     }
 
     #[test]
-    fn errors_name_the_key() {
-        let bad = MINIMAL.replace("every 4 hours", "every 5 hours");
+    fn every_problem_is_reported_at_once_each_naming_its_key() {
+        let bad = minimal()
+            .replace("every 4 hours", "every 5 hours")
+            .replace("login_url = \"http://127.0.0.1:1\"", "login_url = \"login.salesforce.com\"")
+            .replace("refresh_token = { env = \"SF_TOKEN\" }", "refresh_token = { evn = \"SF_TOKEN\" }");
         let e = Config::parse(&bad).unwrap_err();
-        assert!(e.message.contains("every 1, 2, 3, 4, 6, 8 or 12 hours"), "{e}");
-        let bad = MINIMAL.replace("marketing = \"activecampaign\"", "marketing = \"hubspot\"");
-        assert_eq!(Config::parse(&bad).unwrap_err().key, "connections.acme.marketing");
-        let bad = MINIMAL
-            .replace("refresh_token = { env = \"SF_TOKEN\" }", "refresh_token = \"abc\"\nusername = \"u\"");
-        assert_eq!(Config::parse(&bad).unwrap_err().key, "connections.acme.salesforce");
-        let bad = MINIMAL.replace("schedule", "shedule");
-        let e = Config::parse(&bad).unwrap_err();
-        assert!(e.message.contains("shedule"), "{e}");
-        assert!(e.key.starts_with("line "), "{e}");
+        let keys: Vec<&str> = e.0.iter().map(|p| p.key.as_str()).collect();
+        assert!(keys.contains(&"connections.acme.schedule"), "{e}");
+        assert!(e.to_string().contains("every 1, 2, 3, 4, 6, 8 or 12 hours"), "{e}");
+        // The schedule error stops that connection's parse; a second broken connection still reports.
+        let two = format!(
+            "{bad}\n[connections.other]\nmarketing = \"nope\"\n[connections.other.salesforce]\nlogin_url = \"x\"\nclient_id = \"i\"\nrefresh_token = {{ env = \"T\" }}\n"
+        );
+        let e = Config::parse(&two).unwrap_err();
+        let keys: Vec<&str> = e.0.iter().map(|p| p.key.as_str()).collect();
+        assert!(keys.contains(&"connections.other.marketing"), "{e}");
+        let fixed = bad.replace("every 5 hours", "every 4 hours");
+        let e = Config::parse(&fixed).unwrap_err();
+        let keys: Vec<&str> = e.0.iter().map(|p| p.key.as_str()).collect();
+        assert!(keys.contains(&"connections.acme.salesforce.login_url"), "{e}");
+        assert!(keys.contains(&"connections.acme.salesforce.refresh_token"), "{e}");
+        assert!(e.to_string().contains("found { evn }"), "{e}");
+    }
+
+    #[test]
+    fn unknown_keys_and_unknown_platforms_name_themselves() {
+        let e = Config::parse(&minimal().replace("schedule", "shedule")).unwrap_err();
+        assert_eq!(e.0[0].key, "connections.acme.shedule", "{e}");
+        let e = Config::parse(
+            &minimal()
+                .replace(&format!("marketing = \"{}\"", vendors::VENDORS[0].name), "marketing = \"hubspot\""),
+        )
+        .unwrap_err();
+        assert_eq!(e.0[0].key, "connections.acme.marketing", "{e}");
+        assert!(e.0[0].message.contains(vendors::VENDORS[0].name), "{e}");
     }
 
     #[test]
     fn literal_secrets_are_refused_without_echoing_them() {
-        let e =
-            SecretRef::Literal("hunter2".into()).resolve("connections.acme.salesforce.password").unwrap_err();
-        assert!(!e.to_string().contains("hunter2"));
-        assert!(e.to_string().contains("env"));
-        let e = SecretRef::Env { env: "CRMSYNC_TEST_SURELY_UNSET".into() }.resolve("k").unwrap_err();
-        assert_eq!(e.to_string(), "k: environment variable CRMSYNC_TEST_SURELY_UNSET is not set");
+        let bad = minimal().replace("refresh_token = { env = \"SF_TOKEN\" }", "refresh_token = \"hunter2\"");
+        let e = Config::parse(&bad).unwrap_err();
+        assert!(!e.to_string().contains("hunter2"), "{e}");
+        assert_eq!(e.0[0].key, "connections.acme.salesforce.refresh_token", "{e}");
     }
 
     #[test]

@@ -1,5 +1,9 @@
 //! Tracing setup: human-readable or JSON lines on stderr, filtered by
-//! `RUST_LOG` (default `info`). Log lines never carry contact data or secrets.
+//! `RUST_LOG` (default `info`, `warn` for commands whose output is a report,
+//! such as `demo`). Colours only on a terminal. Log lines never carry contact
+//! data or secrets.
+
+use std::io::IsTerminal;
 
 use tracing_subscriber::EnvFilter;
 
@@ -11,10 +15,14 @@ pub enum LogFormat {
     Json,
 }
 
-/// Installs the global subscriber once; later calls do nothing.
-pub fn init(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+/// Installs the global subscriber once; later calls do nothing. `default`
+/// is the filter when `RUST_LOG` is not set.
+pub fn init(format: LogFormat, default: &str) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr);
     let _ = match format {
         LogFormat::Human => builder.try_init(),
         LogFormat::Json => builder.json().try_init(),

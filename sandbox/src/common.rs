@@ -49,6 +49,14 @@ pub enum Vendor {
 }
 
 impl Vendor {
+    pub const ALL: [Vendor; 4] =
+        [Vendor::Salesforce, Vendor::ActiveCampaign, Vendor::Mailchimp, Vendor::Brevo];
+
+    /// The vendor whose [`Vendor::key`] this is.
+    pub fn from_key(key: &str) -> Option<Vendor> {
+        Self::ALL.into_iter().find(|v| v.key() == key)
+    }
+
     /// The key of this vendor in seed files and JSON.
     pub fn key(self) -> &'static str {
         match self {

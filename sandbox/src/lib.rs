@@ -175,6 +175,17 @@ impl Sandbox {
         self.base_url(common::Vendor::Brevo)
     }
 
+    /// The API key or token the sandbox accepts for a marketing vendor.
+    pub fn api_key(&self, vendor: common::Vendor) -> Option<&str> {
+        let c = &self.credentials;
+        match vendor {
+            common::Vendor::Salesforce => None,
+            common::Vendor::ActiveCampaign => Some(&c.activecampaign_api_token),
+            common::Vendor::Mailchimp => Some(&c.mailchimp_api_key),
+            common::Vendor::Brevo => Some(&c.brevo_api_key),
+        }
+    }
+
     /// The admin context (counters, faults, rate-limit switch) of one vendor.
     pub fn ctx(&self, vendor: common::Vendor) -> &VendorCtx {
         &self.server(vendor).ctx

@@ -1,7 +1,6 @@
 //! `crmsync activities` (a linked record's recent marketing activities) and
-//! `crmsync action …` (send an ActiveCampaign campaign to a record, add it to
-//! an automation, list what is offered). The work is in
-//! [`crate::service::activity`].
+//! `crmsync action …` (send a campaign to a record, add it to an automation,
+//! list what is offered). The work is in [`crmsync_engine::activity`].
 //!
 //! Exit codes: 0 done; 1 the action or read was refused (unlinked record,
 //! unlabelled or unknown campaign/automation, inactive automation, one-off
@@ -13,8 +12,8 @@ use std::sync::Arc;
 
 use super::fail;
 use crate::config::Config;
-use crate::service::activity::{self, ActionDone, ActivityError, RecordRef};
 use crate::service::{Connection, Service};
+use crmsync_engine::activity::{self, ActionDone, ActivityError, RecordRef};
 
 #[derive(Debug, clap::Args)]
 #[command(group = clap::ArgGroup::new("which").required(true).args(["record", "email"]))]
@@ -139,15 +138,16 @@ pub fn activities(config: &Path, data_dir: &Path, args: ActivitiesArgs) -> ExitC
     };
     let json = args.json;
     with_connection(config, data_dir, args.connection.as_deref(), async move |service, conn| {
-        let found = activity::recent(service, conn, &record).await?;
+        let found = activity::recent(conn.marketing(&service.store), &record).await?;
         if json {
             print_json(&found);
             return Ok(());
         }
         println!(
-            "{} {} (ActiveCampaign contact {}): {} most recent activities",
+            "{} {} ({} contact {}): {} most recent activities",
             found.sf_object,
             found.sf_id,
+            conn.marketing.vendor(),
             found.contact,
             found.activities.len()
         );
@@ -178,8 +178,8 @@ fn print_done(done: &ActionDone, json: bool) {
 pub fn action(config: &Path, data_dir: &Path, cmd: ActionCommand) -> ExitCode {
     match cmd {
         ActionCommand::List { connection, json } => {
-            with_connection(config, data_dir, connection.as_deref(), async move |_, conn| {
-                let offered = activity::offered(conn).await?;
+            with_connection(config, data_dir, connection.as_deref(), async move |service, conn| {
+                let offered = activity::offered(conn.marketing(&service.store)).await?;
                 if json {
                     print_json(&offered);
                     return Ok(());
@@ -201,14 +201,16 @@ pub fn action(config: &Path, data_dir: &Path, cmd: ActionCommand) -> ExitCode {
         }
         ActionCommand::AddToAutomation { record, automation, connection, json } => {
             with_connection(config, data_dir, connection.as_deref(), async move |service, conn| {
-                let done = activity::add_to_automation(service, conn, &record, &automation).await?;
+                let done =
+                    activity::add_to_automation(conn.marketing(&service.store), &record, &automation).await?;
                 print_done(&done, json);
                 Ok(())
             })
         }
         ActionCommand::SendCampaign { record, campaign, connection, json } => {
             with_connection(config, data_dir, connection.as_deref(), async move |service, conn| {
-                let done = activity::send_campaign(service, conn, &record, &campaign).await?;
+                let done =
+                    activity::send_campaign(conn.marketing(&service.store), &record, &campaign).await?;
                 print_done(&done, json);
                 Ok(())
             })

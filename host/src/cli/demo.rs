@@ -1,39 +1,35 @@
-//! `crmsync demo`: a real Salesforce → ActiveCampaign sync against the offline
-//! vendor sandbox, started in-process.
+//! `crmsync demo`: a real sync between Salesforce and a marketing platform
+//! against the offline vendor sandbox, started in-process. Works from any
+//! directory with the binary alone: the default rules are built in.
 //!
-//! It seeds about 1,000 leads, contacts and accounts, installs the default
-//! rules (`selection`, `standard-mapping`) into a fresh data directory, runs
-//! the engine's pass with real HTTP over loopback, edits a few records and
-//! syncs again, then prints what happened and the API calls per vendor.
-//! Then it edits a contact in ActiveCampaign and syncs that back to its Lead.
+//! It seeds about 1,000 leads, contacts and accounts, writes a config for one
+//! connection into the demo's data directory (secrets in files beside it),
+//! and runs the service's own cycle over loopback HTTP: an initial sync, a
+//! dry run of an edit, an incremental sync where an unmapped edit writes
+//! nothing, and an edit on the marketing side flowing back to its Lead. It
+//! prints what happened and the API calls per vendor.
 
-use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::Instant;
 
-use crmsync_sandbox::common::{Vendor, VendorApi};
+use crmsync_connectors::vendors::{self, Vendor};
+use crmsync_core::{Connector, Direction, Record, System, Write, WriteKey};
+use crmsync_engine::PassReport;
+use crmsync_engine::cycle::{RunOptions, RunRecord};
+use crmsync_sandbox::common::Vendor as SandboxVendor;
 use crmsync_sandbox::{Sandbox, SandboxOptions};
-use crmsync_sdk::types::{Record, System};
 use serde_json::json;
 
-use crate::connectors::{Connector, Write, WriteKey};
-use crate::engine::inbound::to_salesforce;
-use crate::engine::store::EngineStore;
-use crate::engine::sync::{ConnectionSpec, PassReport, WriteBack, to_marketing};
-use crate::engine::{Pass, PluginRules};
-use crate::plugins::registry::{Manifest, Registry};
-use crate::plugins::{Limits, Role, Runtime, fixtures};
-use crate::state::State;
-
 use super::fail;
+use crate::config::Config;
+use crate::service::{Connection, Service};
 
 #[derive(Debug, clap::Args)]
 pub struct DemoArgs {
-    /// Where the built default plugins are (scripts/build-plugins.sh puts them there).
-    #[arg(long, default_value = "target/plugins")]
-    pub plugins: PathBuf,
+    /// The marketing platform to sync with (default: the first in the vendor table).
+    #[arg(long)]
+    pub marketing: Option<String>,
 }
 
 pub fn run(data_dir: &Path, args: DemoArgs) -> ExitCode {
@@ -47,14 +43,16 @@ pub fn run(data_dir: &Path, args: DemoArgs) -> ExitCode {
     }
 }
 
-async fn demo(data_dir: &Path, args: &DemoArgs) -> Result<(), String> {
-    println!("crmsync demo — Salesforce → ActiveCampaign against the offline vendor sandbox\n");
-    let seed = json!({"salesforce": {
-        "fields": {
-            "Lead": [{"name": "AC_Sync_Status__c", "type": "string", "length": 255}, {"name": "AC_Contact_Id__c", "type": "string", "length": 64}],
-            "Contact": [{"name": "AC_Sync_Status__c", "type": "string", "length": 255}, {"name": "AC_Contact_Id__c", "type": "string", "length": 64}],
-            "Account": [{"name": "AC_Relation_Status__c", "type": "string", "length": 255}, {"name": "AC_Account_Id__c", "type": "string", "length": 64}]
-        },
+const STATUS: &str = "Marketing_Sync_Status__c";
+const REMOTE_ID: &str = "Marketing_Id__c";
+const ACCOUNT_STATUS: &str = "Marketing_Relation_Status__c";
+const ACCOUNT_ID: &str = "Marketing_Account_Id__c";
+
+fn seed() -> serde_json::Value {
+    let person = json!([{"name": STATUS, "type": "string", "length": 255}, {"name": REMOTE_ID, "type": "string", "length": 64}]);
+    let account = json!([{"name": ACCOUNT_STATUS, "type": "string", "length": 255}, {"name": ACCOUNT_ID, "type": "string", "length": 64}]);
+    json!({"salesforce": {
+        "fields": {"Lead": person, "Contact": person, "Account": account},
         "generate": {"Lead": 600, "Contact": 350, "Account": 50},
         "records": {"Lead": [
             {"FirstName": "Ada", "LastName": "Lovelace", "Company": "Analytical Engines", "Email": "ada@example.com", "Phone": "+44 20 7946 0000"},
@@ -62,74 +60,142 @@ async fn demo(data_dir: &Path, args: &DemoArgs) -> Result<(), String> {
             {"FirstName": "Alan", "LastName": "Turing", "Company": "Bletchley Park"},
             {"FirstName": "Grace", "LastName": "Hopper", "Company": "Navy", "Email": "grace@example.com", "Phone": "555"}
         ]}
-    }});
+    }})
+}
+
+/// The demo connection's config: the sandbox's URLs, secrets in files.
+fn config(sandbox: &Sandbox, vendor: &Vendor, dir: &Path) -> Result<Config, String> {
+    let write = |name: &str, value: &str| -> Result<String, String> {
+        let path = dir.join(name);
+        std::fs::write(&path, value).map_err(|e| format!("{}: {e}", path.display()))?;
+        Ok(path.display().to_string())
+    };
+    let sandbox_vendor = SandboxVendor::from_key(vendor.name)
+        .ok_or_else(|| format!("the sandbox has no {}", vendor.display))?;
+    let key = sandbox
+        .api_key(sandbox_vendor)
+        .ok_or_else(|| format!("the sandbox has no key for {}", vendor.display))?;
+    let key_file = dir.join("marketing-key");
+    write("marketing-key", key)?;
+    let c = &sandbox.credentials;
+    let caps = &vendor.capabilities;
+    let mut objects = vec!["Lead", "Contact"];
+    let mut write_back = json!({"status_field": STATUS, "id_field": REMOTE_ID});
+    if caps.accounts.is_some() {
+        objects.insert(0, "Account");
+        write_back["account_status_field"] = json!(ACCOUNT_STATUS);
+        write_back["account_id_field"] = json!(ACCOUNT_ID);
+    }
+    let section = (vendor.sandbox_section)(&sandbox.base_url(sandbox_vendor), &key_file);
+    let connection = json!({
+        "marketing": vendor.name,
+        "objects": objects,
+        "write_back": write_back,
+        "salesforce": {
+            "login_url": sandbox.salesforce_url(),
+            "client_id": c.salesforce_client_id,
+            "client_secret": {"file": write("sf-client-secret", &c.salesforce_client_secret)?},
+            "username": c.salesforce_username,
+            "password": {"file": write("sf-password", &c.salesforce_password)?},
+            "bulk_poll_ms": 50,
+        },
+    });
+    let mut table: toml::Table = toml::Table::try_from(connection).map_err(|e| e.to_string())?;
+    table.insert(vendor.name.to_string(), section);
+    let mut connections = toml::Table::new();
+    connections.insert("demo".into(), table.into());
+    let mut root = toml::Table::new();
+    root.insert("connections".into(), connections.into());
+    let text = toml::to_string(&root).map_err(|e| e.to_string())?;
+    let path = dir.join("crmsync.toml");
+    std::fs::write(&path, &text).map_err(|e| format!("{}: {e}", path.display()))?;
+    Config::load(&path).map_err(|e| format!("the demo's config:\n{e}"))
+}
+
+async fn demo(data_dir: &Path, args: &DemoArgs) -> Result<(), String> {
+    let vendor = match &args.marketing {
+        Some(name) => {
+            vendors::vendor(name).ok_or_else(|| format!("--marketing {name}: use {}", vendors::names()))?
+        }
+        None => &vendors::VENDORS[0],
+    };
+    println!("crmsync demo — Salesforce ⇄ {} against the offline vendor sandbox\n", vendor.display);
     let sandbox =
-        Sandbox::start(SandboxOptions { seed: Some(seed), rate_limits: false, ..Default::default() })
+        Sandbox::start(SandboxOptions { seed: Some(seed()), rate_limits: false, ..Default::default() })
             .await
             .map_err(|e| e.to_string())?;
-    println!(
-        "sandbox: Salesforce {}  ActiveCampaign {}",
-        sandbox.salesforce_url(),
-        sandbox.activecampaign_url()
-    );
-
     // A fresh data directory for each demo run.
     let dir = data_dir.join("demo");
     let _ = std::fs::remove_dir_all(&dir);
-    let state = State::open(&dir).map_err(|e| e.to_string())?;
-    let plugin_runtime =
-        Runtime::new(Some(&state.cache_dir()), Limits::default()).map_err(|e| e.to_string())?;
-    let registry = Arc::new(Registry::open(state.clone(), plugin_runtime).map_err(|e| e.to_string())?);
-    for (name, role) in [("selection", Role::Selector), ("standard-mapping", Role::Mapper)] {
-        let path = args.plugins.join(format!("{name}.wasm"));
-        let bytes = std::fs::read(&path)
-            .map_err(|e| format!("{}: {e} (run scripts/build-plugins.sh first)", path.display()))?;
-        let fixtures_text =
-            std::fs::read_to_string(args.plugins.join(format!("{name}.fixtures.jsonl"))).unwrap_or_default();
-        let manifest = Manifest {
-            name: name.into(),
-            version: "1.0.0".into(),
-            roles: vec![role],
-            fixtures: fixtures::parse(&fixtures_text, None)?,
-        };
-        let installed = registry.install(&bytes, &manifest).map_err(|e| e.to_string())?;
-        registry.activate("demo", role, &installed.id.to_string()).map_err(|e| e.to_string())?;
-        println!(
-            "rules:   {} installed ({} fixtures passed) and active as the {role}",
-            installed.id, installed.fixtures_passed
-        );
-    }
-    let rules = PluginRules::new(
-        registry,
-        HashMap::from([
-            (
-                Role::Selector,
-                json!({"objects": {"Account": {"mode": "all"}, "Lead": {"mode": "all"}, "Contact": {"mode": "all"}}})
-                    .to_string(),
-            ),
-            (Role::Mapper, json!({"marketing": "activecampaign"}).to_string()),
-        ]),
+    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let config = config(&sandbox, vendor, &dir)?;
+    let service = Service::open(config, &dir.join("state")).map_err(|e| e.to_string())?;
+    let conn = service.connection("demo").map_err(|e| e.to_string())?.clone();
+    println!(
+        "sandbox: Salesforce {}  {} {}",
+        sandbox.salesforce_url(),
+        vendor.display,
+        conn.marketing.vendor()
     );
-    let (salesforce, activecampaign) =
-        crate::connectors::sandbox::connect(&sandbox, Default::default()).map_err(|e| e.to_string())?;
-    let store = EngineStore::new(state);
-    let spec = ConnectionSpec {
-        objects: vec!["Account".into(), "Lead".into(), "Contact".into()],
-        write_back: Some(WriteBack {
-            account_status_field: Some("AC_Relation_Status__c".into()),
-            account_id_field: Some("AC_Account_Id__c".into()),
-            ..WriteBack::new("AC_Sync_Status__c", "AC_Contact_Id__c")
-        }),
-        ..ConnectionSpec::new("demo")
-    };
-    let pass = |run_id: &str| Pass::new(&spec, &store, &rules, &salesforce, &activecampaign, run_id);
+    for (role, plugin) in service.registry.active().map_err(|e| e.to_string())? {
+        println!("rules:   {plugin} active as the {} (built into crmsync)", role.1);
+    }
+    let cycle = |dry_run: bool| RunOptions { dry_run, force: true, outbound: true, ..Default::default() };
 
+    let first = timed(&service, &conn, cycle(false)).await?;
+    print_report("1. initial sync, Salesforce → marketing", &first.0.outbound, first.1);
+
+    edit_leads(&conn).await?;
+    println!("\nedited in Salesforce: one Lead's LastName (mapped), another's Status (not mapped)");
+    let dry = service.run(&conn, cycle(true)).await.map_err(|e| e.to_string())?;
+    println!("\n2. dry run — what the next sync would write:");
+    for planned in &dry.outbound.planned {
+        for (field, old, new) in &planned.fields {
+            println!("   {} → {}: {field}: {old:?} → {new:?}", planned.sf_id, planned.key);
+        }
+    }
+    let second = timed(&service, &conn, cycle(false)).await?;
+    print_report("3. incremental sync", &second.0.outbound, second.1);
+
+    let email = "gen-lead-3@example.com";
+    edit_marketing(&conn, email, "Augusta").await?;
+    println!("\nedited in {}: {email}'s first name → \"Augusta\"", vendor.display);
+    let back = timed(&service, &conn, cycle(false)).await?;
+    print_report(&format!("4. {} → Salesforce", vendor.display), &back.0.inbound, back.1);
+    let lead = lead_by_email(&conn, email).await?;
+    println!(
+        "   the Lead in Salesforce now has FirstName = {:?}",
+        lead.as_ref().and_then(|l| l.text("FirstName")).unwrap_or("?")
+    );
+
+    println!("\nper-record errors kept for the operator:");
+    for e in crmsync_core::Store::errors(&service.store, "demo").map_err(|e| e.to_string())?.iter().take(5) {
+        println!("   {} {}: {} — {}", e.object, e.record, e.code, e.message);
+    }
+    print_calls(&sandbox, vendor);
+    println!("\nFor your own connections: write a crmsync.toml (see README.md), then");
+    println!("`crmsync run --once --dry-run`, `crmsync run --once`, `crmsync status`, `crmsync serve`.");
+    sandbox.shutdown().await;
+    Ok(())
+}
+
+async fn timed(
+    service: &Service,
+    conn: &Connection,
+    opts: RunOptions<'_>,
+) -> Result<(RunRecord, std::time::Duration), String> {
     let started = Instant::now();
-    let first = to_marketing(&pass("demo-1")).await.map_err(|e| e.to_string())?;
-    print_report("1. initial sync", &first, started.elapsed());
+    let record = service.run(conn, opts).await.map_err(|e| e.to_string())?;
+    if let Some(e) = &record.error {
+        return Err(format!("the run failed: {e}"));
+    }
+    Ok((record, started.elapsed()))
+}
 
-    // Edit two leads in Salesforce: one mapped field, one unmapped field.
-    let ids = salesforce
+/// One Lead's LastName (mapped) and another's Status (not mapped).
+async fn edit_leads(conn: &Connection) -> Result<(), String> {
+    let ids = conn
+        .salesforce
         .find_by_email("Lead", &["gen-lead-1@example.com".into(), "gen-lead-2@example.com".into()])
         .await
         .map_err(|e| e.to_string())?;
@@ -137,84 +203,68 @@ async fn demo(data_dir: &Path, args: &DemoArgs) -> Result<(), String> {
         key: WriteKey::Id(ids.get(email).and_then(|v| v.first()).cloned().unwrap_or_default()),
         record: Record::new(System::Salesforce, "Lead").with(field, value),
     };
-    salesforce
-        .write(
-            "Lead",
-            vec![
-                edit("gen-lead-1@example.com", "LastName", "Lovelace-King"),
-                edit("gen-lead-2@example.com", "Status", "Working - Contacted"),
-            ],
-        )
-        .await
-        .map_err(|e| e.to_string())?;
-    println!("\nedited in Salesforce: one Lead's LastName (mapped), another's Status (not mapped)");
-    let dry = to_marketing(&Pass { dry_run: true, ..pass("demo-dry") }).await.map_err(|e| e.to_string())?;
-    println!("\n2. dry run — what the next sync would write:");
-    for planned in &dry.planned {
-        for (field, old, new) in &planned.fields {
-            println!("   {} → {}: {field}: {old:?} → {new:?}", planned.sf_id, planned.key);
-        }
-    }
-    let started = Instant::now();
-    let second = to_marketing(&pass("demo-2")).await.map_err(|e| e.to_string())?;
-    print_report("3. incremental sync", &second, started.elapsed());
+    let writes = vec![
+        edit("gen-lead-1@example.com", "LastName", "Lovelace-King"),
+        edit("gen-lead-2@example.com", "Status", "Working - Contacted"),
+    ];
+    conn.salesforce.write("Lead", writes).await.map_err(|e| e.to_string())?;
+    Ok(())
+}
 
-    // Edit a contact in ActiveCampaign; the marketing → Salesforce pass carries it to its Lead.
-    let ac_ids = activecampaign
-        .find_by_email("contact", &["gen-lead-3@example.com".into()])
+/// Sets a person's first name on the marketing side, under whatever field
+/// name the connection's mapping gives Salesforce's `FirstName` there.
+async fn edit_marketing(conn: &Connection, email: &str, first_name: &str) -> Result<(), String> {
+    let people = &conn.spec.marketing_object;
+    let found = conn.marketing.find_by_email(people, &[email.into()]).await.map_err(|e| e.to_string())?;
+    let id =
+        found.get(email).and_then(|v| v.first()).cloned().ok_or_else(|| format!("{email} was not synced"))?;
+    let ctx = crmsync_core::Context {
+        connection: conn.name.clone(),
+        direction: Direction::ToMarketing,
+        run_id: "demo-edit".into(),
+        target: Some(people.clone()),
+        config: (),
+    };
+    let probe = Record::new(System::Salesforce, "Lead")
+        .with("Email", email)
+        .with("FirstName", first_name)
+        .with("LastName", "x");
+    let mapped = crmsync_core::Rules::map(&conn.rules, &ctx, &[probe]).results.pop().and_then(Result::ok);
+    let mapped = mapped.ok_or("the mapping refused the edit")?;
+    let field = mapped
+        .fields
+        .iter()
+        .find(|(_, v)| v.as_text() == Some(first_name))
+        .map(|(k, _)| k.clone())
+        .ok_or("the mapping has no first-name field")?;
+    let edit = Record::new(conn.marketing.system(), people.clone()).with(field, first_name);
+    conn.marketing
+        .write(people, vec![Write::Upsert { key: WriteKey::Id(id), record: edit }])
         .await
         .map_err(|e| e.to_string())?;
-    let contact = ac_ids.get("gen-lead-3@example.com").and_then(|v| v.first()).cloned().unwrap_or_default();
-    let edit = Record::new(System::ActiveCampaign, "contact").with("firstName", "Augusta");
-    activecampaign
-        .write("contact", vec![Write::Upsert { key: WriteKey::Id(contact), record: edit }])
-        .await
-        .map_err(|e| e.to_string())?;
-    println!("\nedited in ActiveCampaign: gen-lead-3@example.com's firstName → \"Augusta\"");
-    let started = Instant::now();
-    let back = to_salesforce(&pass("demo-3")).await.map_err(|e| e.to_string())?;
-    print_report("4. ActiveCampaign → Salesforce", &back, started.elapsed());
-    let lead_ids = salesforce
-        .find_by_email("Lead", &["gen-lead-3@example.com".into()])
-        .await
-        .map_err(|e| e.to_string())?;
-    let lead = salesforce
-        .get("Lead", lead_ids.get("gen-lead-3@example.com").map(Vec::as_slice).unwrap_or_default())
-        .await
-        .map_err(|e| e.to_string())?;
-    println!(
-        "   the Lead in Salesforce now has FirstName = {:?}",
-        lead.first().and_then(|l| l.text("FirstName")).unwrap_or("?")
-    );
+    Ok(())
+}
 
-    println!("\nper-record errors kept for the operator:");
-    for e in store.errors("demo").map_err(|e| e.to_string())?.iter().take(5) {
-        println!("   {} {}: {} — {}", e.object, e.record, e.code, e.message);
-    }
+async fn lead_by_email(conn: &Connection, email: &str) -> Result<Option<Record>, String> {
+    let ids = conn.salesforce.find_by_email("Lead", &[email.into()]).await.map_err(|e| e.to_string())?;
+    let leads = conn
+        .salesforce
+        .get("Lead", ids.get(email).map(Vec::as_slice).unwrap_or_default())
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(leads.into_iter().next())
+}
+
+fn print_calls(sandbox: &Sandbox, vendor: &Vendor) {
     println!("\nAPI calls per vendor (whole demo):");
-    for vendor in [Vendor::Salesforce, Vendor::ActiveCampaign] {
-        let telemetry = &sandbox.ctx(vendor).telemetry;
+    let marketing = SandboxVendor::from_key(vendor.name).unwrap_or(SandboxVendor::Salesforce);
+    for v in [SandboxVendor::Salesforce, marketing] {
+        let telemetry = &sandbox.ctx(v).telemetry;
         let mut endpoints: Vec<(String, u64)> = telemetry.by_endpoint().into_iter().collect();
         endpoints.sort_by_key(|e| std::cmp::Reverse(e.1));
         let top: Vec<String> = endpoints.iter().take(4).map(|(e, n)| format!("{e} ×{n}")).collect();
-        println!("   {:<15} {:>4} calls  ({})", vendor.name(), telemetry.total(), top.join(", "));
+        println!("   {:<15} {:>4} calls  ({})", v.name(), telemetry.total(), top.join(", "));
     }
-    let ac_state = sandbox.activecampaign.state();
-    let contacts = ac_state["contacts"].as_array().map_or(0, Vec::len);
-    let accounts = ac_state["accounts"].as_array().map_or(0, Vec::len);
-    println!(
-        "\nActiveCampaign now holds {contacts} contacts and {accounts} accounts (Salesforce Accounts and Lead companies)."
-    );
-    println!(
-        "For your own connections: write a crmsync.toml (see README.md), then `crmsync run --once --dry-run`,"
-    );
-    println!("`crmsync run --once`, `crmsync status`, `crmsync serve`.");
-    println!(
-        "Next: `scripts/test.sh` runs every test; `crmsync sandbox` serves these APIs for your own tools;"
-    );
-    println!("`crmsync plugin test` runs a rule on your own records. See README.md.");
-    sandbox.shutdown().await;
-    Ok(())
 }
 
 fn print_report(title: &str, r: &PassReport, took: std::time::Duration) {

@@ -46,7 +46,7 @@ pub enum Command {
     /// Develops, tests, installs and swaps plugins.
     #[command(subcommand)]
     Plugin(plugin::PluginCommand),
-    /// Runs the offline vendor sandbox (Salesforce, ActiveCampaign, Mailchimp, Brevo).
+    /// Runs the offline vendor sandbox (Salesforce and every marketing platform).
     Sandbox(sandbox::SandboxArgs),
     /// Runs one sync cycle per connection (`--once`), or previews it (`--dry-run`).
     Run(service::RunArgs),
@@ -65,7 +65,8 @@ pub enum Command {
 }
 
 pub fn run(cli: Cli) -> ExitCode {
-    telemetry::init(cli.log_format);
+    let quiet = matches!(cli.command, Command::Demo(_));
+    telemetry::init(cli.log_format, if quiet { "warn" } else { "info" });
     match cli.command {
         Command::Demo(args) => demo::run(&cli.data_dir, args),
         Command::Plugin(cmd) => plugin::run(&cli.data_dir, cmd),

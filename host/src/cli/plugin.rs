@@ -9,10 +9,10 @@ use std::time::Duration;
 use clap::Subcommand;
 use crmsync_sdk::types::Direction;
 
-use crate::plugins::fixtures::{self, Case};
-use crate::plugins::registry::{Manifest, Registry};
-use crate::plugins::{Limits, Role, Runtime, watch};
-use crate::state::State;
+use crmsync_runtime::fixtures::{self, Case};
+use crmsync_runtime::registry::{Manifest, Registry};
+use crmsync_runtime::{Limits, Role, Runtime, watch};
+use crmsync_store::State;
 
 use super::fail;
 
@@ -23,7 +23,7 @@ pub enum PluginCommand {
     Test {
         /// The component (.wasm).
         file: PathBuf,
-        #[arg(long, value_enum)]
+        #[arg(long, value_parser = parse_role)]
         role: Role,
         /// Records, conflicts or fixture cases, one JSON object a line.
         #[arg(long)]
@@ -45,7 +45,7 @@ pub enum PluginCommand {
     Validate {
         file: PathBuf,
         /// Roles to check (default: every role it exports).
-        #[arg(long, value_enum)]
+        #[arg(long, value_parser = parse_role)]
         role: Vec<Role>,
         #[arg(long)]
         fixtures: Option<PathBuf>,
@@ -59,7 +59,7 @@ pub enum PluginCommand {
         /// Default: "sha-" and 12 digits of the content hash.
         #[arg(long)]
         version: Option<String>,
-        #[arg(long, value_enum)]
+        #[arg(long, value_parser = parse_role)]
         role: Vec<Role>,
         /// Fixtures that must pass (default: <file stem>.fixtures.jsonl beside it, if present).
         #[arg(long)]
@@ -74,14 +74,14 @@ pub enum PluginCommand {
         plugin: String,
         #[arg(long)]
         connection: String,
-        #[arg(long, value_enum)]
+        #[arg(long, value_parser = parse_role)]
         role: Role,
     },
     /// Re-activates the previous version for a connection and role.
     Rollback {
         #[arg(long)]
         connection: String,
-        #[arg(long, value_enum)]
+        #[arg(long, value_parser = parse_role)]
         role: Role,
     },
     /// Lists installed versions and what is active where.
@@ -114,6 +114,10 @@ pub struct LimitArgs {
     /// Memory cap per instance, in MiB.
     #[arg(long, default_value_t = 256)]
     pub memory_mib: usize,
+}
+
+fn parse_role(s: &str) -> Result<Role, String> {
+    s.parse()
 }
 
 fn parse_direction(s: &str) -> Result<Direction, String> {
@@ -335,7 +339,7 @@ fn validate(data_dir: &Path, file: &Path, roles: &[Role], fixtures_path: Option<
         "valid: {} plays {} (contract crmsync:plugin@{}); {passed} fixtures passed",
         file.display(),
         roles.join(", "),
-        crate::plugins::contract::CONTRACT_VERSION
+        crmsync_runtime::contract::CONTRACT_VERSION
     );
     ExitCode::SUCCESS
 }

@@ -1,20 +1,22 @@
-//! `crmsync sandbox`: runs the four vendor sandboxes on loopback and prints
-//! their base URLs and credentials, until Ctrl-C.
+//! `crmsync sandbox`: runs the vendor sandboxes on loopback (Salesforce and
+//! every marketing platform) and prints their base URLs and credentials,
+//! until Ctrl-C.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use crmsync_sandbox::common::Vendor;
 use crmsync_sandbox::{Sandbox, SandboxOptions};
 
 #[derive(Debug, clap::Args)]
 pub struct SandboxArgs {
-    /// Seed data (JSON): {"salesforce": {...}, "activecampaign": {...}, "mailchimp": {...}, "brevo": {...}}.
+    /// Seed data (JSON): {"salesforce": {...}, "<vendor>": {...}, ...} (see docs/SANDBOX.md).
     #[arg(long)]
     pub seed: Option<PathBuf>,
     /// Turn the vendors' rate limits off.
     #[arg(long)]
     pub no_rate_limits: bool,
-    /// First port: Salesforce on it, ActiveCampaign, Mailchimp and Brevo on the next three.
+    /// First port: Salesforce on it, the marketing platforms on the next ones.
     /// Free ports are picked when absent.
     #[arg(long)]
     pub port: Option<u16>,
@@ -57,13 +59,11 @@ pub fn run(args: SandboxArgs) -> ExitCode {
             c.salesforce_password,
             c.salesforce_refresh_token
         );
-        println!(
-            "  ActiveCampaign  {}   Api-Token: {}",
-            sandbox.activecampaign_url(),
-            c.activecampaign_api_token
-        );
-        println!("  Mailchimp       {}   API key: {}", sandbox.mailchimp_url(), c.mailchimp_api_key);
-        println!("  Brevo           {}   api-key: {}", sandbox.brevo_url(), c.brevo_api_key);
+        for vendor in Vendor::ALL {
+            if let Some(key) = sandbox.api_key(vendor) {
+                println!("  {:<15} {}   API key: {key}", vendor.name(), sandbox.base_url(vendor));
+            }
+        }
         println!("Ctrl-C stops it.");
         let _ = tokio::signal::ctrl_c().await;
         sandbox.shutdown().await;

@@ -7,7 +7,8 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use crate::config::Config;
-use crate::service::{RunOptions, RunRecord, Service, usage_text};
+use crate::service::{Service, usage_text};
+use crmsync_engine::cycle::{RunOptions, RunRecord};
 
 use super::fail;
 
@@ -46,7 +47,7 @@ pub enum ConnectCommand {
 }
 
 fn open(config: &Path, data_dir: &Path) -> Result<Service, String> {
-    let config = Config::load(config).map_err(|e| format!("config {}: {e}", config.display()))?;
+    let config = Config::load(config).map_err(|e| format!("config {}:\n{e}", config.display()))?;
     Service::open(config, data_dir).map_err(|e| e.to_string())
 }
 
@@ -72,6 +73,7 @@ pub fn run(config: &Path, data_dir: &Path, args: RunArgs) -> ExitCode {
                 force: true,
                 outbound: true,
                 reconcile: args.reconcile,
+                activities: true,
                 stop: None,
             };
             let record = rt.block_on(service.run(&conn, opts)).map_err(|e| e.to_string())?;

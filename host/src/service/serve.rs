@@ -43,10 +43,11 @@ use serde::Deserialize;
 use serde_json::json;
 use tokio::sync::{Mutex, Notify, oneshot};
 
-use super::{Connection, RunOptions, RunRecord, Service, ServiceError};
+use super::{Connection, Service, ServiceError};
 use crate::config::Schedule;
-use crate::connectors::secret::Secret;
-use crate::plugins::Role;
+use crmsync_core::{Connector, SalesforceApi, Secret, Store};
+use crmsync_engine::cycle::{RunOptions, RunRecord};
+use crmsync_runtime::Role;
 
 /// A connection's scheduler state, shared with the admin API.
 struct Job {
@@ -106,7 +107,7 @@ pub async fn serve(
         .route("/connections/{name}/schedule", put(set_schedule))
         .route("/connections/{name}/plugins/{role}/activate", post(activate))
         .route("/connections/{name}/plugins/{role}/rollback", post(rollback))
-        .merge(super::activity::admin_routes(service.clone()))
+        .merge(super::activity_api::routes(service.clone()))
         .route_layer(middleware::from_fn_with_state(app.clone(), auth))
         .route("/health", get(|| async { Json(json!({"status": "ok"})) }))
         .with_state(app);
@@ -187,6 +188,7 @@ async fn schedule_loop(service: Arc<Service>, job: Arc<Job>, stop: Arc<AtomicBoo
                 outbound: requested || outbound_due,
                 // Drift reconciliation with the first outbound job of each day.
                 reconcile: (requested || outbound_due) && last_reconcile != Some(Utc::now().date_naive()),
+                activities: true,
                 stop: Some(&stop),
             };
             if opts.reconcile {
@@ -395,7 +397,6 @@ async fn metrics(State(app): State<App>) -> Response {
     let mut usage = Vec::new();
     for s in &status {
         let Some(job) = app.jobs.get(&s.connection) else { continue };
-        use crate::connectors::Connector as _;
         calls.push((
             format!("connection=\"{}\",vendor=\"salesforce\"", s.connection),
             job.conn.salesforce.calls() as f64,

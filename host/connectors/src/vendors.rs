@@ -1,0 +1,74 @@
+//! The one table of marketing platforms. Each entry comes from the vendor's
+//! folder, which owns its config section (`[connections.NAME.<vendor>]`), the
+//! checks of that section, and how a connector is built from it.
+//!
+//! The service and the config know vendors only through this table: a
+//! connection's `marketing = "<name>"` picks the entry; its capabilities say
+//! what the connection may ask of it (config validation refuses the rest,
+//! naming the key).
+
+use std::sync::Arc;
+
+use crmsync_core::{Capabilities, ConfigError, MarketingApi};
+
+use crate::http::HttpOptions;
+
+/// What building a connector needs besides its config section.
+#[derive(Debug, Clone, Default)]
+pub struct BuildContext {
+    /// The connection's HTTP timeouts and retries.
+    pub http: HttpOptions,
+}
+
+/// Builds a platform's connector from its section (`key` names it in errors).
+pub type Build =
+    fn(section: &toml::Value, key: &str, ctx: &BuildContext) -> Result<Arc<dyn MarketingApi>, ConfigError>;
+
+/// One marketing platform.
+pub struct Vendor {
+    /// The config name: `marketing = "<name>"`, and the key of its section.
+    pub name: &'static str,
+    /// How people name it.
+    pub display: &'static str,
+    /// What it has beyond people.
+    pub capabilities: Capabilities,
+    /// Every problem with its config section, each naming its key
+    /// (`key` is the section's own key, e.g. `connections.acme.<name>`).
+    pub check: fn(section: &toml::Value, key: &str) -> Vec<ConfigError>,
+    /// The connector, from a checked section (secrets are read here).
+    pub build: Build,
+    /// The section that points it at the offline sandbox at `url`, its API
+    /// key read from the file `key_file` (demo, tests, benchmarks).
+    pub sandbox_section: fn(url: &str, key_file: &std::path::Path) -> toml::Value,
+}
+
+// One folder per platform, declared here beside its table line.
+#[path = "activecampaign/mod.rs"]
+pub mod activecampaign;
+
+/// Every marketing platform crmsync connects.
+pub static VENDORS: &[Vendor] = &[activecampaign::VENDOR_ENTRY];
+
+/// The platform named `name` in the config.
+pub fn vendor(name: &str) -> Option<&'static Vendor> {
+    VENDORS.iter().find(|v| v.name == name)
+}
+
+/// The names, for error messages: `a, b or c`.
+pub fn names() -> String {
+    let names: Vec<&str> = VENDORS.iter().map(|v| v.name).collect();
+    match names.split_last() {
+        Some((last, [])) => last.to_string(),
+        Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
+        None => String::new(),
+    }
+}
+
+/// Reads a vendor section into its typed form, every problem keyed.
+pub fn section<T: serde::de::DeserializeOwned>(section: &toml::Value, key: &str) -> Result<T, ConfigError> {
+    section.clone().try_into::<T>().map_err(|e| {
+        let message = e.to_string();
+        // toml names the offending field in its message ("unknown field `x`").
+        ConfigError::new(key, message.trim().to_string())
+    })
+}

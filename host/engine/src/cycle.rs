@@ -1,0 +1,134 @@
+//! One run of a connection: marketing → Salesforce (where both-sides changes
+//! meet the resolver with Salesforce's current version), then Salesforce →
+//! marketing, optionally reconciliation, then marketing activities →
+//! Salesforce Tasks; and the [`RunRecord`] of what it did.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::AtomicBool;
+
+use chrono::{DateTime, Utc};
+use crmsync_core::{MarketingApi, Rules, SalesforceApi, Store};
+use serde::{Deserialize, Serialize};
+
+use crate::activity::{self, ActivityReport, TaskPass};
+use crate::budget::{Budget, BudgetState};
+use crate::{ConnectionSpec, Pass, PassReport, SyncError, inbound, outbound, reconcile};
+
+/// How one cycle behaves.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RunOptions<'a> {
+    pub dry_run: bool,
+    /// Send marketing → Salesforce batches whatever their size or age (`run --once`).
+    pub force: bool,
+    /// Run the Salesforce → marketing direction (the scheduled job).
+    pub outbound: bool,
+    /// Also compare ids on both sides and sync what polling missed.
+    pub reconcile: bool,
+    /// Write marketing activities as Salesforce Tasks (after a forced or outbound cycle).
+    pub activities: bool,
+    pub stop: Option<&'a AtomicBool>,
+}
+
+/// What one cycle did, as stored and shown.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunRecord {
+    pub run_id: String,
+    pub connection: String,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: DateTime<Utc>,
+    pub dry_run: bool,
+    pub outbound: PassReport,
+    pub inbound: PassReport,
+    /// Marketing activities written as Salesforce Tasks.
+    #[serde(default)]
+    pub activities: ActivityReport,
+    /// API calls this run made, per vendor.
+    pub calls: BTreeMap<String, u64>,
+    /// Salesforce's daily usage as last reported.
+    pub api_used: Option<u64>,
+    pub api_limit: Option<u64>,
+    pub budget: BudgetState,
+    /// Why the run stopped, if it failed as a whole.
+    pub error: Option<String>,
+}
+
+/// A connection as a cycle needs it.
+pub struct Connection<'a> {
+    pub spec: &'a ConnectionSpec,
+    pub store: &'a dyn Store,
+    pub rules: &'a dyn Rules,
+    pub salesforce: &'a dyn SalesforceApi,
+    pub marketing: &'a dyn MarketingApi,
+    pub budget: &'a Budget,
+    /// The config name of the marketing platform (`calls` key in the record).
+    pub marketing_name: &'a str,
+}
+
+/// Runs one cycle. Whole-run failures land in the record's `error`; the
+/// record is returned either way (the caller stores it).
+pub async fn run(conn: &Connection<'_>, run_id: String, opts: RunOptions<'_>) -> RunRecord {
+    let started_at = Utc::now();
+    let calls_before = (conn.salesforce.calls(), conn.marketing.calls());
+    let pass = Pass {
+        spec: conn.spec,
+        store: conn.store,
+        rules: conn.rules,
+        salesforce: conn.salesforce,
+        marketing: conn.marketing,
+        run_id: run_id.clone(),
+        dry_run: opts.dry_run,
+        budget: Some(conn.budget),
+        stop: opts.stop,
+        force: opts.force,
+    };
+    let mut outbound_report = PassReport::default();
+    let mut inbound_report = PassReport::default();
+    let result: Result<(), SyncError> = async {
+        inbound_report = inbound::to_salesforce(&pass).await?;
+        if opts.outbound {
+            outbound_report = outbound::to_marketing(&pass).await?;
+        }
+        if opts.reconcile {
+            outbound_report.add(reconcile::reconcile(&pass).await?);
+        }
+        Ok(())
+    }
+    .await;
+    let mut error = result.err().map(|e| e.to_string());
+    let mut activities = ActivityReport::default();
+    let wants_tasks = opts.activities && conn.marketing.capabilities().activities;
+    if error.is_none() && wants_tasks && !opts.dry_run && (opts.force || opts.outbound) {
+        let tasks = TaskPass {
+            connection: &conn.spec.name,
+            store: conn.store,
+            marketing: conn.marketing,
+            salesforce: conn.salesforce,
+            writer: conn.salesforce,
+            budget: Some(conn.budget),
+            stop: opts.stop,
+        };
+        match activity::to_tasks(&tasks).await {
+            Ok(report) => activities = report,
+            Err(e) => error = Some(format!("activities: {e}")),
+        }
+    }
+    let usage = conn.salesforce.api_usage();
+    RunRecord {
+        run_id,
+        connection: conn.spec.name.clone(),
+        started_at,
+        finished_at: Utc::now(),
+        dry_run: opts.dry_run,
+        outbound: outbound_report,
+        inbound: inbound_report,
+        activities,
+        calls: BTreeMap::from([
+            ("salesforce".to_string(), conn.salesforce.calls() - calls_before.0),
+            (conn.marketing_name.to_string(), conn.marketing.calls() - calls_before.1),
+        ]),
+        api_used: usage.map(|u| u.used),
+        api_limit: usage.map(|u| u.limit),
+        budget: conn.budget.check(usage),
+        error,
+    }
+}

@@ -1,0 +1,471 @@
+//! One sync pass, marketing → Salesforce:
+//!
+//! - a linked record that changed updates its Salesforce record (the link
+//!   says which object and id), with only the changed fields;
+//! - an unlinked one goes through the selector: `create-as` Lead or Contact
+//!   creates it in Salesforce (keyed by email, so a replay updates instead of
+//!   duplicating), links it, and tags it (`added-to-salesforce`) where the
+//!   platform has tags; `skip` keeps the reason.
+//!
+//! A linked record changed on both sides since the last sync (the Salesforce
+//! version differs from the link's base snapshot on a field the marketing
+//! record also changed) goes to the resolver with the base and both
+//! versions; fields marketing wins are written to Salesforce, fields
+//! Salesforce wins stay and reach marketing on the next outbound pass.
+//!
+//! Echo suppression works in the marketing namespace: a record whose fields
+//! equal the values last synced for its link (crmsync's own write coming
+//! back, or an edit of a field no mapping uses) writes nothing.
+
+use std::collections::{BTreeMap, HashMap};
+
+use chrono::Utc;
+use crmsync_core::connector::fields;
+use crmsync_core::store::{EntryKind, RecordErrorEntry};
+use crmsync_core::{
+    Conflict, Context, Direction, Link, OutboxEntry, Record, Resolution, RuleFailure, Selection, Side, Value,
+    Write, WriteKey,
+};
+use crmsync_sdk::convert::email_key;
+use crmsync_sdk::types::Side as Winner;
+
+use crate::outbox::flush;
+use crate::{Pass, PassReport, PlannedWrite, SyncError};
+
+/// Runs a marketing → Salesforce pass over the connection's marketing
+/// objects (people, then accounts when Salesforce Accounts sync).
+pub async fn to_salesforce(pass: &Pass<'_>) -> Result<PassReport, SyncError> {
+    let mut report = PassReport::default();
+    if !pass.dry_run {
+        flush(pass, &mut report).await?;
+    }
+    for object in pass.spec.marketing_objects() {
+        if !object_pass(pass, object, &mut report).await? {
+            break;
+        }
+    }
+    Ok(report)
+}
+
+/// Pages through one marketing object's changes; `false` when halted.
+async fn object_pass(pass: &Pass<'_>, object: &str, report: &mut PassReport) -> Result<bool, SyncError> {
+    let Pass { spec, store, marketing, dry_run, .. } = *pass;
+    let mut cursor = store.cursor(&spec.name, Side::Marketing, object)?;
+    loop {
+        // The pass reads Salesforce (conflicts) and writes there: it waits while the budget is paused.
+        if pass.halted(report) {
+            return Ok(false);
+        }
+        let changes = marketing.fetch_changes(object, cursor.as_ref(), spec.page_size).await?;
+        report.read += changes.records.len();
+        let mut page = Page {
+            pass,
+            object,
+            remote_object: spec.remote_object(object),
+            report,
+            entries: Vec::new(),
+            planned: Vec::new(),
+        };
+        page.plan(changes.records).await?;
+        let Page { entries, planned, .. } = page;
+        if dry_run {
+            report.planned.extend(planned);
+        } else {
+            let next = changes.next.as_ref().map(|c| (Side::Marketing, object, c));
+            store.enqueue_and_advance(&spec.name, &entries, next)?;
+            flush(pass, report).await?;
+        }
+        match changes.next {
+            Some(next) if changes.more && Some(&next) != cursor.as_ref() => cursor = Some(next),
+            _ => return Ok(true),
+        }
+    }
+}
+
+/// One page of marketing changes being planned.
+struct Page<'p, 'a> {
+    pass: &'p Pass<'a>,
+    object: &'p str,
+    /// `None` for the people object.
+    remote_object: Option<String>,
+    report: &'p mut PassReport,
+    entries: Vec<OutboxEntry>,
+    planned: Vec<PlannedWrite>,
+}
+
+/// Linked records by their Salesforce object.
+type Linked = BTreeMap<String, Vec<(Record, Link)>>;
+
+/// A linked record whose mapped fields differ from the link's snapshot.
+struct Work {
+    source: Record,
+    link: Link,
+    target: Record,
+    changed: BTreeMap<String, Value>,
+}
+
+impl Page<'_, '_> {
+    fn ctx(&self, target: Option<String>) -> Context<()> {
+        self.pass.context(Direction::ToSalesforce, target)
+    }
+
+    async fn plan(&mut self, records: Vec<Record>) -> Result<(), SyncError> {
+        let (mut linked, mut unlinked, mut lead_linked) = self.sort(records)?;
+        // Accounts reach Salesforce through their link only: a new one joins
+        // when a synced Salesforce Account or Contact names it.
+        if self.remote_object.is_some() {
+            unlinked.clear();
+        }
+        self.mark_flagged(&mut unlinked, &mut lead_linked).await?;
+        let mut creates: BTreeMap<String, Vec<Record>> = BTreeMap::new();
+        self.triage_lead_linked(lead_linked, &mut linked, &mut creates);
+        self.select_creates(unlinked, &mut creates);
+        for (sf_object, batch) in linked {
+            self.plan_updates(&sf_object, batch).await?;
+        }
+        for (sf_object, records) in creates {
+            self.plan_creates(&sf_object, records)?;
+        }
+        Ok(())
+    }
+
+    /// Linked records, unlinked ones, and people linked to a Lead (which may
+    /// be sent again "as Contact").
+    #[allow(clippy::type_complexity)]
+    fn sort(
+        &mut self,
+        records: Vec<Record>,
+    ) -> Result<(Linked, Vec<Record>, Vec<(Record, Link)>), SyncError> {
+        let spec = self.pass.spec;
+        let (mut linked, mut unlinked, mut lead_linked) = (Linked::new(), Vec::new(), Vec::new());
+        for record in records {
+            let id = record.id.clone().unwrap_or_default();
+            match self.pass.store.link_by_remote(&spec.name, self.remote_object.as_deref(), &id)? {
+                Some(link) if self.remote_object.is_none() && link.sf_object == "Lead" => {
+                    lead_linked.push((record, link))
+                }
+                Some(link) if unchanged(&record, &link) => self.report.unchanged += 1,
+                Some(link) => linked.entry(link.sf_object.clone()).or_default().push((record, link)),
+                None => unlinked.push(record),
+            }
+        }
+        Ok((linked, unlinked, lead_linked))
+    }
+
+    /// The flag tag is read for unlinked records and Lead-linked ones (one
+    /// listing per page) and shown to the selector in their `tags` field.
+    async fn mark_flagged(
+        &mut self,
+        unlinked: &mut [Record],
+        lead_linked: &mut [(Record, Link)],
+    ) -> Result<(), SyncError> {
+        let Some(tag) = &self.pass.spec.flag_tag else { return Ok(()) };
+        if unlinked.is_empty() && lead_linked.is_empty() {
+            return Ok(());
+        }
+        let candidates: Vec<Record> =
+            unlinked.iter().cloned().chain(lead_linked.iter().map(|(r, _)| r.clone())).collect();
+        let tagged = self.pass.marketing.tagged(self.object, tag, &candidates).await?;
+        for record in unlinked.iter_mut().chain(lead_linked.iter_mut().map(|(r, _)| r)) {
+            if record.id.as_ref().is_some_and(|id| tagged.contains(id)) {
+                record.set(fields::TAGS, Value::TextList(vec![tag.clone()]));
+            }
+        }
+        Ok(())
+    }
+
+    /// Seed behaviour: a record linked to a Lead and flagged "as Contact"
+    /// creates a Contact (the Lead is not converted) and links to it;
+    /// otherwise it is an ordinary linked record.
+    fn triage_lead_linked(
+        &mut self,
+        lead_linked: Vec<(Record, Link)>,
+        linked: &mut Linked,
+        creates: &mut BTreeMap<String, Vec<Record>>,
+    ) {
+        if lead_linked.is_empty() {
+            return;
+        }
+        let records: Vec<Record> = lead_linked.iter().map(|(r, _)| r.clone()).collect();
+        let verdicts = self.pass.rules.select(&self.ctx(None), &records);
+        for ((record, link), verdict) in lead_linked.into_iter().zip(verdicts.results) {
+            match verdict {
+                Ok(Selection::CreateAs(o)) if o.object_type() == "Contact" => {
+                    creates.entry("Contact".into()).or_default().push(record)
+                }
+                _ if unchanged(&record, &link) => self.report.unchanged += 1,
+                _ => linked.entry(link.sf_object.clone()).or_default().push((record, link)),
+            }
+        }
+    }
+
+    /// Unlinked records through the selector: `create-as` goes to `creates`.
+    fn select_creates(&mut self, unlinked: Vec<Record>, creates: &mut BTreeMap<String, Vec<Record>>) {
+        let verdicts = self.pass.rules.select(&self.ctx(None), &unlinked);
+        for (record, verdict) in unlinked.into_iter().zip(verdicts.results) {
+            let reason = match verdict {
+                Ok(Selection::CreateAs(o)) => {
+                    creates.entry(o.object_type().to_string()).or_default().push(record);
+                    continue;
+                }
+                Ok(Selection::Skip(reason)) => reason,
+                Ok(Selection::Sync) => "not flagged for Salesforce".into(),
+                Err(e) => e.to_string(),
+            };
+            *self.report.skipped.entry(reason).or_default() += 1;
+        }
+    }
+
+    /// Linked records of one Salesforce object: map, diff, resolve conflicts, queue.
+    async fn plan_updates(&mut self, sf_object: &str, batch: Vec<(Record, Link)>) -> Result<(), SyncError> {
+        let records: Vec<Record> = batch.iter().map(|(r, _)| r.clone()).collect();
+        let mapped = self.pass.rules.map(&self.ctx(Some(sf_object.to_string())), &records);
+        let mut work = Vec::new();
+        for ((source, link), result) in batch.into_iter().zip(mapped.results) {
+            let target = match result {
+                Ok(t) => t,
+                Err(failure) => {
+                    self.rule_failed(&source, &failure, &mapped.plugin)?;
+                    continue;
+                }
+            };
+            let changed: BTreeMap<String, Value> = target
+                .fields
+                .iter()
+                .filter(|(k, v)| link.sf_values.get(*k) != Some(v))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            if changed.is_empty() {
+                self.report.unchanged += 1;
+                continue;
+            }
+            work.push(Work { source, link, target, changed });
+        }
+        let now = self.current(sf_object, &work).await?;
+        let (conflicted, resolved) = self.resolve(sf_object, &work, &now);
+        let mut resolution: HashMap<usize, _> = conflicted.into_iter().zip(resolved.results).collect();
+        for (i, w) in work.into_iter().enumerate() {
+            let outcome = resolution.remove(&i);
+            self.queue_update(sf_object, w, outcome, &now, &mapped.plugin, &resolved.plugin)?;
+        }
+        Ok(())
+    }
+
+    /// The Salesforce version of the records about to be updated.
+    async fn current(&self, sf_object: &str, work: &[Work]) -> Result<HashMap<String, Record>, SyncError> {
+        let ids: Vec<String> = work.iter().map(|w| w.link.sf_id.clone()).collect();
+        if ids.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let found = self.pass.salesforce.get(sf_object, &ids).await?;
+        Ok(found.into_iter().filter_map(|r| Some((r.id.clone()?, r))).collect())
+    }
+
+    /// Records changed on both sides since the last sync go to the resolver:
+    /// which (by index into `work`), and its answers.
+    fn resolve(
+        &self,
+        sf_object: &str,
+        work: &[Work],
+        now: &HashMap<String, Record>,
+    ) -> (Vec<usize>, crmsync_core::RuleOutput<Resolution>) {
+        let mut conflicts = Vec::new();
+        let mut conflicted = Vec::new();
+        for (i, w) in work.iter().enumerate() {
+            let Some(sf) = now.get(&w.link.sf_id) else { continue };
+            let both = w
+                .changed
+                .keys()
+                .any(|k| sf.get(k) != w.link.sf_values.get(k) && sf.get(k) != w.target.get(k));
+            if !both {
+                continue;
+            }
+            let only = |fields: &BTreeMap<String, Value>| -> BTreeMap<String, Value> {
+                w.target.fields.keys().filter_map(|k| Some((k.clone(), fields.get(k)?.clone()))).collect()
+            };
+            conflicts.push(Conflict {
+                base: Some(Record { fields: only(&w.link.sf_values), modified_at: None, ..sf.clone() }),
+                salesforce: Record { fields: only(&sf.fields), ..sf.clone() },
+                marketing: Record { modified_at: w.source.modified_at, ..w.target.clone() },
+            });
+            conflicted.push(i);
+        }
+        let resolved = self.pass.rules.resolve(&self.ctx(Some(sf_object.to_string())), &conflicts);
+        (conflicted, resolved)
+    }
+
+    /// Queues one linked record's Salesforce update, after its resolution if it had a conflict.
+    fn queue_update(
+        &mut self,
+        sf_object: &str,
+        w: Work,
+        resolution: Option<Result<Resolution, RuleFailure>>,
+        now: &HashMap<String, Record>,
+        mapper: &Option<String>,
+        resolver: &Option<String>,
+    ) -> Result<(), SyncError> {
+        let Work { source, link, target, mut changed } = w;
+        let mut sf_values = link.sf_values.clone();
+        if let Some(result) = resolution {
+            let merged = match result {
+                Ok(merged) => merged,
+                Err(failure) => return self.rule_failed(&source, &failure, resolver),
+            };
+            self.report.conflicts += 1;
+            let sf = &now[&link.sf_id];
+            // Fields Salesforce won stay as they are there (the next outbound
+            // pass carries them to marketing); fields marketing won are written.
+            changed = merged
+                .merged
+                .into_iter()
+                .filter(|(k, v)| merged.winners.get(k) == Some(&Winner::Marketing) && sf.get(k) != Some(v))
+                .collect();
+            for (k, winner) in &merged.winners {
+                if let (Winner::Salesforce, Some(v)) = (winner, sf.get(k)) {
+                    sf_values.insert(k.clone(), v.clone());
+                }
+            }
+            if changed.is_empty() {
+                self.report.unchanged += 1;
+                return Ok(());
+            }
+        }
+        self.planned.push(planned(&link.sf_id, "update", &changed, &link.sf_values));
+        sf_values.extend(changed.clone());
+        let mut marketing_values = link.marketing_values.clone();
+        marketing_values.extend(source.fields.clone());
+        let write = Write::Upsert {
+            key: WriteKey::Id(link.sf_id.clone()),
+            record: Record { fields: changed, ..target },
+        };
+        let entry = OutboxEntry::new(EntryKind::Sync { then_tag: None }, Side::Salesforce, sf_object, write)
+            .about(&link)
+            .remote(self.remote_object.clone(), Some(link.remote_id.clone()))
+            .snapshots(sf_values, marketing_values)
+            .plugin(mapper.clone());
+        self.entries.push(entry);
+        Ok(())
+    }
+
+    /// Records the selector sent to Salesforce as `sf_object`: map and queue creates.
+    fn plan_creates(&mut self, sf_object: &str, records: Vec<Record>) -> Result<(), SyncError> {
+        let spec = self.pass.spec;
+        let mapped = self.pass.rules.map(&self.ctx(Some(sf_object.to_string())), &records);
+        for (source, result) in records.into_iter().zip(mapped.results) {
+            let mut target = match result {
+                Ok(t) => t,
+                Err(failure) => {
+                    self.rule_failed(&source, &failure, &mapped.plugin)?;
+                    continue;
+                }
+            };
+            let Some(email) = self.create_email(&source, &target, &mapped.plugin)? else { continue };
+            if let Some(company) = &spec.lead_company
+                && sf_object == "Lead"
+                && target.get("Company").is_none_or(Value::is_empty)
+            {
+                target.set("Company", company.clone());
+            }
+            self.planned.push(planned(
+                "(new)",
+                &format!("create {sf_object}"),
+                &target.fields,
+                &BTreeMap::new(),
+            ));
+            let write = Write::Upsert { key: WriteKey::Email(email.clone()), record: target.clone() };
+            let kind = EntryKind::Sync { then_tag: spec.pushed_tag.clone() };
+            let entry = OutboxEntry::new(kind, Side::Salesforce, sf_object, write)
+                .salesforce(sf_object, None)
+                .remote(None, source.id.clone())
+                .email(Some(email))
+                .snapshots(target.fields.clone(), source.fields.clone())
+                .plugin(mapped.plugin.clone());
+            self.entries.push(entry);
+        }
+        Ok(())
+    }
+
+    /// The email a Salesforce create is keyed by, unless it is missing or
+    /// another link holds it (both kept as the record's error).
+    fn create_email(
+        &mut self,
+        source: &Record,
+        target: &Record,
+        plugin: &Option<String>,
+    ) -> Result<Option<String>, SyncError> {
+        let name = &self.pass.spec.name;
+        let Some(email) = target.text("Email").map(email_key) else {
+            let message = "the contact has no email address, so it cannot be created in Salesforce";
+            self.keep_error(source, "missing-email", message.to_string(), plugin)?;
+            return Ok(None);
+        };
+        if let Some(holder) = self.pass.store.link_by_email(name, &email)?
+            && holder.remote_id != source.id.clone().unwrap_or_default()
+        {
+            let message = format!(
+                "Salesforce record {} already holds this email and is linked to another contact; nothing is merged",
+                holder.sf_id
+            );
+            self.keep_error(source, "duplicate-email", message, &None)?;
+            return Ok(None);
+        }
+        Ok(Some(email))
+    }
+
+    /// A rule (mapper, resolver) failed on a record: count it and keep the error.
+    fn rule_failed(
+        &mut self,
+        record: &Record,
+        failure: &RuleFailure,
+        plugin: &Option<String>,
+    ) -> Result<(), SyncError> {
+        self.keep_error(record, &failure.code, failure.to_string(), plugin)
+    }
+
+    fn keep_error(
+        &mut self,
+        record: &Record,
+        code: &str,
+        message: String,
+        plugin: &Option<String>,
+    ) -> Result<(), SyncError> {
+        self.report.errors += 1;
+        let error = RecordErrorEntry {
+            at: Utc::now(),
+            side: Side::Marketing,
+            object: record.object_type.clone(),
+            record: record.id.clone().unwrap_or_default(),
+            code: code.to_string(),
+            message,
+            plugin: plugin.clone(),
+        };
+        self.pass.store.put_error(&self.pass.spec.name, &error)?;
+        Ok(())
+    }
+}
+
+/// Whether a marketing record only repeats the values last synced: every field
+/// the link knows has the same value (fields no mapping uses are ignored).
+fn unchanged(record: &Record, link: &Link) -> bool {
+    !link.marketing_values.is_empty()
+        && link.marketing_values.iter().all(|(k, v)| match record.get(k) {
+            Some(now) => now == v || (now.is_empty() && v.is_empty()),
+            None => true,
+        })
+}
+
+fn planned(
+    sf_id: &str,
+    key: &str,
+    fields: &BTreeMap<String, Value>,
+    before: &BTreeMap<String, Value>,
+) -> PlannedWrite {
+    PlannedWrite {
+        sf_id: sf_id.to_string(),
+        key: key.to_string(),
+        fields: fields
+            .iter()
+            .map(|(k, v)| (k.clone(), before.get(k).map(Value::to_string).unwrap_or_default(), v.to_string()))
+            .collect(),
+    }
+}

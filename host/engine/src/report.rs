@@ -1,0 +1,67 @@
+//! What a pass did, per record outcome, and what a dry run would write.
+
+use std::collections::BTreeMap;
+
+/// What a pass did, per record outcome.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PassReport {
+    pub read: usize,
+    /// Records linked for the first time: created on the marketing side, or
+    /// matched there by email (bulk APIs do not say which).
+    pub created: usize,
+    pub updated: usize,
+    /// Changes that wrote nothing: echoes of crmsync's writes, or edits of unmapped fields.
+    pub unchanged: usize,
+    /// Skipped by selection, with the reason and how many.
+    pub skipped: BTreeMap<String, usize>,
+    pub errors: usize,
+    /// Status write-backs made on Salesforce records.
+    pub written_back: usize,
+    /// Records changed on both sides, merged by the resolver.
+    pub conflicts: usize,
+    /// Links moved to a converted Lead's Contact or a merge's master.
+    pub relinked: usize,
+    /// Linked records deleted on one side: their counterparts handled by the
+    /// delete policy, their links removed.
+    pub deleted: usize,
+    /// Writes left in the outbox for a later retry (transient failures).
+    pub deferred: usize,
+    /// The API budget paused Salesforce calls during the pass.
+    pub budget_paused: bool,
+    /// The pass stopped early (shutdown); what it read is queued, the rest waits.
+    pub stopped: bool,
+    /// Dry run: the writes that would be made, per record and field.
+    #[serde(skip)]
+    pub planned: Vec<PlannedWrite>,
+}
+
+impl PassReport {
+    /// Adds another pass's counts to this one.
+    pub fn add(&mut self, other: PassReport) {
+        self.read += other.read;
+        self.created += other.created;
+        self.updated += other.updated;
+        self.unchanged += other.unchanged;
+        for (reason, n) in other.skipped {
+            *self.skipped.entry(reason).or_default() += n;
+        }
+        self.errors += other.errors;
+        self.written_back += other.written_back;
+        self.conflicts += other.conflicts;
+        self.relinked += other.relinked;
+        self.deleted += other.deleted;
+        self.deferred += other.deferred;
+        self.budget_paused |= other.budget_paused;
+        self.stopped |= other.stopped;
+        self.planned.extend(other.planned);
+    }
+}
+
+/// A write a dry run would make.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PlannedWrite {
+    pub sf_id: String,
+    pub key: String,
+    /// Field, old value, new value.
+    pub fields: Vec<(String, String, String)>,
+}

@@ -1,0 +1,261 @@
+//! The plugin registry: installed versions, the active version per connection
+//! and role, and the history of activations — in sled — plus the in-memory
+//! hot-swap table the engine reads at the start of every batch.
+//!
+//! Installing validates first: the component must load (compiled and cached
+//! now, so activation never compiles), export every role it claims for a
+//! compatible contract version, and pass its own fixtures. Activation writes
+//! the new active version to sled, then swaps one pointer: a batch that already
+//! took the previous [`Plugin`] finishes on it; the next batch gets the new one.
+//! The previous version stays installed, so rollback is another swap.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
+
+use arc_swap::ArcSwap;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::fixtures::{self, Case};
+use super::storage;
+use super::{LoadError, Plugin, PluginId, Role, Runtime};
+use crmsync_store::{State, StoreError};
+
+/// What installing a plugin needs besides its bytes.
+#[derive(Debug, Clone, Default)]
+pub struct Manifest {
+    pub name: String,
+    pub version: String,
+    /// The roles to validate it for; every role it exports when empty.
+    pub roles: Vec<Role>,
+    /// Its own fixtures; they must all pass.
+    pub fixtures: Vec<Case>,
+}
+
+/// An installed version, as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Installed {
+    pub id: PluginId,
+    pub roles: BTreeSet<Role>,
+    pub fixtures_passed: usize,
+    pub installed_at: DateTime<Utc>,
+}
+
+/// One activation or rollback.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Activation {
+    pub at: DateTime<Utc>,
+    pub connection: String,
+    pub role: Role,
+    pub from: Option<String>,
+    pub to: String,
+    pub rollback: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    #[error(transparent)]
+    Load(#[from] LoadError),
+    #[error(transparent)]
+    State(#[from] StoreError),
+    #[error("invalid plugin {what} {value:?}: {why}")]
+    Invalid { what: &'static str, value: String, why: &'static str },
+    #[error("{0} is already installed with different content; give the new build a new version")]
+    VersionTaken(String),
+    #[error("{0} is not installed")]
+    NotInstalled(String),
+    #[error("{plugin} does not play the {role} role (it plays: {plays})")]
+    WrongRole { plugin: String, role: Role, plays: String },
+    #[error("no earlier version of the {role} for connection {connection} to roll back to")]
+    NothingToRollBack { connection: String, role: Role },
+    #[error("cannot store the plugin file {path}: {source}")]
+    Blob { path: String, source: std::io::Error },
+}
+
+type Table = HashMap<(String, Role), Arc<Plugin>>;
+
+/// The registry. Cheap to share behind an `Arc`.
+pub struct Registry {
+    state: State,
+    runtime: Runtime,
+    active: ArcSwap<Table>,
+    /// Loaded versions by `name@version`, so re-activation never reloads.
+    loaded: Mutex<HashMap<String, Arc<Plugin>>>,
+    /// Serialises activations so two never interleave their write and swap.
+    activating: Mutex<()>,
+}
+
+impl Registry {
+    /// Opens the registry and loads every active version (from the compiled
+    /// cache: no compilation when nothing changed).
+    pub fn open(state: State, runtime: Runtime) -> Result<Registry, RegistryError> {
+        let registry = Registry {
+            state,
+            runtime,
+            active: ArcSwap::from_pointee(Table::new()),
+            loaded: Mutex::new(HashMap::new()),
+            activating: Mutex::new(()),
+        };
+        let mut table = Table::new();
+        for ((connection, role), key) in storage::active(&registry.state)? {
+            let plugin = registry.load(&key)?;
+            table.insert((connection, role), plugin);
+        }
+        registry.active.store(Arc::new(table));
+        Ok(registry)
+    }
+
+    pub fn runtime(&self) -> &Runtime {
+        &self.runtime
+    }
+
+    /// The active plugin for a connection and role: what a batch uses from
+    /// start to end. Lock-free.
+    pub fn current(&self, connection: &str, role: Role) -> Option<Arc<Plugin>> {
+        self.active.load().get(&(connection.to_string(), role)).cloned()
+    }
+
+    /// Validates and installs a plugin version. Returns what was stored.
+    pub fn install(&self, bytes: &[u8], manifest: &Manifest) -> Result<Installed, RegistryError> {
+        check_name("name", &manifest.name)?;
+        check_name("version", &manifest.version)?;
+        let key = format!("{}@{}", manifest.name, manifest.version);
+        let sha256 = hex::encode(Sha256::digest(bytes));
+        if let Some(existing) = storage::version(&self.state, &key)?
+            && existing.id.sha256 != sha256
+        {
+            return Err(RegistryError::VersionTaken(key));
+        }
+        let plugin = self.runtime.load(bytes, &manifest.name, &manifest.version)?;
+        let roles: Vec<Role> = if manifest.roles.is_empty() {
+            plugin.roles().iter().copied().collect()
+        } else {
+            manifest.roles.clone()
+        };
+        for role in &roles {
+            plugin.require(*role)?;
+        }
+        let mut passed = 0;
+        for role in &roles {
+            let cases: Vec<Case> =
+                manifest.fixtures.iter().filter(|c| c.role.unwrap_or(*role) == *role).cloned().collect();
+            passed += fixtures::validate(&plugin, *role, &cases)?;
+        }
+        let path = self.state.blob_path(&sha256);
+        if !path.exists() {
+            let blob_err = |source| RegistryError::Blob { path: path.display().to_string(), source };
+            let tmp = path.with_extension("tmp");
+            std::fs::write(&tmp, bytes).map_err(blob_err)?;
+            std::fs::rename(&tmp, &path).map_err(blob_err)?;
+        }
+        let installed = Installed {
+            id: plugin.id().clone(),
+            roles: plugin.roles().clone(),
+            fixtures_passed: passed,
+            installed_at: Utc::now(),
+        };
+        storage::put_version(&self.state, &key, &installed)?;
+        self.loaded.lock().expect("loaded lock").insert(key, Arc::new(plugin));
+        tracing::info!(plugin = %installed.id, roles = ?installed.roles, fixtures = passed, "plugin installed");
+        Ok(installed)
+    }
+
+    /// Makes `name@version` the active `role` plugin of `connection`, from the next batch on.
+    pub fn activate(&self, connection: &str, role: Role, key: &str) -> Result<PluginId, RegistryError> {
+        self.switch(connection, role, key, false)
+    }
+
+    /// Re-activates the version that was active before the current one.
+    pub fn rollback(&self, connection: &str, role: Role) -> Result<PluginId, RegistryError> {
+        let current = self.current(connection, role).map(|p| p.id().to_string());
+        let previous = storage::history(&self.state, connection, role)?
+            .into_iter()
+            .rev()
+            .find(|a| Some(&a.to) == current.as_ref() && !a.rollback)
+            .and_then(|a| a.from)
+            .ok_or_else(|| RegistryError::NothingToRollBack { connection: connection.into(), role })?;
+        self.switch(connection, role, &previous, true)
+    }
+
+    fn switch(
+        &self,
+        connection: &str,
+        role: Role,
+        key: &str,
+        rollback: bool,
+    ) -> Result<PluginId, RegistryError> {
+        let plugin = self.load(key)?;
+        if !plugin.roles().contains(&role) {
+            return Err(RegistryError::WrongRole {
+                plugin: key.into(),
+                role,
+                plays: plugin.roles().iter().map(Role::to_string).collect::<Vec<_>>().join(", "),
+            });
+        }
+        let _guard = self.activating.lock().expect("activation lock");
+        let from = self.current(connection, role).map(|p| p.id().to_string());
+        let activation = Activation {
+            at: Utc::now(),
+            connection: connection.into(),
+            role,
+            from,
+            to: key.into(),
+            rollback,
+        };
+        storage::set_active(&self.state, connection, role, key, &activation)?;
+        self.active.rcu(|table| {
+            let mut next = Table::clone(table);
+            next.insert((connection.to_string(), role), plugin.clone());
+            next
+        });
+        tracing::info!(connection, %role, plugin = key, rollback, "plugin activated");
+        Ok(plugin.id().clone())
+    }
+
+    /// A loaded installed version (loaded once, from the compiled cache).
+    fn load(&self, key: &str) -> Result<Arc<Plugin>, RegistryError> {
+        if let Some(plugin) = self.loaded.lock().expect("loaded lock").get(key) {
+            return Ok(plugin.clone());
+        }
+        let installed =
+            storage::version(&self.state, key)?.ok_or_else(|| RegistryError::NotInstalled(key.into()))?;
+        let plugin = Arc::new(self.runtime.load_file(
+            &self.state.blob_path(&installed.id.sha256),
+            &installed.id.name,
+            &installed.id.version,
+        )?);
+        self.loaded.lock().expect("loaded lock").insert(key.into(), plugin.clone());
+        Ok(plugin)
+    }
+
+    /// Every installed version.
+    pub fn list(&self) -> Result<Vec<Installed>, RegistryError> {
+        Ok(storage::versions(&self.state)?)
+    }
+
+    /// The active version per connection and role.
+    pub fn active(&self) -> Result<storage::ActivePlugins, RegistryError> {
+        Ok(storage::active(&self.state)?)
+    }
+
+    /// Activations for a connection and role, oldest first.
+    pub fn history(&self, connection: &str, role: Role) -> Result<Vec<Activation>, RegistryError> {
+        Ok(storage::history(&self.state, connection, role)?)
+    }
+}
+
+fn check_name(what: &'static str, value: &str) -> Result<(), RegistryError> {
+    let ok = !value.is_empty()
+        && value.len() <= 64
+        && value.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '+'));
+    if ok {
+        Ok(())
+    } else {
+        Err(RegistryError::Invalid {
+            what,
+            value: value.into(),
+            why: "use 1 to 64 letters, digits, '-', '_', '.' or '+'",
+        })
+    }
+}

@@ -1,0 +1,237 @@
+//! Shared by the service-level tests: a sandbox on loopback, a data
+//! directory and a TOML config pointing at both, and the `crmsync` binary run
+//! against them with its secrets in environment variables.
+#![allow(dead_code)]
+
+use std::fmt;
+use std::path::PathBuf;
+use std::process::{ExitStatus, Stdio};
+
+use std::time::Duration;
+
+use crmsync::connectors::http::HttpOptions;
+use crmsync::connectors::salesforce::{SalesforceAuth, SalesforceConfig, SalesforceConnector};
+use crmsync::connectors::vendors::activecampaign::{ActiveCampaignConfig, ActiveCampaignConnector};
+use crmsync::core::Secret;
+use crmsync_sandbox::common::VendorApi;
+use crmsync_sandbox::{Sandbox, SandboxOptions};
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+/// A Salesforce connector (password grant) and an ActiveCampaign connector
+/// (rate limiting left to the sandbox's own switch) for a running sandbox.
+pub fn connect(
+    sandbox: &Sandbox,
+    http: HttpOptions,
+) -> Result<(SalesforceConnector, ActiveCampaignConnector), crmsync::core::ConnectorError> {
+    let c = &sandbox.credentials;
+    let auth = SalesforceAuth::Password {
+        username: c.salesforce_username.clone(),
+        password: Secret::new(c.salesforce_password.clone()),
+    };
+    let mut sf = SalesforceConfig::new(sandbox.salesforce_url(), c.salesforce_client_id.clone(), auth);
+    sf.client_secret = Some(Secret::new(c.salesforce_client_secret.clone()));
+    sf.http = http.clone();
+    sf.bulk_poll = Duration::from_millis(50);
+    let mut ac = ActiveCampaignConfig::new(
+        sandbox.activecampaign_url(),
+        Secret::new(c.activecampaign_api_token.clone()),
+    );
+    ac.http = http;
+    ac.requests_per_second = None;
+    ac.import_poll = Duration::from_millis(20);
+    Ok((SalesforceConnector::new(sf)?, ActiveCampaignConnector::new(ac)?))
+}
+
+pub const ADMIN_TOKEN: &str = "admin-token-for-tests";
+
+pub struct Env {
+    pub sandbox: Sandbox,
+    pub dir: tempfile::TempDir,
+    pub config: PathBuf,
+    pub data: PathBuf,
+}
+
+/// Every Lead and Contact syncs.
+pub fn all_selection() -> Value {
+    json!({"objects": {"Lead": {"mode": "all"}, "Contact": {"mode": "all"}}})
+}
+
+pub fn plugins_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/plugins")
+}
+
+impl Env {
+    /// A sandbox (rate limits off) seeded with `seed` plus the write-back
+    /// fields, and a config whose connection `main` uses `selection`;
+    /// `connection` adds or replaces keys of the connection table.
+    pub async fn start(seed: Value, selection: Value, connection: Value) -> Env {
+        Self::start_with(seed, selection, connection, false).await
+    }
+
+    pub async fn start_with(mut seed: Value, selection: Value, connection: Value, rate_limits: bool) -> Env {
+        let status_fields = json!([
+            {"name": "AC_Sync_Status__c", "type": "string", "length": 255},
+            {"name": "AC_Contact_Id__c", "type": "string", "length": 64}
+        ]);
+        let account_fields = json!([
+            {"name": "AC_Relation_Status__c", "type": "string", "length": 255},
+            {"name": "AC_Account_Id__c", "type": "string", "length": 64}
+        ]);
+        seed["salesforce"]["fields"] =
+            json!({"Lead": status_fields, "Contact": status_fields, "Account": account_fields});
+        let sandbox = Sandbox::start(SandboxOptions { seed: Some(seed), rate_limits, ..Default::default() })
+            .await
+            .expect("sandbox");
+        let dir = tempfile::tempdir().unwrap();
+        let plugins = plugins_dir();
+        for name in ["selection", "standard-mapping", "field-policy-resolver"] {
+            assert!(
+                plugins.join(format!("{name}.wasm")).exists(),
+                "{name}.wasm is missing: run scripts/build-plugins.sh"
+            );
+        }
+        let c = &sandbox.credentials;
+        let mut main = json!({
+            "marketing": "activecampaign",
+            "schedule": "manual",
+            "page_size": 2000,
+            "write_back": {"status_field": "AC_Sync_Status__c", "id_field": "AC_Contact_Id__c"},
+            "salesforce": {
+                "login_url": sandbox.salesforce_url(),
+                "client_id": c.salesforce_client_id,
+                "client_secret": {"env": "SF_CLIENT_SECRET"},
+                "username": c.salesforce_username,
+                "password": {"env": "SF_PASSWORD"},
+                "bulk_poll_ms": 20,
+            },
+            "activecampaign": {
+                "api_url": sandbox.activecampaign_url(),
+                "api_token": {"env": "AC_TOKEN"},
+                "requests_per_second": if rate_limits { 5.0 } else { 0.0 },
+                "import_poll_ms": 20,
+            },
+            "rules": {
+                "selector": {"plugin": plugins.join("selection.wasm"), "config": selection},
+                "mapper": {"plugin": plugins.join("standard-mapping.wasm"), "config": {"marketing": "activecampaign"}},
+                "resolver": {"plugin": plugins.join("field-policy-resolver.wasm"), "config": {}},
+            },
+        });
+        for (k, v) in connection.as_object().cloned().unwrap_or_default() {
+            main[k] = v;
+        }
+        let config = json!({
+            "service": {"admin_addr": "127.0.0.1:0", "admin_token": {"env": "CRMSYNC_ADMIN_TOKEN"}},
+            "connections": {"main": main},
+        });
+        let path = dir.path().join("crmsync.toml");
+        std::fs::write(&path, toml::to_string(&config).expect("config as TOML")).unwrap();
+        let data = dir.path().join("data");
+        Env { sandbox, config: path, data, dir }
+    }
+
+    pub fn secrets(&self) -> Vec<(&'static str, String)> {
+        let c = &self.sandbox.credentials;
+        vec![
+            ("SF_CLIENT_SECRET", c.salesforce_client_secret.clone()),
+            ("SF_PASSWORD", c.salesforce_password.clone()),
+            ("AC_TOKEN", c.activecampaign_api_token.clone()),
+            ("CRMSYNC_ADMIN_TOKEN", ADMIN_TOKEN.to_string()),
+        ]
+    }
+
+    /// The `crmsync` command with this env's config, data directory and secrets.
+    pub fn command(&self, args: &[&str]) -> tokio::process::Command {
+        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_crmsync"));
+        cmd.arg("--config").arg(&self.config).arg("--data-dir").arg(&self.data).args(args);
+        cmd.env("RUST_LOG", "warn");
+        for (k, v) in self.secrets() {
+            cmd.env(k, v);
+        }
+        cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true);
+        cmd
+    }
+}
+
+/// A finished command.
+pub struct Output {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Output {
+    pub fn ok(&self) -> bool {
+        self.code == Some(0)
+    }
+}
+
+impl fmt::Display for Output {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "exit {:?}\n--- stdout\n{}\n--- stderr\n{}", self.code, self.stdout, self.stderr)
+    }
+}
+
+async fn output(mut cmd: tokio::process::Command) -> Output {
+    let out = cmd.output().await.expect("crmsync runs");
+    Output {
+        code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+pub async fn crmsync(env: &Env, args: &[&str]) -> Output {
+    output(env.command(args)).await
+}
+
+/// With some environment variables replaced.
+pub async fn crmsync_with(env: &Env, args: &[&str], vars: &[(&str, &str)]) -> Output {
+    let mut cmd = env.command(args);
+    for (k, v) in vars {
+        cmd.env(k, v);
+    }
+    output(cmd).await
+}
+
+/// With one environment variable unset.
+pub async fn crmsync_without(env: &Env, args: &[&str], var: &str) -> Output {
+    let mut cmd = env.command(args);
+    cmd.env_remove(var);
+    output(cmd).await
+}
+
+pub fn ac_contacts(env: &Env) -> Vec<Value> {
+    env.sandbox.activecampaign.state()["contacts"].as_array().cloned().unwrap_or_default()
+}
+
+/// A running `crmsync serve`.
+pub struct Served {
+    child: tokio::process::Child,
+    pub base: String,
+}
+
+impl Served {
+    pub async fn start(env: &Env) -> Served {
+        let mut child = env.command(&["serve"]).spawn().expect("serve starts");
+        let stderr = child.stderr.take().unwrap();
+        let mut lines = BufReader::new(stderr).lines();
+        let base = loop {
+            let line = lines.next_line().await.unwrap().expect("serve printed its address before exiting");
+            if let Some(addr) = line.split("admin API on ").nth(1) {
+                break addr.trim().to_string();
+            }
+        };
+        // Keep draining stderr so the child never blocks on a full pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        Served { child, base }
+    }
+
+    /// SIGTERM, then the exit status.
+    pub async fn terminate(mut self) -> ExitStatus {
+        let pid = self.child.id().expect("running");
+        let sent = std::process::Command::new("kill").arg("-TERM").arg(pid.to_string()).status().unwrap();
+        assert!(sent.success());
+        self.child.wait().await.unwrap()
+    }
+}
