@@ -114,7 +114,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::SandboxOptions;
-use crate::common::{Vendor, VendorApi, VendorCtx};
+use crate::common::{Origin, Vendor, VendorApi, VendorCtx};
 pub use error::McError;
 use store::{Role, Store};
 
@@ -265,7 +265,7 @@ pub(crate) struct Call<'a> {
     pub query: &'a HashMap<String, String>,
     pub body: &'a [u8],
     pub role: Role,
-    /// `http://host:port` of this server (for URLs in responses).
+    /// `http(s)://host:port` of this server (for URLs in responses).
     pub base_url: &'a str,
 }
 
@@ -491,6 +491,7 @@ async fn handle(
     method: Method,
     uri: Uri,
     headers: HeaderMap,
+    origin: Origin,
     query: Result<Query<HashMap<String, String>>, axum::extract::rejection::QueryRejection>,
     body: Bytes,
 ) -> Response {
@@ -501,8 +502,7 @@ async fn handle(
         Ok(role) => role,
         Err(e) => return e.into_response(),
     };
-    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("127.0.0.1");
-    let base_url = format!("http://{host}");
+    let base_url = origin.0;
     let call = Call {
         method: method.as_str(),
         segs: segments(uri.path()),
