@@ -22,7 +22,7 @@
 //! `GET .../members/{hash}/activity-feed`; `GET/POST /lists/{id}/merge-fields`,
 //! `GET/PATCH/DELETE /lists/{id}/merge-fields/{merge_id}`; `GET/POST /batches`,
 //! `GET/DELETE /batches/{id}`; `GET /campaigns`, `GET /campaigns/{id}`,
-//! `GET /reports/{campaign_id}/email-activity`. Outside `/3.0`: `GET /batch-results/{id}`.
+//! `GET /reports/{campaign_id}/email-activity`. Outside `/3.0`: `GET /batch-results/{id}.tar.gz`.
 //! `fields`/`exclude_fields` (dotted paths) project every GET response.
 //! A known path with another method → 405; anything else → 404.
 //!
@@ -53,9 +53,10 @@
 //! - `POST /batches` stays `pending`; each `GET /batches/{id}` advances it: the
 //!   first poll reports `started`, the second applies every operation and reports
 //!   `finished` (seed `batch_polls_to_finish` changes the count; 0 = at submit).
-//!   `response_body_url` points at `GET /batch-results/{id}` on this server, which
-//!   serves the results as one JSON array `[{status_code, operation_id, response}]`
-//!   — the real API serves a gzipped tar of JSON files with that content.
+//!   `response_body_url` points at `GET /batch-results/{id}.tar.gz` on this
+//!   server: a gzipped tar of JSON files, each an array of `{status_code,
+//!   operation_id, response}` (`response` a JSON string), as the real API serves
+//!   (see [`batches`]).
 //! - Responses carry no `_links`.
 //!
 //! # Seed (`POST /__sandbox/seed`, `SandboxOptions.seed["mailchimp"]`)
@@ -559,7 +560,7 @@ impl VendorApi for Mailchimp {
             router = router.route(path, any(handle));
         }
         router
-            .route("/batch-results/{batch_id}", axum::routing::get(batches::results))
+            .route("/batch-results/{archive}", axum::routing::get(batches::results))
             .fallback(|| async { McError::NotFound.into_response() })
             .with_state(self)
     }
