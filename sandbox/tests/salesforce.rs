@@ -1347,3 +1347,42 @@ async fn bulk_ingest_reports_too_long_values_in_failed_results_and_completes() {
     assert_eq!(parse_csv(&ok.text).1.len(), 1);
     sf.shutdown().await;
 }
+
+#[tokio::test]
+async fn limits_and_the_limit_header_read_one_counter() {
+    let sf = Sf::default().await;
+    sf.sb.clock.set(t("2024-07-01T08:00:00Z"));
+    sf.seed(json!({"limits": {"daily_limit": 100, "used": 40}}));
+    // `GET /limits` counts as a call, and its body and header agree on the result.
+    let check = |a: &Answer, used: u64| {
+        assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+        assert_eq!(a.headers["sforce-limit-info"], format!("api-usage={used}/100").as_str());
+        assert_eq!(a.body["DailyApiRequests"], json!({"Max": 100, "Remaining": 100 - used}));
+    };
+    check(&sf.get(&format!("{V}/limits")).await, 41);
+    let q = sf.query("SELECT COUNT() FROM Lead").await;
+    assert_eq!(q.headers["sforce-limit-info"], "api-usage=42/100");
+    // A composite call with two subrequests counts once.
+    let subs = json!([
+        {"method": "GET", "url": format!("{V}/query?q=SELECT+Id+FROM+Lead"), "referenceId": "a"},
+        {"method": "GET", "url": format!("{V}/query?q=SELECT+Id+FROM+Contact"), "referenceId": "b"}
+    ]);
+    let c =
+        sf.call(Method::POST, &format!("{V}/composite"), Some(json!({"compositeRequest": subs})), &[]).await;
+    assert_eq!(c.status, StatusCode::OK, "{}", c.text);
+    assert_eq!(c.headers["sforce-limit-info"], "api-usage=43/100");
+    check(&sf.get(&format!("{V}/limits")).await, 44);
+    // Usage set from outside shows in both; spent, /limits itself is refused.
+    sf.sb.salesforce.set_api_usage(98, None);
+    check(&sf.get(&format!("{V}/limits")).await, 99);
+    check(&sf.get(&format!("{V}/limits")).await, 100);
+    let refused = sf.get(&format!("{V}/limits")).await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    assert_eq!(refused.headers["sforce-limit-info"], "api-usage=100/100");
+    assert_eq!(error_code(&refused), "REQUEST_LIMIT_EXCEEDED");
+    assert_eq!(sf.sb.salesforce.api_usage(), (100, 100));
+    // A new UTC day on the sandbox clock resets both.
+    sf.sb.clock.set(t("2024-07-02T00:00:00Z"));
+    check(&sf.get(&format!("{V}/limits")).await, 1);
+    sf.shutdown().await;
+}
