@@ -28,7 +28,7 @@ use axum::http::{HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -299,6 +299,7 @@ pub trait VendorApi: Send + Sync + 'static {
 pub struct Server {
     pub vendor: Vendor,
     pub addr: SocketAddr,
+    pub scheme: Scheme,
     pub ctx: VendorCtx,
     stop: Option<oneshot::Sender<()>>,
     stopping: Arc<watch::Sender<bool>>,
@@ -314,39 +315,50 @@ struct Hosted {
 }
 
 impl Server {
+    /// Serves `api` over plain HTTP on `addr`.
     pub async fn start(
         api: Arc<dyn VendorApi>,
         ctx: VendorCtx,
         addr: SocketAddr,
     ) -> Result<Server, SandboxError> {
+        Server::start_with(api, ctx, addr, None).await
+    }
+
+    /// Serves `api` on `addr`, over HTTPS with `tls`'s certificate when given.
+    pub async fn start_with(
+        api: Arc<dyn VendorApi>,
+        ctx: VendorCtx,
+        addr: SocketAddr,
+        tls: Option<&crate::tls::SandboxCert>,
+    ) -> Result<Server, SandboxError> {
         let vendor = api.vendor();
-        let listener = tokio::net::TcpListener::bind(addr).await.map_err(|source| SandboxError::Bind {
-            vendor: vendor.name(),
-            addr,
-            source,
-        })?;
-        let addr = listener.local_addr().map_err(|source| SandboxError::Bind {
-            vendor: vendor.name(),
-            addr,
-            source,
-        })?;
+        let bind_error = |source| SandboxError::Bind { vendor: vendor.name(), addr, source };
+        let listener = tokio::net::TcpListener::bind(addr).await.map_err(bind_error)?;
+        let addr = listener.local_addr().map_err(bind_error)?;
         let stopping = Arc::new(watch::channel(false).0);
         let hosted = Hosted { api: api.clone(), ctx: ctx.clone(), stopping: stopping.clone() };
+        let scheme = if tls.is_some() { Scheme::Https } else { Scheme::Http };
         let app = Router::new()
             .merge(api.router().route_layer(middleware::from_fn_with_state(hosted.clone(), observe)))
-            .nest(ADMIN_PREFIX, admin_router(hosted));
+            .nest(ADMIN_PREFIX, admin_router(hosted))
+            .layer(Extension(scheme));
         let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            let served = axum::serve(listener, app)
-                .with_graceful_shutdown(async {
-                    let _ = stopped.await;
-                })
-                .await;
-            if let Err(e) = served {
-                tracing::error!(vendor = vendor.name(), error = %e, "sandbox server stopped");
+        let stopped = async {
+            let _ = stopped.await;
+        };
+        let task = match tls {
+            None => tokio::spawn(serve(vendor, listener, app, stopped)),
+            Some(cert) => {
+                let listener = crate::tls::TlsListener::new(listener, cert.acceptor()).map_err(bind_error)?;
+                tokio::spawn(serve(vendor, listener, app, stopped))
             }
-        });
-        Ok(Server { vendor, addr, ctx, stop: Some(stop), stopping, task })
+        };
+        Ok(Server { vendor, addr, scheme, ctx, stop: Some(stop), stopping, task })
+    }
+
+    /// Base URL of this server, e.g. `https://127.0.0.1:41234`.
+    pub fn base_url(&self) -> String {
+        format!("{}://{}", self.scheme.as_str(), self.addr)
     }
 
     /// Stops accepting, releases requests held by a timeout fault, and waits
@@ -357,6 +369,64 @@ impl Server {
             let _ = stop.send(());
         }
         let _ = self.task.await;
+    }
+}
+
+async fn serve<L>(
+    vendor: Vendor,
+    listener: L,
+    app: Router,
+    stopped: impl std::future::Future<Output = ()> + Send + 'static,
+) where
+    L: axum::serve::Listener,
+    L::Addr: std::fmt::Debug,
+{
+    if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(stopped).await {
+        tracing::error!(vendor = vendor.name(), error = %e, "sandbox server stopped");
+    }
+}
+
+/// Whether a server speaks plain HTTP or HTTPS. Every request carries it as an
+/// extension, so URLs in responses (`instance_url`, `response_body_url`, links)
+/// name the scheme the client used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Scheme {
+    #[default]
+    Http,
+    Https,
+}
+
+impl Scheme {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scheme::Http => "http",
+            Scheme::Https => "https",
+        }
+    }
+}
+
+/// `scheme://host[:port]` of this server as the client addressed it (the
+/// `Host` header and the connection's [`Scheme`]), for absolute URLs in
+/// responses. Never rejects: without a `Host` header it says `127.0.0.1`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Origin(pub String);
+
+impl Origin {
+    pub fn of(headers: &axum::http::HeaderMap, extensions: &axum::http::Extensions) -> Origin {
+        let scheme = extensions.get::<Scheme>().copied().unwrap_or_default();
+        let host = headers.get(axum::http::header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("127.0.0.1");
+        Origin(format!("{}://{host}", scheme.as_str()))
+    }
+}
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Origin {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _: &S,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(Origin::of(&parts.headers, &parts.extensions))
     }
 }
 

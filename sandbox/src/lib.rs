@@ -10,7 +10,9 @@
 //! - [`salesforce`], [`activecampaign`], [`mailchimp`], [`brevo`]: one module per
 //!   vendor, each implementing [`common::VendorApi`].
 //!
-//! [`Sandbox::start`] runs all four, one loopback port each.
+//! [`Sandbox::start`] runs all four, one loopback port each, over plain HTTP or,
+//! with [`SandboxOptions::tls`], over HTTPS with a certificate made at start
+//! ([`tls`]; a client trusts [`Sandbox::ca_pem`]).
 //!
 //! This is its own crate (rather than `host/src/sandbox/`) so it builds and tests
 //! without the plugin runtime, and so tests and benchmarks can start it in-process.
@@ -20,8 +22,10 @@ pub mod brevo;
 pub mod common;
 pub mod mailchimp;
 pub mod salesforce;
+pub mod tls;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -72,6 +76,10 @@ pub struct SandboxOptions {
     /// Optional seed data: `{"salesforce": {...}, "activecampaign": {...}, ...}`.
     pub seed: Option<serde_json::Value>,
     pub credentials: Credentials,
+    /// Serve every vendor over HTTPS with a certificate generated at start,
+    /// signed by a fresh CA ([`Sandbox::ca_pem`]) and valid for `127.0.0.1`,
+    /// `localhost`, `::1` and the bind address. Off by default.
+    pub tls: bool,
 }
 
 impl Default for SandboxOptions {
@@ -84,6 +92,7 @@ impl Default for SandboxOptions {
             salesforce_token_ttl: Duration::from_secs(2 * 3600),
             seed: None,
             credentials: Credentials::default(),
+            tls: false,
         }
     }
 }
@@ -94,13 +103,16 @@ pub enum SandboxError {
     Bind { vendor: &'static str, addr: SocketAddr, source: std::io::Error },
     #[error("bad seed for {vendor}: {message}")]
     Seed { vendor: &'static str, message: String },
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
 }
 
-/// A running sandbox: four HTTP servers sharing one clock.
+/// A running sandbox: four HTTP(S) servers sharing one clock.
 pub struct Sandbox {
     pub clock: Clock,
     pub credentials: Credentials,
     servers: Vec<common::Server>,
+    cert: Option<tls::SandboxCert>,
     pub salesforce: Arc<salesforce::Salesforce>,
     pub activecampaign: Arc<activecampaign::ActiveCampaign>,
     pub mailchimp: Arc<mailchimp::Mailchimp>,
@@ -110,6 +122,7 @@ pub struct Sandbox {
 impl Sandbox {
     pub async fn start(opts: SandboxOptions) -> Result<Sandbox, SandboxError> {
         let clock = Clock::default();
+        let cert = if opts.tls { Some(tls::SandboxCert::generate(Some(opts.ip))?) } else { None };
         let ports = opts.ports.unwrap_or([0; 4]);
         let ctx = |vendor| VendorCtx::new(vendor, clock.clone(), opts.rate_limits);
 
@@ -140,12 +153,14 @@ impl Sandbox {
             (brevo.clone(), br_ctx, ports[3]),
         ];
         for (api, ctx, port) in entries {
-            servers.push(common::Server::start(api, ctx, SocketAddr::new(opts.ip, port)).await?);
+            let addr = SocketAddr::new(opts.ip, port);
+            servers.push(common::Server::start_with(api, ctx, addr, cert.as_ref()).await?);
         }
         Ok(Sandbox {
             clock,
             credentials: opts.credentials,
             servers,
+            cert,
             salesforce,
             activecampaign,
             mailchimp,
@@ -157,9 +172,37 @@ impl Sandbox {
         self.servers.iter().find(|s| s.vendor == vendor).expect("every vendor has a server")
     }
 
-    /// Base URL of one vendor's server, e.g. `http://127.0.0.1:41234`.
+    /// Base URL of one vendor's server, e.g. `http://127.0.0.1:41234`
+    /// (`https://` when the sandbox serves TLS).
     pub fn base_url(&self, vendor: common::Vendor) -> String {
-        format!("http://{}", self.server(vendor).addr)
+        self.server(vendor).base_url()
+    }
+
+    /// Whether the sandbox serves HTTPS ([`SandboxOptions::tls`]).
+    pub fn is_tls(&self) -> bool {
+        self.cert.is_some()
+    }
+
+    /// The PEM of the CA that signed the sandbox's server certificate, for a
+    /// client to trust as an extra root; `None` over plain HTTP.
+    pub fn ca_pem(&self) -> Option<&str> {
+        self.cert.as_ref().map(tls::SandboxCert::ca_pem)
+    }
+
+    /// The whole certificate material (CA, server certificate, names); `None`
+    /// over plain HTTP.
+    pub fn tls_cert(&self) -> Option<&tls::SandboxCert> {
+        self.cert.as_ref()
+    }
+
+    /// Writes [`Sandbox::ca_pem`] to `path` (e.g. for `SSL_CERT_FILE`,
+    /// `REQUESTS_CA_BUNDLE` or `curl --cacert`). Fails with
+    /// [`std::io::ErrorKind::InvalidInput`] when the sandbox is not serving TLS.
+    pub fn write_ca_pem(&self, path: impl AsRef<Path>) -> std::io::Result<()> {
+        let pem = self.ca_pem().ok_or_else(|| {
+            std::io::Error::new(std::io::ErrorKind::InvalidInput, "the sandbox is not serving TLS")
+        })?;
+        std::fs::write(path, pem)
     }
 
     pub fn salesforce_url(&self) -> String {

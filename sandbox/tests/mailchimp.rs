@@ -1,7 +1,8 @@
 //! The Mailchimp sandbox over loopback HTTP: auth, member upsert by hash,
 //! `since_last_changed` paging with the controllable clock, batch subscribe with
 //! per-member errors, compliance state, the merge-field cap, the 10-connection
-//! limit, `/batches`, roles and problem+json errors.
+//! limit, `/batches` (results as a gzipped tar of JSON files), roles and
+//! problem+json errors.
 
 use std::time::Duration;
 
@@ -62,6 +63,31 @@ impl Mc {
 
     async fn get(&self, path: &str) -> Reply {
         self.call(Method::GET, path, None).await
+    }
+
+    /// Downloads a batch's `response_body_url` (a gzipped tar, no auth) and
+    /// unpacks it: every file's name and its results array, in archive order.
+    async fn batch_results(&self, url: &str) -> Vec<(String, Vec<Value>)> {
+        let resp = self.http.get(url).send().await.expect("results download");
+        assert_eq!(resp.status(), StatusCode::OK);
+        let content_type =
+            resp.headers().get("content-type").and_then(|v| v.to_str().ok()).map(str::to_string);
+        assert_eq!(content_type.as_deref(), Some("application/x-gzip"));
+        assert!(resp.headers().get("content-encoding").is_none(), "a .tar.gz file, not a gzip-encoded body");
+        let bytes = resp.bytes().await.expect("archive bytes");
+        assert_eq!(bytes[..2], [0x1f, 0x8b], "gzip magic");
+        let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(bytes.as_ref()));
+        let mut files = Vec::new();
+        for entry in archive.entries().expect("a tar archive") {
+            let mut entry = entry.expect("tar entry");
+            assert_eq!(entry.header().entry_type(), tar::EntryType::Regular);
+            let name = entry.path().expect("entry path").to_string_lossy().into_owned();
+            let mut text = String::new();
+            std::io::Read::read_to_string(&mut entry, &mut text).expect("entry text");
+            let results: Vec<Value> = serde_json::from_str(&text).expect("each file is a JSON array");
+            files.push((name, results));
+        }
+        files
     }
 
     async fn new_list(&self) -> String {
@@ -558,7 +584,7 @@ async fn batches_finish_on_a_later_poll() {
     assert_eq!(mc.get(&format!("/lists/{list}")).await.body["stats"]["member_count"], 1);
 
     let url = done.body["response_body_url"].as_str().expect("url");
-    let results: Value = mc.http.get(url).send().await.expect("results").json().await.expect("JSON");
+    let results = Value::Array(mc.batch_results(url).await.into_iter().flat_map(|(_, r)| r).collect());
     assert_eq!(results[0]["operation_id"], "sf-1");
     assert_eq!(results[0]["status_code"], 200);
     let member: Value = serde_json::from_str(results[0]["response"].as_str().expect("string")).expect("JSON");
@@ -569,6 +595,83 @@ async fn batches_finish_on_a_later_poll() {
 
     let listed = mc.get("/batches").await;
     assert_eq!(listed.body["total_items"], 1);
+}
+
+#[tokio::test]
+async fn batch_results_are_a_gzipped_tar_of_json_files_with_per_operation_status() {
+    let mc = Mc::start(None).await;
+    let list = mc.new_list().await;
+    let mut ops = vec![
+        json!({"method": "PUT", "path": format!("/lists/{list}/members/{}", subscriber_hash("ok@example.com")),
+               "operation_id": "sf-ok",
+               "body": json!({"email_address": "ok@example.com", "status_if_new": "subscribed"}).to_string()}),
+        json!({"method": "POST", "path": format!("/lists/{list}/members"), "operation_id": "sf-bad-email",
+               "body": json!({"email_address": "not-an-email", "status": "subscribed"}).to_string()}),
+    ];
+    // Enough operations for more than one results file.
+    ops.extend(
+        (0..148).map(|i| json!({"method": "GET", "path": "/ping", "operation_id": format!("ping-{i}")})),
+    );
+    let submitted = mc.call(Method::POST, "/batches", Some(json!({"operations": ops}))).await;
+    assert_eq!(submitted.status, StatusCode::OK);
+    let id = submitted.body["id"].as_str().expect("id").to_string();
+    mc.get(&format!("/batches/{id}")).await;
+    let done = mc.get(&format!("/batches/{id}")).await;
+    assert_eq!(done.body["status"], "finished");
+    assert_eq!(done.body["total_operations"], 150);
+    assert_eq!(done.body["errored_operations"], 1);
+    let url = done.body["response_body_url"].as_str().expect("url").to_string();
+    assert!(url.starts_with(&mc.sb.mailchimp_url()) && url.ends_with(".tar.gz"), "{url}");
+
+    let files = mc.batch_results(&url).await;
+    assert_eq!(files.len(), 2, "150 results over files of 100");
+    for (name, results) in &files {
+        assert!(name.ends_with(".json") && !name.contains('/'), "{name}");
+        assert!(!results.is_empty());
+    }
+    let all: Vec<Value> = files.into_iter().flat_map(|(_, r)| r).collect();
+    assert_eq!(all.len(), 150);
+    let by_id = |op: &str| all.iter().find(|r| r["operation_id"] == op).cloned().expect(op);
+    for r in &all {
+        let keys: Vec<&String> = r.as_object().expect("object").keys().collect();
+        assert_eq!(keys, ["operation_id", "response", "status_code"], "{r}");
+        assert!(r["response"].is_string(), "response is a JSON string: {r}");
+    }
+
+    let ok = by_id("sf-ok");
+    assert_eq!(ok["status_code"], 200);
+    let member: Value = serde_json::from_str(ok["response"].as_str().expect("string")).expect("JSON");
+    assert_eq!(member["email_address"], "ok@example.com");
+    assert_eq!(member["status"], "subscribed");
+
+    let bad = by_id("sf-bad-email");
+    assert_eq!(bad["status_code"], 400);
+    let problem: Value = serde_json::from_str(bad["response"].as_str().expect("string")).expect("JSON");
+    assert_eq!(problem["status"], 400);
+    assert_eq!(problem["title"], "Invalid Resource");
+    assert!(problem["detail"].as_str().unwrap_or("").contains("not-an-email"), "{problem}");
+
+    let ping = by_id("ping-147");
+    assert_eq!(ping["status_code"], 200);
+    assert_eq!(
+        serde_json::from_str::<Value>(ping["response"].as_str().expect("string")).expect("JSON")["health_status"],
+        "Everything's Chimpy!"
+    );
+    let members = mc.get(&format!("/lists/{list}/members")).await;
+    assert_eq!(members.body["total_items"], 1, "only the valid member was added");
+
+    // The same archive on every download; unknown or unfinished batches are 404.
+    let again: Vec<Value> = mc.batch_results(&url).await.into_iter().flat_map(|(_, r)| r).collect();
+    assert_eq!(again, all);
+    let missing = mc.http.get(format!("{}/batch-results/nope.tar.gz", mc.sb.mailchimp_url())).send().await;
+    assert_eq!(missing.expect("answered").status(), StatusCode::NOT_FOUND);
+    let pending = mc
+        .call(Method::POST, "/batches", Some(json!({"operations": [{"method": "GET", "path": "/ping"}]})))
+        .await;
+    let pending_id = pending.body["id"].as_str().expect("id");
+    let early =
+        mc.http.get(format!("{}/batch-results/{pending_id}.tar.gz", mc.sb.mailchimp_url())).send().await;
+    assert_eq!(early.expect("answered").status(), StatusCode::NOT_FOUND);
 }
 
 #[tokio::test]

@@ -1,7 +1,9 @@
 //! The Salesforce sandbox over HTTP on loopback: OAuth and session expiry, SOQL
 //! filters and paging (with a `SystemModstamp` shared across a page boundary),
 //! sObject Collections and Composite per-item results, validation errors, the
-//! daily allocation, external-id upsert, describe, Bulk API 2.0, replication,
+//! daily allocation, external-id upsert, describe, Bulk API 2.0 (with per-row
+//! failures in `failedResults`), values longer than their field failing one
+//! collection item or bulk row only, replication,
 //! lead conversion and merge.
 
 use std::time::Duration;
@@ -1118,5 +1120,269 @@ async fn injected_faults_use_salesforce_error_shapes() {
         .await
         .expect("json");
     assert_eq!(calls["by_endpoint"]["GET /services/data/{version}/query"], 2);
+    sf.shutdown().await;
+}
+
+/// A seeded custom text field of length 10 and an external id, for the
+/// per-item length tests.
+fn seed_nickname(sf: &Sf) {
+    sf.seed(json!({"fields": {"Contact": [
+        {"name": "Nickname__c", "type": "string", "length": 10},
+        {"name": "Ext_Id__c", "type": "string", "length": 20, "externalId": true, "unique": true}
+    ]}}));
+}
+
+const TEN: &str = "éèêëàâäôöû"; // 10 characters, 20 bytes: the limit counts characters
+const ELEVEN: &str = "abcdefghijk";
+
+fn item_error(item: &Value) -> (&str, &str, Value) {
+    let e = &item["errors"][0];
+    (e["statusCode"].as_str().unwrap_or(""), e["message"].as_str().unwrap_or(""), e["fields"].clone())
+}
+
+#[tokio::test]
+async fn collections_fail_only_the_item_whose_value_is_longer_than_its_field() {
+    let sf = Sf::default().await;
+    seed_nickname(&sf);
+    // The limit a client reads from describe is the one enforced.
+    let d = sf.get(&format!("{V}/sobjects/Contact/describe")).await;
+    let nick =
+        d.body["fields"].as_array().expect("fields").iter().find(|f| f["name"] == "Nickname__c").cloned();
+    assert_eq!(nick.expect("Nickname__c described")["length"], 10);
+
+    // Create, allOrNone=false: 200, the middle item alone fails.
+    let a = sf
+        .call(
+            Method::POST,
+            &format!("{V}/composite/sobjects"),
+            Some(json!({"allOrNone": false, "records": [
+                {"attributes": {"type": "Contact"}, "LastName": "A", "Nickname__c": TEN},
+                {"attributes": {"type": "Contact"}, "LastName": "B", "Nickname__c": ELEVEN},
+                {"attributes": {"type": "Contact"}, "LastName": "C", "Nickname__c": "c"}
+            ]})),
+            &[],
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+    let r = a.body.as_array().expect("results").clone();
+    assert_eq!(r.len(), 3);
+    assert_eq!((r[0]["success"].clone(), r[2]["success"].clone()), (json!(true), json!(true)));
+    assert_eq!(r[1]["success"], false);
+    assert!(r[1].get("id").is_none_or(Value::is_null), "a failed create has no id: {}", r[1]);
+    assert_eq!(
+        item_error(&r[1]),
+        (
+            "STRING_TOO_LONG",
+            "Nickname: data value too large: abcdefghijk (max length=10)",
+            json!(["Nickname__c"])
+        )
+    );
+    let q = sf.query("SELECT LastName, Nickname__c FROM Contact ORDER BY LastName").await;
+    assert_eq!(q.body["totalSize"], 2);
+    assert_eq!(q.body["records"][0]["Nickname__c"], TEN);
+    let (a_id, c_id) =
+        (r[0]["id"].as_str().expect("id").to_string(), r[2]["id"].as_str().expect("id").to_string());
+
+    // Update: the too-long change fails that record only and leaves it as it was.
+    let a = sf
+        .call(
+            Method::PATCH,
+            &format!("{V}/composite/sobjects"),
+            Some(json!({"allOrNone": false, "records": [
+                {"attributes": {"type": "Contact"}, "id": a_id, "Nickname__c": ELEVEN},
+                {"attributes": {"type": "Contact"}, "id": c_id, "Nickname__c": "cc"}
+            ]})),
+            &[],
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+    assert_eq!(a.body[0]["success"], false);
+    assert_eq!(a.body[0]["id"], json!(a_id));
+    assert_eq!(item_error(&a.body[0]).0, "STRING_TOO_LONG");
+    assert_eq!(a.body[1]["success"], true);
+    let got = sf.get(&format!("{V}/sobjects/Contact/{a_id}?fields=Nickname__c")).await;
+    assert_eq!(got.body["Nickname__c"], TEN, "unchanged");
+    let got = sf.get(&format!("{V}/sobjects/Contact/{c_id}?fields=Nickname__c")).await;
+    assert_eq!(got.body["Nickname__c"], "cc");
+
+    // Upsert by external id: the too-long item (value or key) fails alone.
+    let a = sf
+        .call(
+            Method::PATCH,
+            &format!("{V}/composite/sobjects/Contact/Ext_Id__c"),
+            Some(json!({"allOrNone": false, "records": [
+                {"attributes": {"type": "Contact"}, "Ext_Id__c": "x-1", "LastName": "D", "Nickname__c": ELEVEN},
+                {"attributes": {"type": "Contact"}, "Ext_Id__c": "x-2", "LastName": "E"},
+                {"attributes": {"type": "Contact"}, "Ext_Id__c": "k".repeat(21), "LastName": "F"}
+            ]})),
+            &[],
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+    assert_eq!(a.body[0]["success"], false);
+    assert_eq!(item_error(&a.body[0]).0, "STRING_TOO_LONG");
+    assert_eq!(item_error(&a.body[0]).2, json!(["Nickname__c"]));
+    assert_eq!(a.body[1]["success"], true);
+    assert_eq!(a.body[1]["created"], true);
+    assert_eq!(a.body[2]["success"], false);
+    assert_eq!(item_error(&a.body[2]).0, "STRING_TOO_LONG");
+    assert_eq!(item_error(&a.body[2]).2, json!(["Ext_Id__c"]));
+    assert_eq!(sf.query("SELECT COUNT() FROM Contact").await.body["totalSize"], 3);
+
+    // allOrNone=true: one too-long value rolls back the whole call.
+    let a = sf
+        .call(
+            Method::POST,
+            &format!("{V}/composite/sobjects"),
+            Some(json!({"allOrNone": true, "records": [
+                {"attributes": {"type": "Contact"}, "LastName": "G"},
+                {"attributes": {"type": "Contact"}, "LastName": "H", "Nickname__c": ELEVEN}
+            ]})),
+            &[],
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+    assert_eq!(item_error(&a.body[0]).0, "ALL_OR_NONE_OPERATION_ROLLED_BACK");
+    assert_eq!(item_error(&a.body[1]).0, "STRING_TOO_LONG");
+    assert_eq!(sf.query("SELECT COUNT() FROM Contact").await.body["totalSize"], 3, "nothing saved");
+    sf.shutdown().await;
+}
+
+/// Runs one Bulk API 2.0 ingest job to completion; answers the final job info.
+async fn run_ingest(sf: &Sf, job: Value, csv: &str) -> (String, Value) {
+    let created = sf.call(Method::POST, &format!("{V}/jobs/ingest"), Some(job), &[]).await;
+    assert_eq!(created.status, StatusCode::OK, "{}", created.text);
+    let id = created.body["id"].as_str().expect("job id").to_string();
+    let up = sf
+        .http
+        .put(format!("{}{V}/jobs/ingest/{id}/batches", sf.base))
+        .bearer_auth(&sf.token)
+        .header("Content-Type", "text/csv")
+        .body(csv.to_string())
+        .send()
+        .await
+        .expect("upload");
+    assert_eq!(up.status(), StatusCode::CREATED);
+    let closed = sf
+        .call(Method::PATCH, &format!("{V}/jobs/ingest/{id}"), Some(json!({"state": "UploadComplete"})), &[])
+        .await;
+    assert_eq!(closed.status, StatusCode::OK, "{}", closed.text);
+    let info = sf.get(&format!("{V}/jobs/ingest/{id}")).await;
+    (id, info.body)
+}
+
+/// A results CSV as (header, rows).
+fn parse_csv(text: &str) -> (Vec<String>, Vec<Vec<String>>) {
+    let mut reader = csv::Reader::from_reader(text.as_bytes());
+    let header = reader.headers().expect("header").iter().map(str::to_string).collect();
+    let rows = reader.records().map(|r| r.expect("row").iter().map(str::to_string).collect()).collect();
+    (header, rows)
+}
+
+#[tokio::test]
+async fn bulk_ingest_reports_too_long_values_in_failed_results_and_completes() {
+    let sf = Sf::default().await;
+    seed_nickname(&sf);
+    let csv = format!("LastName,Nickname__c\nA,{TEN}\nB,{ELEVEN}\nC,c\n");
+    let (id, info) =
+        run_ingest(&sf, json!({"object": "Contact", "operation": "insert", "lineEnding": "LF"}), &csv).await;
+    assert_eq!(info["state"], "JobComplete", "a bad row does not fail the job: {info}");
+    assert_eq!(info["numberRecordsProcessed"], 3);
+    assert_eq!(info["numberRecordsFailed"], 1);
+    assert!(info["errorMessage"].is_null() || info.get("errorMessage").is_none(), "{info}");
+
+    let failed = sf.get(&format!("{V}/jobs/ingest/{id}/failedResults")).await;
+    assert_eq!(failed.status, StatusCode::OK);
+    let (header, rows) = parse_csv(&failed.text);
+    assert_eq!(header, ["sf__Id", "sf__Error", "LastName", "Nickname__c"]);
+    assert_eq!(rows.len(), 1, "{}", failed.text);
+    assert_eq!(rows[0][0], "", "a failed insert has no id");
+    assert_eq!(
+        rows[0][1],
+        "STRING_TOO_LONG:Nickname: data value too large: abcdefghijk (max length=10):Nickname__c --"
+    );
+    assert_eq!(rows[0][2..], ["B", ELEVEN]);
+
+    let ok = sf.get(&format!("{V}/jobs/ingest/{id}/successfulResults")).await;
+    let (header, rows) = parse_csv(&ok.text);
+    assert_eq!(header, ["sf__Id", "sf__Created", "LastName", "Nickname__c"]);
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[0][1..], ["true", "A", TEN]);
+    assert_eq!(rows[1][1..], ["true", "C", "c"]);
+    assert_eq!(sf.query("SELECT COUNT() FROM Contact").await.body["totalSize"], 2);
+
+    // An update job: the failed row keeps its id, the record keeps its value.
+    let (a_id, c_id) = (rows[0][0].clone(), rows[1][0].clone());
+    let csv = format!("Id,Nickname__c\n{a_id},{ELEVEN}\n{c_id},cc\n");
+    let (id, info) = run_ingest(&sf, json!({"object": "Contact", "operation": "update"}), &csv).await;
+    assert_eq!(info["state"], "JobComplete");
+    assert_eq!(info["numberRecordsFailed"], 1);
+    let failed = sf.get(&format!("{V}/jobs/ingest/{id}/failedResults")).await;
+    let (_, rows) = parse_csv(&failed.text);
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0][0], a_id);
+    assert!(rows[0][1].starts_with("STRING_TOO_LONG:"), "{}", rows[0][1]);
+    let got = sf.get(&format!("{V}/sobjects/Contact/{a_id}?fields=Nickname__c")).await;
+    assert_eq!(got.body["Nickname__c"], TEN);
+    let got = sf.get(&format!("{V}/sobjects/Contact/{c_id}?fields=Nickname__c")).await;
+    assert_eq!(got.body["Nickname__c"], "cc");
+
+    // A row with more or fewer cells than the header fails alone too, and is
+    // listed in failedResults with its cells under the header's columns.
+    let csv = "LastName,Nickname__c\nP,p,extra\nQ\nR,r\n";
+    let (id, info) = run_ingest(&sf, json!({"object": "Contact", "operation": "insert"}), csv).await;
+    assert_eq!(info["state"], "JobComplete");
+    assert_eq!(info["numberRecordsProcessed"], 3);
+    assert_eq!(info["numberRecordsFailed"], 2);
+    let failed = sf.get(&format!("{V}/jobs/ingest/{id}/failedResults")).await;
+    let (header, rows) = parse_csv(&failed.text);
+    assert_eq!(header, ["sf__Id", "sf__Error", "LastName", "Nickname__c"]);
+    assert_eq!(rows.len(), 2, "every failed row is listed: {}", failed.text);
+    assert_eq!(rows[0][2..], ["P", "p"]);
+    assert_eq!(rows[1][2..], ["Q", ""]);
+    for row in &rows {
+        assert!(row[1].starts_with("INVALID_FIELD:") && row[1].ends_with(" --"), "{}", row[1]);
+    }
+    let ok = sf.get(&format!("{V}/jobs/ingest/{id}/successfulResults")).await;
+    assert_eq!(parse_csv(&ok.text).1.len(), 1);
+    sf.shutdown().await;
+}
+
+#[tokio::test]
+async fn limits_and_the_limit_header_read_one_counter() {
+    let sf = Sf::default().await;
+    sf.sb.clock.set(t("2024-07-01T08:00:00Z"));
+    sf.seed(json!({"limits": {"daily_limit": 100, "used": 40}}));
+    // `GET /limits` counts as a call, and its body and header agree on the result.
+    let check = |a: &Answer, used: u64| {
+        assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+        assert_eq!(a.headers["sforce-limit-info"], format!("api-usage={used}/100").as_str());
+        assert_eq!(a.body["DailyApiRequests"], json!({"Max": 100, "Remaining": 100 - used}));
+    };
+    check(&sf.get(&format!("{V}/limits")).await, 41);
+    let q = sf.query("SELECT COUNT() FROM Lead").await;
+    assert_eq!(q.headers["sforce-limit-info"], "api-usage=42/100");
+    // A composite call with two subrequests counts once.
+    let subs = json!([
+        {"method": "GET", "url": format!("{V}/query?q=SELECT+Id+FROM+Lead"), "referenceId": "a"},
+        {"method": "GET", "url": format!("{V}/query?q=SELECT+Id+FROM+Contact"), "referenceId": "b"}
+    ]);
+    let c =
+        sf.call(Method::POST, &format!("{V}/composite"), Some(json!({"compositeRequest": subs})), &[]).await;
+    assert_eq!(c.status, StatusCode::OK, "{}", c.text);
+    assert_eq!(c.headers["sforce-limit-info"], "api-usage=43/100");
+    check(&sf.get(&format!("{V}/limits")).await, 44);
+    // Usage set from outside shows in both; spent, /limits itself is refused.
+    sf.sb.salesforce.set_api_usage(98, None);
+    check(&sf.get(&format!("{V}/limits")).await, 99);
+    check(&sf.get(&format!("{V}/limits")).await, 100);
+    let refused = sf.get(&format!("{V}/limits")).await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    assert_eq!(refused.headers["sforce-limit-info"], "api-usage=100/100");
+    assert_eq!(error_code(&refused), "REQUEST_LIMIT_EXCEEDED");
+    assert_eq!(sf.sb.salesforce.api_usage(), (100, 100));
+    // A new UTC day on the sandbox clock resets both.
+    sf.sb.clock.set(t("2024-07-02T00:00:00Z"));
+    check(&sf.get(&format!("{V}/limits")).await, 1);
     sf.shutdown().await;
 }

@@ -26,9 +26,11 @@ Documented exceptions, where the spec is plainly wrong about the real API
 
 import copy
 import hashlib
+import io
 import json
 import pathlib
 import re
+import tarfile
 
 import pytest
 import requests
@@ -235,8 +237,13 @@ def test_batches(api, list_id):
     done = api.call("GET", f"/batches/{batch['id']}", 200)
     assert done["status"] == "finished" and done["finished_operations"] == 1
     assert api.call("GET", "/batches", 200)["total_items"] >= 1
-    results = requests.get(done["response_body_url"], timeout=10).json()
-    assert results[0]["status_code"] == 200
+    # response_body_url: a gzipped tar of JSON files, each an array of results.
+    archive = requests.get(done["response_body_url"], timeout=10)
+    assert archive.headers["Content-Type"] == "application/x-gzip"
+    with tarfile.open(fileobj=io.BytesIO(archive.content), mode="r:gz") as tar:
+        results = [r for m in tar.getmembers() if m.isfile() for r in json.load(tar.extractfile(m))]
+    assert results[0]["status_code"] == 200 and results[0]["operation_id"] == "1"
+    assert json.loads(results[0]["response"])["email_address"] == "oa-op@example.com"
     assert api.call("DELETE", f"/batches/{batch['id']}", 204) is None
     api.call("GET", f"/batches/{batch['id']}", 404)
     api.call("POST", "/batches", 400, json={"operations": [{"method": "FETCH", "path": "/x"}]})

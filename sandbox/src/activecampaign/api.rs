@@ -9,6 +9,8 @@ use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, FixedOffset, NaiveDate, NaiveDateTime, TimeZone, Utc};
 use serde_json::{Value, json};
 
+use crate::common::Origin;
+
 /// Default and maximum `limit` of AC list endpoints.
 pub const DEFAULT_LIMIT: usize = 20;
 pub const MAX_LIMIT: usize = 100;
@@ -249,7 +251,8 @@ fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// The base of links in responses, `http://<host>/api/3`, from the `Host` header.
+/// The base of links in responses, `http(s)://<host>/api/3`, from the `Host`
+/// header and the connection's scheme.
 #[derive(Debug, Clone)]
 pub struct Base(pub String);
 
@@ -257,8 +260,8 @@ impl<S: Send + Sync> FromRequestParts<S> for Base {
     type Rejection = AcError;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        let host = parts.headers.get("host").and_then(|h| h.to_str().ok()).unwrap_or("localhost");
-        Ok(Base(format!("http://{host}/api/3")))
+        let origin = Origin::of(&parts.headers, &parts.extensions);
+        Ok(Base(format!("{}/api/3", origin.0)))
     }
 }
 

@@ -19,6 +19,7 @@ use super::error::{ApiError, JsonBody, Params, parse_json};
 use super::store::{
     ContactChange, ContactQuery, ContactView, IdKind, Identifier, ImportJob, ImportRow, ProcessStatus, Store,
 };
+use crate::common::Origin;
 
 /// Most contacts one `POST /contacts/batch` may update.
 pub const BATCH_MAX: usize = 100;
@@ -473,9 +474,8 @@ pub async fn import(State(api): State<Arc<Brevo>>, bytes: Bytes) -> Result<Respo
 pub async fn process(
     State(api): State<Arc<Brevo>>,
     Path(raw): Path<String>,
-    headers: axum::http::HeaderMap,
+    origin: Origin,
 ) -> Result<Response, ApiError> {
-    let host = headers.get(axum::http::header::HOST).and_then(|h| h.to_str().ok()).map(str::to_string);
     let not_found = || ApiError::new(StatusCode::NOT_FOUND, "invalid_parameter", "processId is invalid");
     let pid: u64 = raw.parse().map_err(|_| not_found())?;
     let now = api.now();
@@ -494,9 +494,8 @@ pub async fn process(
     let mut body = json!({ "id": process.id, "status": process.status, "name": process.name });
     if let Some(report) = &process.report {
         // Brevo links CSV reports of the problem rows (pre-signed, no api-key needed).
-        let invalid = (!report.invalid_emails.is_empty()).then(|| {
-            format!("http://{}/reports/{pid}/invalid_emails.csv", host.as_deref().unwrap_or("localhost"))
-        });
+        let invalid = (!report.invalid_emails.is_empty())
+            .then(|| format!("{}/reports/{pid}/invalid_emails.csv", origin.0));
         body["info"] = json!({ "import": {
             "invalid_emails": invalid, "duplicate_contact_id": null, "duplicate_ext_id": null,
             "duplicate_email_id": null, "duplicate_phone_id": null, "duplicate_whatsapp_id": null,

@@ -4,24 +4,37 @@
 //! background: it stays `pending` until its first `GET`, which reports
 //! `started`; the poll that reaches `batch_polls_to_finish` (default 2) runs
 //! every operation through the same dispatcher as HTTP calls, with the
-//! submitter's rights, and reports `finished`. Results are served as one JSON
-//! array at `GET /batch-results/{id}` (the real API serves a `.tar.gz` of JSON
-//! files holding the same `[{status_code, operation_id, response}]` records).
+//! submitter's rights, and reports `finished`.
+//!
+//! Results are served as the real API serves them: `response_body_url` is a
+//! gzipped tar archive (`GET /batch-results/{id}.tar.gz`, no auth, like the
+//! pre-signed storage URL Mailchimp hands out) of JSON files, each a JSON array
+//! of `{status_code, operation_id, response}` with `response` the operation's
+//! body as a JSON *string*. A client must read every file: the sandbox puts
+//! [`RESULTS_PER_FILE`] results in each, in operation order (how Mailchimp
+//! splits results over files is not documented).
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Utc};
+use flate2::Compression;
+use flate2::write::GzEncoder;
+use md5::{Digest, Md5};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::store::{Batch, BatchStatus, Operation, Role, random_id};
-use super::{Body, Call, Mailchimp, McError, Reply, json_response, no_content, ok, project, segments};
+use super::{Body, Call, Mailchimp, McError, Reply, no_content, ok, project, segments};
 
 /// Most batches that may be pending at once.
 const MAX_PENDING: usize = 500;
+
+/// Results in each JSON file of a batch's results archive.
+pub const RESULTS_PER_FILE: usize = 100;
 
 #[derive(Deserialize)]
 struct SubmitBody {
@@ -164,7 +177,7 @@ fn execute(mc: &Mailchimp, id: &str, base_url: &str) {
         b.errored_operations = errored;
         b.completed_at = Some(now);
         b.results = Some(results);
-        b.response_body_url = format!("{base_url}/batch-results/{id}");
+        b.response_body_url = format!("{base_url}/batch-results/{id}.tar.gz");
     }
 }
 
@@ -189,12 +202,42 @@ pub(crate) fn delete(mc: &Mailchimp, id: &str) -> Reply {
     no_content()
 }
 
-/// `GET /batch-results/{id}`: the finished batch's results (no auth, like the
-/// pre-signed URL the real API hands out).
-pub(crate) async fn results(State(mc): State<Arc<Mailchimp>>, Path(id): Path<String>) -> Response {
-    let store = mc.read();
-    match store.batches.get(&id).and_then(|b| b.results.as_ref()) {
-        Some(results) => json_response(StatusCode::OK, &Value::Array(results.clone())),
-        None => McError::NotFound.into_response(),
+/// `GET /batch-results/{id}.tar.gz`: the finished batch's results archive (no
+/// auth, like the pre-signed URL the real API hands out). The bare id is
+/// accepted too.
+pub(crate) async fn results(State(mc): State<Arc<Mailchimp>>, Path(name): Path<String>) -> Response {
+    let id = name.strip_suffix(".tar.gz").unwrap_or(&name);
+    let archive = {
+        let store = mc.read();
+        match store.batches.get(id) {
+            Some(Batch { results: Some(results), completed_at, submitted_at, .. }) => {
+                results_archive(id, results, completed_at.unwrap_or(*submitted_at))
+            }
+            _ => return McError::NotFound.into_response(),
+        }
+    };
+    match archive {
+        Ok(bytes) => (StatusCode::OK, [(header::CONTENT_TYPE, "application/x-gzip")], bytes).into_response(),
+        Err(e) => {
+            tracing::error!(batch = id, error = %e, "could not pack the batch results");
+            McError::Status(StatusCode::INTERNAL_SERVER_ERROR).into_response()
+        }
     }
+}
+
+/// A gzipped tar of JSON files, [`RESULTS_PER_FILE`] results each, named by a
+/// hash of the batch id and the file's index (stable across downloads).
+pub fn results_archive(batch_id: &str, results: &[Value], mtime: DateTime<Utc>) -> std::io::Result<Vec<u8>> {
+    let mut archive = tar::Builder::new(GzEncoder::new(Vec::new(), Compression::default()));
+    for (i, chunk) in results.chunks(RESULTS_PER_FILE).enumerate() {
+        let body = serde_json::to_vec(chunk)?;
+        let name = hex::encode(Md5::digest(format!("{batch_id}/{i}").as_bytes()));
+        let mut header = tar::Header::new_ustar();
+        header.set_entry_type(tar::EntryType::Regular);
+        header.set_size(body.len() as u64);
+        header.set_mode(0o644);
+        header.set_mtime(u64::try_from(mtime.timestamp()).unwrap_or(0));
+        archive.append_data(&mut header, format!("{}.json", &name[..10]), body.as_slice())?;
+    }
+    archive.into_inner()?.finish()
 }

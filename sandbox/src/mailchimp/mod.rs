@@ -22,7 +22,7 @@
 //! `GET .../members/{hash}/activity-feed`; `GET/POST /lists/{id}/merge-fields`,
 //! `GET/PATCH/DELETE /lists/{id}/merge-fields/{merge_id}`; `GET/POST /batches`,
 //! `GET/DELETE /batches/{id}`; `GET /campaigns`, `GET /campaigns/{id}`,
-//! `GET /reports/{campaign_id}/email-activity`. Outside `/3.0`: `GET /batch-results/{id}`.
+//! `GET /reports/{campaign_id}/email-activity`. Outside `/3.0`: `GET /batch-results/{id}.tar.gz`.
 //! `fields`/`exclude_fields` (dotted paths) project every GET response.
 //! A known path with another method → 405; anything else → 404.
 //!
@@ -53,9 +53,10 @@
 //! - `POST /batches` stays `pending`; each `GET /batches/{id}` advances it: the
 //!   first poll reports `started`, the second applies every operation and reports
 //!   `finished` (seed `batch_polls_to_finish` changes the count; 0 = at submit).
-//!   `response_body_url` points at `GET /batch-results/{id}` on this server, which
-//!   serves the results as one JSON array `[{status_code, operation_id, response}]`
-//!   — the real API serves a gzipped tar of JSON files with that content.
+//!   `response_body_url` points at `GET /batch-results/{id}.tar.gz` on this
+//!   server: a gzipped tar of JSON files, each an array of `{status_code,
+//!   operation_id, response}` (`response` a JSON string), as the real API serves
+//!   (see [`batches`]).
 //! - Responses carry no `_links`.
 //!
 //! # Seed (`POST /__sandbox/seed`, `SandboxOptions.seed["mailchimp"]`)
@@ -114,7 +115,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::SandboxOptions;
-use crate::common::{Vendor, VendorApi, VendorCtx};
+use crate::common::{Origin, Vendor, VendorApi, VendorCtx};
 pub use error::McError;
 use store::{Role, Store};
 
@@ -265,7 +266,7 @@ pub(crate) struct Call<'a> {
     pub query: &'a HashMap<String, String>,
     pub body: &'a [u8],
     pub role: Role,
-    /// `http://host:port` of this server (for URLs in responses).
+    /// `http(s)://host:port` of this server (for URLs in responses).
     pub base_url: &'a str,
 }
 
@@ -491,6 +492,7 @@ async fn handle(
     method: Method,
     uri: Uri,
     headers: HeaderMap,
+    origin: Origin,
     query: Result<Query<HashMap<String, String>>, axum::extract::rejection::QueryRejection>,
     body: Bytes,
 ) -> Response {
@@ -501,8 +503,7 @@ async fn handle(
         Ok(role) => role,
         Err(e) => return e.into_response(),
     };
-    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("127.0.0.1");
-    let base_url = format!("http://{host}");
+    let base_url = origin.0;
     let call = Call {
         method: method.as_str(),
         segs: segments(uri.path()),
@@ -559,7 +560,7 @@ impl VendorApi for Mailchimp {
             router = router.route(path, any(handle));
         }
         router
-            .route("/batch-results/{batch_id}", axum::routing::get(batches::results))
+            .route("/batch-results/{archive}", axum::routing::get(batches::results))
             .fallback(|| async { McError::NotFound.into_response() })
             .with_state(self)
     }

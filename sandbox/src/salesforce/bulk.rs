@@ -499,9 +499,12 @@ impl Salesforce {
                         .into(),
                 );
             }
+            // Flexible: a row with more or fewer cells than the header fails on
+            // its own (below) instead of ending the read.
             let mut reader = csv::ReaderBuilder::new()
                 .delimiter(format.delimiter)
                 .has_headers(true)
+                .flexible(true)
                 .from_reader(upload.as_bytes());
             let headers: Vec<String> = reader
                 .headers()
@@ -532,17 +535,32 @@ impl Salesforce {
                 header_written = true;
             }
             for row in reader.records() {
-                let row = match row {
-                    Ok(r) => r,
-                    Err(e) => {
-                        out.failed += 1;
-                        out.processed += 1;
-                        let _ = failures.write_record([String::new(), format!("INVALID_FIELD:{e}: --")]);
-                        continue;
-                    }
-                };
-                let cells: Vec<&str> = row.iter().collect();
                 out.processed += 1;
+                // A row that cannot be read, or whose cell count differs from the
+                // header's, is a failed row: listed with the header's columns.
+                let unreadable = match &row {
+                    Err(e) => Some((format!("INVALID_FIELD:{e}: --"), Vec::new())),
+                    Ok(r) if r.len() != headers.len() => Some((
+                        format!(
+                            "INVALID_FIELD:row at line {} has {} columns but the header has {}: --",
+                            r.position().map_or(0, csv::Position::line),
+                            r.len(),
+                            headers.len()
+                        ),
+                        r.iter().map(str::to_string).collect(),
+                    )),
+                    Ok(_) => None,
+                };
+                if let Some((error, mut cells)) = unreadable {
+                    out.failed += 1;
+                    cells.resize(headers.len(), String::new());
+                    let mut rec = vec![String::new(), error];
+                    rec.extend(cells);
+                    let _ = failures.write_record(&rec);
+                    continue;
+                }
+                let Ok(row) = row else { continue };
+                let cells: Vec<&str> = row.iter().collect();
                 match apply_row(&mut store, obj, op, &columns, ext_col, &cells, &w) {
                     Ok((id, was_created)) => {
                         let mut rec = vec![id.to_string(), was_created.to_string()];

@@ -102,7 +102,7 @@ use md5::{Digest, Md5};
 use rand::Rng;
 use serde_json::{Value, json};
 
-use crate::common::{Vendor, VendorApi, VendorCtx};
+use crate::common::{Origin, Vendor, VendorApi, VendorCtx};
 use crate::{Credentials, SandboxOptions};
 
 pub use error::{ItemError, SfError};
@@ -350,7 +350,7 @@ impl Salesforce {
     }
 
     /// `POST /services/oauth2/token`: parameters from the form body or the query string.
-    fn oauth_token(&self, headers: &HeaderMap, mut form: Vec<(String, String)>, body: &[u8]) -> Response {
+    fn oauth_token(&self, origin: &Origin, mut form: Vec<(String, String)>, body: &[u8]) -> Response {
         form.extend(model::parse_form(&String::from_utf8_lossy(body)));
         let refresh = match self.check_grant(&form) {
             Ok(refresh) => refresh,
@@ -359,8 +359,7 @@ impl Salesforce {
                 return (StatusCode::BAD_REQUEST, axum::Json(body)).into_response();
             }
         };
-        let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("127.0.0.1");
-        let instance_url = format!("http://{host}");
+        let instance_url = origin.0.clone();
         let token = self.issue_token();
         let issued_at = self.now().timestamp_millis().to_string();
         let id = format!("{instance_url}/id/{ORG_ID}/{USER_ID}");
@@ -486,7 +485,7 @@ impl Salesforce {
         let query = parts.uri.query().map(model::parse_form).unwrap_or_default();
         match segs.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
             ["services", "oauth2", "token"] if parts.method == Method::POST => {
-                sf.oauth_token(&parts.headers, query, &body)
+                sf.oauth_token(&Origin::of(&parts.headers, &parts.extensions), query, &body)
             }
             ["services", "oauth2", "token"] => {
                 Resp::from(SfError::method_not_allowed(parts.method.as_str(), "POST")).into_response()
