@@ -158,10 +158,14 @@ fn default_lead_company() -> String {
     "[not provided]".into()
 }
 
-/// Timeouts and retries of both connectors' HTTP calls.
-#[derive(Debug, Clone, Copy, Deserialize)]
+/// Timeouts, retries and TLS trust of both connectors' HTTP calls.
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HttpSection {
+    /// A PEM file of certificates to trust besides the built-in (webpki)
+    /// roots, e.g. a corporate proxy's CA.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
     /// Deadline of one attempt.
     #[serde(default = "default_timeout_secs")]
     pub timeout_secs: u64,
@@ -178,6 +182,7 @@ pub struct HttpSection {
 impl Default for HttpSection {
     fn default() -> Self {
         HttpSection {
+            ca_file: None,
             timeout_secs: default_timeout_secs(),
             max_retries: default_max_retries(),
             min_delay_ms: default_min_delay_ms(),
@@ -199,14 +204,23 @@ fn default_max_delay_ms() -> u64 {
 }
 
 impl HttpSection {
-    pub fn options(&self) -> crmsync_connectors::http::HttpOptions {
-        crmsync_connectors::http::HttpOptions {
+    /// The connectors' HTTP options; `key` is this section's key (errors name `ca_file`).
+    pub fn options(&self, key: &str) -> Result<crmsync_connectors::http::HttpOptions, ConfigError> {
+        let extra_ca = match &self.ca_file {
+            Some(path) => Some(
+                crmsync_connectors::http::ExtraCa::load(path)
+                    .map_err(|m| ConfigError::new(format!("{key}.ca_file"), m))?,
+            ),
+            None => None,
+        };
+        Ok(crmsync_connectors::http::HttpOptions {
             timeout: Duration::from_secs(self.timeout_secs.max(1)),
             max_retries: self.max_retries,
             min_delay: Duration::from_millis(self.min_delay_ms),
             max_delay: Duration::from_millis(self.max_delay_ms.max(self.min_delay_ms)),
+            extra_ca,
             ..Default::default()
-        }
+        })
     }
 }
 
@@ -529,6 +543,7 @@ impl ConnectionConfig {
         if self.inbound.batch_records == 0 {
             problems.push(ConfigError::new(k("inbound.batch_records"), "must be at least 1"));
         }
+        problems.extend(self.http.options(&k("http")).err());
         problems
     }
 

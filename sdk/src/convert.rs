@@ -162,6 +162,23 @@ pub fn normalize_phone(text: &str) -> Result<String, RecordError> {
     Ok(out)
 }
 
+/// A phone number tidied without judging it: digits and a leading `+` when
+/// it is written with only digits, spaces, dots, dashes and brackets; any
+/// other text is kept as written (trimmed). For platforms without a phone rule.
+pub fn tidy_phone(text: &str) -> String {
+    let t = text.trim();
+    let allowed = |(i, c): (usize, char)| {
+        c.is_ascii_digit()
+            || (c == '+' && i == 0)
+            || matches!(c, ' ' | '.' | '-' | '(' | ')' | '/' | '\u{a0}')
+    };
+    if t.chars().enumerate().all(allowed) && t.chars().any(|c| c.is_ascii_digit()) {
+        t.chars().filter(|c| c.is_ascii_digit() || *c == '+').collect()
+    } else {
+        t.to_string()
+    }
+}
+
 /// A phone number for SMS: international format with the country code
 /// (`+33612345678` or `0033612345678`), returned as `+` and digits.
 pub fn sms_number(text: &str) -> Result<String, RecordError> {

@@ -1,4 +1,5 @@
-//! What every connector shares on the wire: the reqwest client (timeouts),
+//! What every connector shares on the wire: the reqwest client (timeouts,
+//! HTTPS through rustls with the webpki roots plus an optional extra CA),
 //! retry of transient failures with exponential backoff and full jitter
 //! (backon), `Retry-After`, an optional shared rate limiter, a hook that sees
 //! every response's headers, and the classification of failures into
@@ -33,6 +34,49 @@ pub struct HttpOptions {
     /// A `Retry-After` longer than this is not waited out: the error goes back
     /// to the caller (the engine reschedules the batch).
     pub max_retry_after: Duration,
+    /// Certificates trusted besides the webpki roots (a corporate proxy's CA).
+    pub extra_ca: Option<ExtraCa>,
+}
+
+/// Extra trusted certificates, read from a PEM file.
+#[derive(Debug, Clone)]
+pub struct ExtraCa {
+    pub path: std::path::PathBuf,
+    certs: Arc<Vec<rustls::pki_types::CertificateDer<'static>>>,
+}
+
+impl ExtraCa {
+    /// Reads every certificate of a PEM file; the error says what is wrong.
+    pub fn load(path: &std::path::Path) -> Result<ExtraCa, String> {
+        use rustls::pki_types::CertificateDer;
+        use rustls::pki_types::pem::PemObject;
+        let bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&bytes)
+            .collect::<Result<_, _>>()
+            .map_err(|e| format!("{} is not a PEM certificate file: {e}", path.display()))?;
+        if certs.is_empty() {
+            return Err(format!("{} holds no PEM certificate", path.display()));
+        }
+        Ok(ExtraCa { path: path.to_path_buf(), certs: Arc::new(certs) })
+    }
+}
+
+/// The TLS settings of every connector: TLS 1.2+ through rustls with the
+/// aws-lc-rs provider (post-quantum key exchange preferred), the webpki roots
+/// (built in: no system store needed), and the extra CA when given.
+fn tls_config(extra: Option<&ExtraCa>) -> Result<rustls::ClientConfig, String> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    for cert in extra.map(|x| x.certs.iter()).into_iter().flatten() {
+        roots.add(cert.clone()).map_err(|e| format!("an extra CA certificate cannot be used: {e}"))?;
+    }
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(config)
 }
 
 impl Default for HttpOptions {
@@ -44,6 +88,7 @@ impl Default for HttpOptions {
             min_delay: Duration::from_millis(500),
             max_delay: Duration::from_secs(30),
             max_retry_after: Duration::from_secs(300),
+            extra_ca: None,
         }
     }
 }
@@ -120,7 +165,10 @@ pub struct Http {
 
 impl Http {
     pub fn new(vendor: &'static str, opts: HttpOptions, classify: Classify) -> Result<Http, ConnectorError> {
+        let tls =
+            tls_config(opts.extra_ca.as_ref()).map_err(|message| ConnectorError::Tls { vendor, message })?;
         let client = reqwest::Client::builder()
+            .use_preconfigured_tls(tls)
             .timeout(opts.timeout)
             .connect_timeout(opts.connect_timeout)
             .user_agent(concat!("crmsync/", env!("CARGO_PKG_VERSION")))
@@ -234,18 +282,40 @@ fn kind(e: &ConnectorError) -> &'static str {
         ConnectorError::Rejected { .. } => "rejected",
         ConnectorError::BadResponse { .. } => "bad_response",
         ConnectorError::Unsupported { .. } => "unsupported",
+        ConnectorError::Tls { .. } => "tls",
     }
 }
 
 fn transport_error(vendor: &'static str, e: reqwest::Error) -> ConnectorError {
     let e = e.without_url();
     if e.is_timeout() {
-        ConnectorError::Timeout { vendor }
-    } else if e.is_decode() {
-        ConnectorError::BadResponse { vendor, message: e.to_string() }
-    } else {
-        ConnectorError::Network { vendor, message: e.to_string() }
+        return ConnectorError::Timeout { vendor };
     }
+    if e.is_decode() {
+        return ConnectorError::BadResponse { vendor, message: e.to_string() };
+    }
+    // The causes say what went wrong ("error sending request" alone does not).
+    let mut message = e.to_string();
+    let mut tls = false;
+    let mut source = std::error::Error::source(&e);
+    while let Some(cause) = source {
+        tls |= cause.downcast_ref::<rustls::Error>().is_some()
+            || cause
+                .downcast_ref::<std::io::Error>()
+                .and_then(|io| io.get_ref())
+                .is_some_and(|inner| inner.downcast_ref::<rustls::Error>().is_some());
+        let text = cause.to_string();
+        if !message.contains(&text) {
+            message = format!("{message}: {text}");
+        }
+        source = cause.source();
+    }
+    // hyper boxes the handshake error on the way up; its text still says what it is.
+    let lower = message.to_lowercase();
+    tls |= ["invalid peer certificate", "tls handshake", "certificate verify", "unknownissuer"]
+        .iter()
+        .any(|m| lower.contains(m));
+    if tls { ConnectorError::Tls { vendor, message } } else { ConnectorError::Network { vendor, message } }
 }
 
 /// The status-based part every vendor shares: 429 (with `Retry-After`), 5xx,

@@ -137,6 +137,10 @@ pub enum ConnectorError {
     BadResponse { vendor: &'static str, message: String },
     #[error("{vendor} cannot {what}")]
     Unsupported { vendor: &'static str, what: String },
+    /// The TLS handshake failed: the certificate is not trusted, the host
+    /// name does not match, … (not retried: it will not heal by itself).
+    #[error("{vendor}: secure connection refused: {message}")]
+    Tls { vendor: &'static str, message: String },
 }
 
 impl ConnectorError {
@@ -152,7 +156,8 @@ impl ConnectorError {
             | ConnectorError::QuotaExceeded { .. }
             | ConnectorError::Rejected { .. }
             | ConnectorError::BadResponse { .. }
-            | ConnectorError::Unsupported { .. } => false,
+            | ConnectorError::Unsupported { .. }
+            | ConnectorError::Tls { .. } => false,
         }
     }
 }

@@ -52,6 +52,28 @@ pub struct RunRecord {
     pub error: Option<String>,
 }
 
+impl RunRecord {
+    /// A run that failed as a whole before it could report anything else
+    /// (the service records it so the failure is visible, never silent).
+    pub fn failed(connection: &str, run_id: String, started_at: DateTime<Utc>, error: String) -> RunRecord {
+        RunRecord {
+            run_id,
+            connection: connection.to_string(),
+            started_at,
+            finished_at: Utc::now(),
+            dry_run: false,
+            outbound: PassReport::default(),
+            inbound: PassReport::default(),
+            activities: ActivityReport::default(),
+            calls: BTreeMap::new(),
+            api_used: None,
+            api_limit: None,
+            budget: BudgetState::Ok,
+            error: Some(error),
+        }
+    }
+}
+
 /// A connection as a cycle needs it.
 pub struct Connection<'a> {
     pub spec: &'a ConnectionSpec,
@@ -69,6 +91,13 @@ pub struct Connection<'a> {
 pub async fn run(conn: &Connection<'_>, run_id: String, opts: RunOptions<'_>) -> RunRecord {
     let started_at = Utc::now();
     let calls_before = (conn.salesforce.calls(), conn.marketing.calls());
+    // A paused budget makes no Salesforce call, so nothing would ever tell it
+    // that the vendor's rolling window freed calls: one cheap read does.
+    if conn.budget.check(conn.salesforce.api_usage()) >= BudgetState::Paused
+        && let Err(e) = conn.salesforce.refresh_usage().await
+    {
+        tracing::warn!(connection = %conn.spec.name, error = %e, "could not read the Salesforce API usage");
+    }
     let pass = Pass {
         spec: conn.spec,
         store: conn.store,

@@ -29,6 +29,7 @@ use crmsync_core::{
 use crmsync_sdk::convert::email_key;
 use crmsync_sdk::types::Side as Winner;
 
+use crate::diff;
 use crate::outbox::flush;
 use crate::{Pass, PassReport, PlannedWrite, SyncError};
 
@@ -219,22 +220,33 @@ impl Page<'_, '_> {
     /// Linked records of one Salesforce object: map, diff, resolve conflicts, queue.
     async fn plan_updates(&mut self, sf_object: &str, batch: Vec<(Record, Link)>) -> Result<(), SyncError> {
         let records: Vec<Record> = batch.iter().map(|(r, _)| r.clone()).collect();
-        let mapped = self.pass.rules.map(&self.ctx(Some(sf_object.to_string())), &records);
+        let ctx = self.ctx(Some(sf_object.to_string()));
+        let mapped = self.pass.rules.map(&ctx, &records);
+        let links: Vec<Option<Link>> = batch.iter().map(|(_, l)| Some(l.clone())).collect();
+        let system = self.pass.spec.marketing_system;
+        let bases = diff::mapped_bases(
+            self.pass.rules,
+            &ctx,
+            &records,
+            &links,
+            system,
+            |l| &l.marketing_values,
+            &mapped.plugin,
+        );
         let mut work = Vec::new();
-        for ((source, link), result) in batch.into_iter().zip(mapped.results) {
+        for (((source, link), result), base) in batch.into_iter().zip(mapped.results).zip(bases) {
             let target = match result {
-                Ok(t) => t,
+                Ok(mut t) => {
+                    diff::sanitize(&mut t, &source, self.report);
+                    t
+                }
                 Err(failure) => {
                     self.rule_failed(&source, &failure, &mapped.plugin)?;
                     continue;
                 }
             };
-            let changed: BTreeMap<String, Value> = target
-                .fields
-                .iter()
-                .filter(|(k, v)| link.sf_values.get(*k) != Some(v))
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect();
+            // Only what marketing changed (normalised) may be written to Salesforce.
+            let changed = diff::changed_fields(&target, base.as_ref(), &link.sf_values);
             if changed.is_empty() {
                 self.report.unchanged += 1;
                 continue;
@@ -273,11 +285,7 @@ impl Page<'_, '_> {
         let mut conflicted = Vec::new();
         for (i, w) in work.iter().enumerate() {
             let Some(sf) = now.get(&w.link.sf_id) else { continue };
-            let both = w
-                .changed
-                .keys()
-                .any(|k| sf.get(k) != w.link.sf_values.get(k) && sf.get(k) != w.target.get(k));
-            if !both {
+            if conflicting(w, sf).is_empty() {
                 continue;
             }
             let only = |fields: &BTreeMap<String, Value>| -> BTreeMap<String, Value> {
@@ -304,32 +312,40 @@ impl Page<'_, '_> {
         mapper: &Option<String>,
         resolver: &Option<String>,
     ) -> Result<(), SyncError> {
+        let sf = now.get(&w.link.sf_id);
+        let contested = sf.map(|sf| conflicting(&w, sf)).unwrap_or_default();
         let Work { source, link, target, mut changed } = w;
-        let mut sf_values = link.sf_values.clone();
+        let sf_values = link.sf_values.clone();
         if let Some(result) = resolution {
             let merged = match result {
                 Ok(merged) => merged,
                 Err(failure) => return self.rule_failed(&source, &failure, resolver),
             };
             self.report.conflicts += 1;
-            let sf = &now[&link.sf_id];
-            // Fields Salesforce won stay as they are there (the next outbound
-            // pass carries them to marketing); fields marketing won are written.
-            changed = merged
-                .merged
-                .into_iter()
-                .filter(|(k, v)| merged.winners.get(k) == Some(&Winner::Marketing) && sf.get(k) != Some(v))
-                .collect();
-            for (k, winner) in &merged.winners {
-                if let (Winner::Salesforce, Some(v)) = (winner, sf.get(k)) {
-                    sf_values.insert(k.clone(), v.clone());
+            // Per field: only the fields both sides changed are the
+            // resolver's; a field changed on one side keeps that side's value.
+            // Fields Salesforce won stay as they are there; their snapshot
+            // keeps the base, so the outbound pass carries them to marketing.
+            for k in &contested {
+                match (merged.winners.get(k), merged.merged.get(k)) {
+                    (Some(Winner::Marketing), Some(v)) => {
+                        changed.insert(k.clone(), v.clone());
+                    }
+                    _ => {
+                        changed.remove(k);
+                    }
                 }
             }
-            if changed.is_empty() {
-                self.report.unchanged += 1;
-                return Ok(());
-            }
         }
+        // Nothing to write where Salesforce holds the value already.
+        if let Some(sf) = sf {
+            changed.retain(|k, v| !diff::same(sf.get(k), Some(v)));
+        }
+        if changed.is_empty() {
+            self.report.unchanged += 1;
+            return Ok(());
+        }
+        let mut sf_values = sf_values;
         self.planned.push(planned(&link.sf_id, "update", &changed, &link.sf_values));
         sf_values.extend(changed.clone());
         let mut marketing_values = link.marketing_values.clone();
@@ -353,7 +369,10 @@ impl Page<'_, '_> {
         let mapped = self.pass.rules.map(&self.ctx(Some(sf_object.to_string())), &records);
         for (source, result) in records.into_iter().zip(mapped.results) {
             let mut target = match result {
-                Ok(t) => t,
+                Ok(mut t) => {
+                    diff::sanitize(&mut t, &source, self.report);
+                    t
+                }
                 Err(failure) => {
                     self.rule_failed(&source, &failure, &mapped.plugin)?;
                     continue;
@@ -442,6 +461,17 @@ impl Page<'_, '_> {
         self.pass.store.put_error(&self.pass.spec.name, &error)?;
         Ok(())
     }
+}
+
+/// The fields both sides changed since the last sync, to different values.
+fn conflicting(w: &Work, sf: &Record) -> Vec<String> {
+    w.changed
+        .iter()
+        .filter(|(k, v)| {
+            !diff::same(sf.get(k), w.link.sf_values.get(k.as_str())) && !diff::same(sf.get(k), Some(v))
+        })
+        .map(|(k, _)| k.clone())
+        .collect()
 }
 
 /// Whether a marketing record only repeats the values last synced: every field

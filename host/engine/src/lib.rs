@@ -23,6 +23,7 @@
 pub mod activity;
 pub mod budget;
 pub mod cycle;
+mod diff;
 pub mod inbound;
 pub mod outbound;
 pub mod outbox;

@@ -20,11 +20,12 @@ use chrono::Utc;
 use crmsync_core::connector::fields;
 use crmsync_core::store::{EntryKind, RecordErrorEntry};
 use crmsync_core::{
-    Changes, Context, Direction, Link, OutboxEntry, Record, RuleFailure, Selection, Side, Store, Value,
-    Write, WriteKey,
+    Changes, Context, Direction, Link, OutboxEntry, Record, RuleFailure, Selection, Side, Store, System,
+    Value, Write, WriteKey,
 };
 use crmsync_sdk::convert::email_key;
 
+use crate::diff;
 use crate::outbox::{flush, status_text, write_back_entry};
 use crate::spec::{ConnectionSpec, OnDelete};
 use crate::{Pass, PassReport, PlannedWrite, SyncError};
@@ -186,9 +187,26 @@ pub(crate) fn plan(
     };
     let selected = planner.select(pass, ctx, records)?;
     let mapped = pass.rules.map(ctx, &selected);
-    for (source, result) in selected.iter().zip(mapped.results) {
+    let mut links = Vec::with_capacity(selected.len());
+    for source in &selected {
+        links.push(pass.store.link_by_sf(&pass.spec.name, source.id.as_deref().unwrap_or_default())?);
+    }
+    let bases = diff::mapped_bases(
+        pass.rules,
+        ctx,
+        &selected,
+        &links,
+        System::Salesforce,
+        |l| &l.sf_values,
+        &mapped.plugin,
+    );
+    let each = selected.iter().zip(mapped.results).zip(links.into_iter().zip(bases));
+    for ((source, result), (link, base)) in each {
         match result {
-            Ok(target) => planner.plan_one(source, target, &mapped.plugin)?,
+            Ok(mut target) => {
+                diff::sanitize(&mut target, source, planner.report);
+                planner.plan_one(source, target, link, base.as_ref(), &mapped.plugin)?
+            }
             Err(failure) => {
                 planner.reject(source, &failure.code, failure.to_string(), mapped.plugin.clone())?
             }
@@ -268,20 +286,19 @@ impl Planner<'_> {
         &mut self,
         source: &Record,
         target: Record,
+        link: Option<Link>,
+        base: Option<&BTreeMap<String, Value>>,
         plugin: &Option<String>,
     ) -> Result<(), SyncError> {
         let (spec, object) = (self.spec, self.object);
         let sf_id = source.id.clone().unwrap_or_default();
         let matched = match_key(object, &target);
         let email = matched.as_ref().map(|(key, _)| key.clone());
-        let link = self.store.link_by_sf(&spec.name, &sf_id)?;
         let previous = link.as_ref().map(|l| &l.marketing_values);
-        let changed: BTreeMap<String, Value> = target
-            .fields
-            .iter()
-            .filter(|(name, value)| previous.is_none_or(|p| p.get(*name) != Some(value)))
-            .map(|(n, v)| (n.clone(), v.clone()))
-            .collect();
+        let changed = match previous {
+            Some(previous) => diff::changed_fields(&target, base, previous),
+            None => target.fields.clone(),
+        };
         if link.is_some() && changed.is_empty() {
             self.report.unchanged += 1;
             return Ok(());

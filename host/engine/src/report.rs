@@ -15,6 +15,9 @@ pub struct PassReport {
     /// Skipped by selection, with the reason and how many.
     pub skipped: BTreeMap<String, usize>,
     pub errors: usize,
+    /// Records written with a warning (control characters removed, …).
+    #[serde(default)]
+    pub warnings: usize,
     /// Status write-backs made on Salesforce records.
     pub written_back: usize,
     /// Records changed on both sides, merged by the resolver.
@@ -46,6 +49,7 @@ impl PassReport {
             *self.skipped.entry(reason).or_default() += n;
         }
         self.errors += other.errors;
+        self.warnings += other.warnings;
         self.written_back += other.written_back;
         self.conflicts += other.conflicts;
         self.relinked += other.relinked;

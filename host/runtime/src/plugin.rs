@@ -188,41 +188,45 @@ impl Plugin {
     /// Runs the selector over a batch.
     pub fn select(&self, ctx: &Context<String>, records: &[Record]) -> Vec<Result<Selection, RecordFailure>> {
         let wit_ctx = convert::context_to_wit(ctx);
-        self.isolated(
-            Role::Selector,
-            records,
-            |r| r.id.clone(),
-            |store, instance, batch| {
-                let indices = self.exports.selector.as_ref().ok_or_else(|| missing(Role::Selector))?;
-                let guest = indices.load(&mut *store, instance).map_err(classify_plain)?;
-                let input: Vec<_> = batch.iter().map(convert::record_to_wit).collect();
-                let out = guest.call_select(&mut *store, &wit_ctx, &input)?;
-                let weight = out.iter().map(Weigh::weight).sum();
-                Ok((out.into_iter().map(|s| Ok(convert::selection_from_wit(s))).collect(), weight))
-            },
-        )
+        off_runtime(|| {
+            self.isolated(
+                Role::Selector,
+                records,
+                |r| r.id.clone(),
+                |store, instance, batch| {
+                    let indices = self.exports.selector.as_ref().ok_or_else(|| missing(Role::Selector))?;
+                    let guest = indices.load(&mut *store, instance).map_err(classify_plain)?;
+                    let input: Vec<_> = batch.iter().map(convert::record_to_wit).collect();
+                    let out = guest.call_select(&mut *store, &wit_ctx, &input)?;
+                    let weight = out.iter().map(Weigh::weight).sum();
+                    Ok((out.into_iter().map(|s| Ok(convert::selection_from_wit(s))).collect(), weight))
+                },
+            )
+        })
     }
 
     /// Runs the mapper over a batch.
     pub fn map(&self, ctx: &Context<String>, records: &[Record]) -> Vec<Result<Record, RecordFailure>> {
         let wit_ctx = convert::context_to_wit(ctx);
-        self.isolated(
-            Role::Mapper,
-            records,
-            |r| r.id.clone(),
-            |store, instance, batch| {
-                let indices = self.exports.mapper.as_ref().ok_or_else(|| missing(Role::Mapper))?;
-                let guest = indices.load(&mut *store, instance).map_err(classify_plain)?;
-                let input: Vec<_> = batch.iter().map(convert::record_to_wit).collect();
-                let out = guest.call_map_records(&mut *store, &wit_ctx, &input)?;
-                let weight = out.iter().map(Weigh::weight).sum();
-                let results = out
-                    .into_iter()
-                    .map(|r| r.map_err(convert::error_from_wit).and_then(convert::record_from_wit))
-                    .collect();
-                Ok((results, weight))
-            },
-        )
+        off_runtime(|| {
+            self.isolated(
+                Role::Mapper,
+                records,
+                |r| r.id.clone(),
+                |store, instance, batch| {
+                    let indices = self.exports.mapper.as_ref().ok_or_else(|| missing(Role::Mapper))?;
+                    let guest = indices.load(&mut *store, instance).map_err(classify_plain)?;
+                    let input: Vec<_> = batch.iter().map(convert::record_to_wit).collect();
+                    let out = guest.call_map_records(&mut *store, &wit_ctx, &input)?;
+                    let weight = out.iter().map(Weigh::weight).sum();
+                    let results = out
+                        .into_iter()
+                        .map(|r| r.map_err(convert::error_from_wit).and_then(convert::record_from_wit))
+                        .collect();
+                    Ok((results, weight))
+                },
+            )
+        })
     }
 
     /// Runs the resolver over a batch of conflicts.
@@ -232,23 +236,25 @@ impl Plugin {
         conflicts: &[Conflict],
     ) -> Vec<Result<Resolution, RecordFailure>> {
         let wit_ctx = convert::context_to_wit(ctx);
-        self.isolated(
-            Role::Resolver,
-            conflicts,
-            |c| c.salesforce.id.clone(),
-            |store, instance, batch| {
-                let indices = self.exports.resolver.as_ref().ok_or_else(|| missing(Role::Resolver))?;
-                let guest = indices.load(&mut *store, instance).map_err(classify_plain)?;
-                let input: Vec<_> = batch.iter().map(convert::conflict_to_wit).collect();
-                let out = guest.call_resolve(&mut *store, &wit_ctx, &input)?;
-                let weight = out.iter().map(Weigh::weight).sum();
-                let results = out
-                    .into_iter()
-                    .map(|r| r.map_err(convert::error_from_wit).and_then(convert::resolution_from_wit))
-                    .collect();
-                Ok((results, weight))
-            },
-        )
+        off_runtime(|| {
+            self.isolated(
+                Role::Resolver,
+                conflicts,
+                |c| c.salesforce.id.clone(),
+                |store, instance, batch| {
+                    let indices = self.exports.resolver.as_ref().ok_or_else(|| missing(Role::Resolver))?;
+                    let guest = indices.load(&mut *store, instance).map_err(classify_plain)?;
+                    let input: Vec<_> = batch.iter().map(convert::conflict_to_wit).collect();
+                    let out = guest.call_resolve(&mut *store, &wit_ctx, &input)?;
+                    let weight = out.iter().map(Weigh::weight).sum();
+                    let results = out
+                        .into_iter()
+                        .map(|r| r.map_err(convert::error_from_wit).and_then(convert::resolution_from_wit))
+                        .collect();
+                    Ok((results, weight))
+                },
+            )
+        })
     }
 
     /// Calls once for the batch; on failure, once per record.
@@ -325,6 +331,7 @@ impl Plugin {
         warm.store.set_epoch_deadline(self.runtime.deadline_ticks());
         let result = invoke(&mut warm.store, &warm.instance, batch);
         warm.calls += 1;
+        warm.store.data_mut().forward_output();
         let (results, weight) = match result {
             Ok(out) => out,
             Err(CallError::Wasm(e)) => return Err(self.classify(e, &warm)),
@@ -383,6 +390,20 @@ impl Plugin {
         }
         CallFailure::Trap { message, output: warm.store.data().output_tail() }
     }
+}
+
+/// Runs `f` off any tokio runtime, on a thread of its own when called from
+/// inside one: wasmtime-wasi's synchronous WASI (a guest printing to its
+/// stdout, say) blocks on a runtime of its own, which panics inside another
+/// runtime's task. Outside a runtime (`plugin test`) it runs in place.
+fn off_runtime<T: Send>(f: impl FnOnce() -> T + Send) -> T {
+    if tokio::runtime::Handle::try_current().is_err() {
+        return f();
+    }
+    std::thread::scope(|scope| match scope.spawn(f).join() {
+        Ok(out) => out,
+        Err(panic) => std::panic::resume_unwind(panic),
+    })
 }
 
 /// What an `invoke` closure returns: the results and their weight in bytes.

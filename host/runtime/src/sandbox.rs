@@ -17,6 +17,8 @@ use super::bindings::crmsync::plugin::logging;
 
 /// How much guest stdout/stderr is kept per instance.
 const OUTPUT_CAPTURE: usize = 64 * 1024;
+/// Most lines of guest output forwarded to the log per call.
+const MAX_FORWARDED_LINES: usize = 50;
 /// Longest guest log line passed on.
 const MAX_LOG_LINE: usize = 4 * 1024;
 
@@ -27,6 +29,8 @@ pub struct Guest {
     pub limiter: Limiter,
     pub plugin: PluginId,
     stderr: MemoryOutputPipe,
+    /// How much of the captured output went to the log already.
+    forwarded: usize,
 }
 
 impl Guest {
@@ -47,6 +51,23 @@ impl Guest {
             limiter: Limiter { memory_limit, peak_memory: 0 },
             plugin,
             stderr,
+            forwarded: 0,
+        }
+    }
+
+    /// Passes what the guest printed since the last call to the log, line by
+    /// line (capped), tagged with the plugin: a guest's `print` is its log.
+    pub fn forward_output(&mut self) {
+        let bytes = self.stderr.contents();
+        if bytes.len() <= self.forwarded {
+            return;
+        }
+        let text = String::from_utf8_lossy(&bytes[self.forwarded..]).into_owned();
+        self.forwarded = bytes.len();
+        let (plugin, version) = (&self.plugin.name, &self.plugin.version);
+        for line in text.lines().filter(|l| !l.trim().is_empty()).take(MAX_FORWARDED_LINES) {
+            let line: String = line.chars().take(MAX_LOG_LINE).collect();
+            tracing::info!(target: "plugin", plugin, version, stream = "output", "{line}");
         }
     }
 

@@ -29,8 +29,10 @@ pub struct Cli {
     /// Where crmsync keeps its state (sled database, installed plugins, compiled cache).
     #[arg(long, global = true, env = "CRMSYNC_DATA_DIR", default_value = ".crmsync")]
     pub data_dir: PathBuf,
-    /// The service's config file (TOML).
-    #[arg(long, global = true, env = "CRMSYNC_CONFIG", default_value = "crmsync.toml")]
+    /// The service's config file (TOML). Given before the command
+    /// (`crmsync --config x.toml run --once`); `plugin test --config` is the
+    /// plugin's own config instead.
+    #[arg(long, env = "CRMSYNC_CONFIG", default_value = "crmsync.toml")]
     pub config: PathBuf,
     /// Log format on stderr.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Human)]

@@ -20,10 +20,17 @@ pub struct SandboxArgs {
     /// Free ports are picked when absent.
     #[arg(long)]
     pub port: Option<u16>,
+    /// Serve HTTPS with a certificate generated at start; its CA is written
+    /// to --ca-file (default `sandbox-ca.pem`) for the config's `http.ca_file`.
+    #[arg(long)]
+    pub tls: bool,
+    #[arg(long, default_value = "sandbox-ca.pem")]
+    pub ca_file: PathBuf,
 }
 
 pub fn run(args: SandboxArgs) -> ExitCode {
-    let mut opts = SandboxOptions { rate_limits: !args.no_rate_limits, ..SandboxOptions::default() };
+    let mut opts =
+        SandboxOptions { rate_limits: !args.no_rate_limits, tls: args.tls, ..SandboxOptions::default() };
     if let Some(path) = &args.seed {
         let text = match std::fs::read_to_string(path) {
             Ok(t) => t,
@@ -49,6 +56,16 @@ pub fn run(args: SandboxArgs) -> ExitCode {
             Ok(s) => s,
             Err(e) => return super::fail(e),
         };
+        if args.tls {
+            if let Err(e) = sandbox.write_ca_pem(&args.ca_file) {
+                return super::fail(format!("cannot write the CA to {}: {e}", args.ca_file.display()));
+            }
+            println!(
+                "HTTPS: trust {} (http = {{ ca_file = \"{}\" }})",
+                args.ca_file.display(),
+                args.ca_file.display()
+            );
+        }
         let c = &sandbox.credentials;
         println!("crmsync vendor sandbox (offline; admin API under /__sandbox/ on each port)");
         println!(

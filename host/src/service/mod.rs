@@ -222,7 +222,7 @@ impl Service {
 /// A connection from its (checked) config: connectors, spec, rules, budget.
 fn build(name: &str, cc: &ConnectionConfig, registry: &Arc<Registry>) -> Result<Connection, ConfigError> {
     let key = |k: &str| format!("connections.{name}.{k}");
-    let http = cc.http.options();
+    let http = cc.http.options(&key("http"))?;
     let salesforce = Arc::new(cc.salesforce.build(&key("salesforce"), http.clone())?);
     let vendor = cc.vendor().ok_or_else(|| ConfigError::new(key("marketing"), "not a marketing platform"))?;
     let section = cc.vendor_section().ok_or_else(|| {

@@ -95,7 +95,7 @@ pub async fn serve(
     let jobs = Arc::new(jobs);
     let mut tasks = Vec::new();
     for job in jobs.values() {
-        tasks.push(tokio::spawn(schedule_loop(service.clone(), job.clone(), stop.clone())));
+        tasks.push(tokio::spawn(supervise(service.clone(), job.clone(), stop.clone())));
     }
     let app = App { service: service.clone(), jobs: jobs.clone(), token };
     let router = axum::Router::new()
@@ -155,6 +155,53 @@ pub async fn shutdown_signal() {
     let _ = ctrl_c.await;
 }
 
+/// Keeps a connection's scheduler running: a worker that dies (a panic
+/// anywhere in it) is reported and restarted, never silently gone.
+async fn supervise(service: Arc<Service>, job: Arc<Job>, stop: Arc<AtomicBool>) {
+    loop {
+        let worker = tokio::spawn(schedule_loop(service.clone(), job.clone(), stop.clone()));
+        match worker.await {
+            Ok(()) => return,
+            Err(e) if stop.load(Ordering::SeqCst) => {
+                tracing::error!(connection = %job.conn.name, error = %e, "the scheduler ended during shutdown");
+                return;
+            }
+            Err(e) => {
+                tracing::error!(connection = %job.conn.name, error = %e, "the scheduler failed; restarting it");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    }
+}
+
+/// One run, with a panic in it turned into a failed run record (stored, and
+/// answered to whoever waits for it).
+async fn guarded_run(
+    service: &Service,
+    conn: &Connection,
+    opts: RunOptions<'_>,
+) -> Result<RunRecord, ServiceError> {
+    use futures_util::FutureExt;
+    let started = Utc::now();
+    match std::panic::AssertUnwindSafe(service.run(conn, opts)).catch_unwind().await {
+        Ok(result) => result,
+        Err(panic) => {
+            let why = panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "unknown cause".into());
+            let run_id = format!("{}-{}", conn.name, started.format("%Y%m%dT%H%M%S%.3fZ"));
+            let record = RunRecord::failed(&conn.name, run_id, started, format!("the run panicked: {why}"));
+            tracing::error!(connection = %conn.name, error = %why, "a run panicked; the service goes on");
+            if let Ok(json) = serde_json::to_value(&record) {
+                let _ = crmsync_core::Store::put_run(&service.store, &conn.name, started, &json);
+            }
+            Ok(record)
+        }
+    }
+}
+
 async fn schedule_loop(service: Arc<Service>, job: Arc<Job>, stop: Arc<AtomicBool>) {
     let poll = Duration::from_secs(job.conn.config.inbound.poll_seconds.max(1));
     let mut next_outbound = job.schedule.lock().await.next_after(Utc::now());
@@ -194,7 +241,7 @@ async fn schedule_loop(service: Arc<Service>, job: Arc<Job>, stop: Arc<AtomicBoo
             if opts.reconcile {
                 last_reconcile = Some(Utc::now().date_naive());
             }
-            match service.run(&job.conn, opts).await {
+            match guarded_run(&service, &job.conn, opts).await {
                 Ok(record) => {
                     for waiter in job.waiting.lock().await.drain(..) {
                         let _ = waiter.send(record.clone());

@@ -69,7 +69,19 @@ impl Env {
         Self::start_with(seed, selection, connection, false).await
     }
 
-    pub async fn start_with(mut seed: Value, selection: Value, connection: Value, rate_limits: bool) -> Env {
+    pub async fn start_with(seed: Value, selection: Value, connection: Value, rate_limits: bool) -> Env {
+        Self::start_opts(seed, selection, connection, rate_limits, false).await
+    }
+
+    /// With `tls`, the sandbox serves HTTPS with a certificate it generates;
+    /// the config trusts it through `http.ca_file` (`ca.pem` in the env's dir).
+    pub async fn start_opts(
+        mut seed: Value,
+        selection: Value,
+        connection: Value,
+        rate_limits: bool,
+        tls: bool,
+    ) -> Env {
         let status_fields = json!([
             {"name": "AC_Sync_Status__c", "type": "string", "length": 255},
             {"name": "AC_Contact_Id__c", "type": "string", "length": 64}
@@ -78,12 +90,30 @@ impl Env {
             {"name": "AC_Relation_Status__c", "type": "string", "length": 255},
             {"name": "AC_Account_Id__c", "type": "string", "length": 64}
         ]);
-        seed["salesforce"]["fields"] =
-            json!({"Lead": status_fields, "Contact": status_fields, "Account": account_fields});
-        let sandbox = Sandbox::start(SandboxOptions { seed: Some(seed), rate_limits, ..Default::default() })
-            .await
-            .expect("sandbox");
+        // The write-back fields, unless the seed defines them itself; the seed's own fields stay.
+        for (object, extra) in
+            [("Lead", &status_fields), ("Contact", &status_fields), ("Account", &account_fields)]
+        {
+            let fields = &mut seed["salesforce"]["fields"][object];
+            if !fields.is_array() {
+                *fields = json!([]);
+            }
+            let list = fields.as_array_mut().expect("an array");
+            for f in extra.as_array().expect("an array") {
+                if !list.iter().any(|g| g["name"] == f["name"]) {
+                    list.push(f.clone());
+                }
+            }
+        }
+        let sandbox =
+            Sandbox::start(SandboxOptions { seed: Some(seed), rate_limits, tls, ..Default::default() })
+                .await
+                .expect("sandbox");
         let dir = tempfile::tempdir().unwrap();
+        let ca = dir.path().join("ca.pem");
+        if tls {
+            sandbox.write_ca_pem(&ca).expect("the sandbox's CA");
+        }
         let plugins = plugins_dir();
         for name in ["selection", "standard-mapping", "field-policy-resolver"] {
             assert!(
@@ -117,6 +147,9 @@ impl Env {
                 "resolver": {"plugin": plugins.join("field-policy-resolver.wasm"), "config": {}},
             },
         });
+        if tls {
+            main["http"] = json!({"ca_file": ca});
+        }
         for (k, v) in connection.as_object().cloned().unwrap_or_default() {
             main[k] = v;
         }

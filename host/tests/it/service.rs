@@ -485,7 +485,101 @@ async fn the_demo_runs_from_an_empty_directory_with_the_binary_alone() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
     assert!(stdout.contains("(built into crmsync)"), "{stdout}");
-    assert!(stdout.contains("created 1001"), "{stdout}");
+    assert!(stdout.contains("created 1002"), "{stdout}");
     assert!(stdout.contains("the Lead in Salesforce now has FirstName = \"Augusta\""), "{stdout}");
     assert!(dir.path().join(".crmsync/demo/state/db").exists(), "state under the working directory");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_cycle_runs_over_https_trusting_only_the_configured_ca() {
+    let env = Env::start_opts(seed(3, 2), all_selection(), json!({}), false, true).await;
+    assert!(env.sandbox.salesforce_url().starts_with("https://"), "{}", env.sandbox.salesforce_url());
+    let test = crmsync(&env, &["connect", "test"]).await;
+    assert!(test.ok(), "{test}\n{}", std::fs::read_to_string(&env.config).unwrap());
+    assert_eq!(test.stdout.matches("Connected").count(), 2, "{test}");
+    let run = crmsync(&env, &["run", "--once", "--json"]).await;
+    let record: Value = serde_json::from_str(&run.stdout).unwrap_or_else(|_| panic!("{run}"));
+    assert_eq!(record["outbound"]["created"], 5, "{record}");
+    assert_eq!(ac_contacts(&env).len(), 5);
+    // Written back over HTTPS too.
+    let leads = env.sandbox.salesforce.state()["objects"]["Lead"].as_array().cloned().unwrap();
+    assert!(leads.iter().all(|l| l["AC_Sync_Status__c"] == "Synced successfully"), "{leads:?}");
+
+    // Without the sandbox's CA the same config is refused at the handshake,
+    // saying so, and not retried for minutes.
+    let config = std::fs::read_to_string(&env.config).unwrap();
+    let untrusting: String = config.lines().filter(|l| !l.contains("ca_file")).collect::<Vec<_>>().join("\n");
+    std::fs::write(&env.config, untrusting).unwrap();
+    let refused = crmsync(&env, &["connect", "test"]).await;
+    assert_eq!(refused.code, Some(1), "{refused}");
+    assert!(refused.stdout.contains("secure connection refused"), "{refused}");
+    assert!(refused.stdout.to_lowercase().contains("certificate"), "{refused}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_url_without_a_scheme_and_an_unreadable_ca_file_are_refused_at_load_naming_the_key() {
+    let env =
+        Env::start(seed(1, 0), all_selection(), json!({"http": {"ca_file": "/nonexistent/ca.pem"}})).await;
+    let text = std::fs::read_to_string(&env.config).unwrap();
+    let url = env.sandbox.salesforce_url();
+    std::fs::write(&env.config, text.replace(&url, url.trim_start_matches("http://"))).unwrap();
+    let out = crmsync(&env, &["run", "--once"]).await;
+    assert_eq!(out.code, Some(2), "{out}");
+    assert!(out.stderr.contains("connections.main.salesforce.login_url"), "{out}");
+    assert!(out.stderr.contains("with its scheme"), "{out}");
+    assert!(out.stderr.contains("connections.main.http.ca_file: cannot read /nonexistent/ca.pem"), "{out}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plugin_test_as_the_readme_writes_it_needs_no_service_config() {
+    // A crmsync.toml in the directory (not valid for this purpose) must not be read.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("crmsync.toml"), "not toml at all {{").unwrap();
+    let lead = json!({"system": "salesforce", "object": "Lead", "id": "00Q1", "fields": {"Email": "a@example.com", "LastName": "A"}});
+    std::fs::write(dir.path().join("r.jsonl"), format!("{lead}\n")).unwrap();
+    std::fs::write(dir.path().join("c.json"), json!({"marketing": "activecampaign"}).to_string()).unwrap();
+    let plugin = crate::common::plugins_dir().join("standard-mapping.wasm");
+    let run = |extra: &[&str]| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_crmsync"));
+        cmd.current_dir(dir.path()).arg("plugin").arg("test").arg(&plugin);
+        cmd.args(["--role", "mapper", "--input", "r.jsonl"]).args(extra).env_remove("CRMSYNC_CONFIG");
+        cmd.output().unwrap()
+    };
+    let bare = run(&[]);
+    assert!(bare.status.success(), "{}", String::from_utf8_lossy(&bare.stderr));
+    let with_config = run(&["--config", "c.json"]);
+    let out = String::from_utf8_lossy(&with_config.stdout);
+    assert!(with_config.status.success(), "{out}{}", String::from_utf8_lossy(&with_config.stderr));
+    assert!(out.contains("a@example.com"), "{out}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_serve_a_paused_budget_rechecks_usage_and_resumes_when_it_falls() {
+    let mut seed = seed(30, 0);
+    seed["salesforce"]["limits"] = json!({"daily_limit": 10000, "used": 9600});
+    let env = Env::start(seed, all_selection(), json!({})).await;
+    let server = crate::common::Served::start(&env).await;
+    let http = reqwest::Client::new();
+    let run_now = || async {
+        let reply = http
+            .post(format!("{}/connections/main/run?wait=true", server.base))
+            .bearer_auth(crate::common::ADMIN_TOKEN)
+            .send()
+            .await
+            .unwrap();
+        reply.json::<Value>().await.unwrap()
+    };
+    let paused = run_now().await;
+    assert_eq!(paused["budget"], "paused", "{paused}");
+    let again = run_now().await;
+    assert_eq!(again["budget"], "paused", "still 96 %: {again}");
+    // The rolling window frees calls: usage falls to 70 %, below the resume level.
+    env.sandbox.salesforce.seed(json!({"limits": {"used": 7000}})).unwrap();
+    let resumed = run_now().await;
+    assert_eq!(resumed["budget"], "ok", "the paused service learned that usage fell: {resumed}");
+    assert_eq!(resumed["api_used"].as_u64().map(|u| u < 9500), Some(true), "{resumed}");
+    let written_back = resumed["inbound"]["written_back"].as_u64().unwrap()
+        + resumed["outbound"]["written_back"].as_u64().unwrap();
+    assert_eq!(written_back, 30, "the deferred status write-backs went out: {resumed}");
+    assert!(server.terminate().await.success());
 }

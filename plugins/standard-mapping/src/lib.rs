@@ -241,6 +241,10 @@ fn to_marketing(config: &Config, mappings: &[FieldMap], record: Record) -> Resul
     let mut out = Record::new(config.marketing.system(), object);
     for m in mappings.iter().filter(|m| applies(m, &record.object_type, Flow::ToMarketing)) {
         let Some(value) = record.get(&m.salesforce) else { continue };
+        if value.is_empty() && m.kind == Kind::Boolean {
+            out.set(&m.marketing, Value::Boolean(false));
+            continue;
+        }
         if value.is_empty() {
             if m.kind == Kind::Email {
                 return Err(missing_email());
@@ -253,7 +257,23 @@ fn to_marketing(config: &Config, mappings: &[FieldMap], record: Record) -> Resul
             out.set(&m.marketing, Value::Null);
             continue;
         }
-        let converted = outbound(m, value).map_err(|e| e.on(m.salesforce.clone()))?;
+        let converted = match outbound(config.marketing, m, value) {
+            Ok(v) => v,
+            // A vendor's own validation rule (Brevo's phone rules) drops the
+            // field with a warning; the rest of the record still syncs.
+            Err(e) if !m.required && vendor_rule(config.marketing, m.kind) => {
+                let id = record.id.as_deref().unwrap_or("(new)");
+                crmsync_sdk::log::warn(&format!(
+                    "{} {id}: {} not sent to {}: {}",
+                    record.object_type,
+                    m.salesforce,
+                    config.marketing.system_name(),
+                    e.message
+                ));
+                continue;
+            }
+            Err(e) => return Err(e.on(m.salesforce.clone())),
+        };
         out.set(&m.marketing, converted);
     }
     if record.object_type != "Account" && out.text(email_field(config.marketing)).is_none() {
@@ -301,6 +321,11 @@ fn to_salesforce(
     let mut out = Record::new(System::Salesforce, target);
     for m in mappings.iter().filter(|m| applies(m, target, Flow::ToSalesforce)) {
         let Some(value) = record.get(&m.marketing) else { continue };
+        // A checkbox has no "unset": an empty one (AC writes false as "") is false.
+        if value.is_empty() && m.kind == Kind::Boolean {
+            out.set(&m.salesforce, Value::Boolean(false));
+            continue;
+        }
         if value.is_empty() {
             if m.required {
                 return Err(RecordError::new(
@@ -338,13 +363,24 @@ fn applies(m: &FieldMap, sf_object: &str, flow: Flow) -> bool {
     (m.direction == Flow::Both || m.direction == flow) && m.objects.iter().any(|o| o == sf_object)
 }
 
+/// Whether a conversion failure of this kind is the platform's own
+/// validation rule (not a type that cannot convert): Brevo requires phones of
+/// 6 to 16 digits and SMS numbers with a country code.
+fn vendor_rule(marketing: Marketing, kind: Kind) -> bool {
+    marketing == Marketing::Brevo && matches!(kind, Kind::Phone | Kind::Sms)
+}
+
 /// A Salesforce value as the marketing platform should get it. Typed values
-/// stay typed (the connector writes them in the vendor's format).
-fn outbound(m: &FieldMap, value: &Value) -> Result<Value, RecordError> {
+/// stay typed (the connector writes them in the vendor's format). Phones are
+/// tidied for every platform; only Brevo has a digit-count rule.
+fn outbound(marketing: Marketing, m: &FieldMap, value: &Value) -> Result<Value, RecordError> {
     Ok(match m.kind {
         Kind::Text => Value::Text(value.to_string()),
         Kind::Email => Value::Text(convert::normalize_email(&value.to_string())?),
-        Kind::Phone => Value::Text(convert::normalize_phone(&value.to_string())?),
+        Kind::Phone if marketing == Marketing::Brevo => {
+            Value::Text(convert::normalize_phone(&value.to_string())?)
+        }
+        Kind::Phone => Value::Text(convert::tidy_phone(&value.to_string())),
         Kind::Sms => Value::Text(convert::sms_number(&value.to_string())?),
         Kind::Currency => Value::Decimal(decimal(value)?),
         Kind::Number => Value::Number(number(value)?),
@@ -363,7 +399,7 @@ fn inbound(m: &FieldMap, value: &Value) -> Result<Value, RecordError> {
     Ok(match m.kind {
         Kind::Text => Value::Text(value.to_string()),
         Kind::Email => Value::Text(convert::normalize_email(&value.to_string())?),
-        Kind::Phone | Kind::Sms => Value::Text(convert::normalize_phone(&value.to_string())?),
+        Kind::Phone | Kind::Sms => Value::Text(convert::tidy_phone(&value.to_string())),
         Kind::Currency => Value::Decimal(decimal(value)?),
         Kind::Number => Value::Number(number(value)?),
         Kind::Date => Value::Date(date(value)?),
@@ -419,6 +455,9 @@ fn boolean(value: &Value) -> Result<bool, RecordError> {
     match value {
         Value::Boolean(b) => Ok(*b),
         Value::Text(t) => convert::parse_bool(t),
+        // A checkbox field read back as its checked options (`||Yes||`).
+        Value::TextList(l) if l.is_empty() => Ok(false),
+        Value::TextList(l) if l.len() == 1 => convert::parse_bool(&l[0]),
         Value::Number(n) if *n == 0.0 || *n == 1.0 => Ok(*n == 1.0),
         other => Err(wrong_kind("yes or no", other)),
     }

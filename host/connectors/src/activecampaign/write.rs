@@ -228,6 +228,15 @@ impl ActiveCampaignConnector {
         let use_bulk = by_email.len() >= self.cfg.bulk_threshold.max(1);
         let singles: Vec<&Contact> =
             by_id.iter().chain(if use_bulk { [].iter() } else { by_email.iter() }).collect();
+        // Their accounts first, once each and in turn: contacts written
+        // concurrently must not race to create one account twice.
+        let mut names: Vec<&str> = singles.iter().filter_map(|c| c.account.as_deref()).collect();
+        names.sort_by_key(|n| n.trim().to_lowercase());
+        names.dedup_by_key(|n| n.trim().to_lowercase());
+        for name in names {
+            // A failure here is reported on each contact of that account below.
+            let _ = self.account_id(name).await;
+        }
         let singles = &singles;
         let done: Vec<(usize, Result<Written, ConnectorError>)> =
             futures_util::stream::iter(0..singles.len())
@@ -365,7 +374,17 @@ impl ActiveCampaignConnector {
             return Ok(id);
         }
         let body = json!({"account": {"name": name.trim()}});
-        self.create_account(&body).await
+        match self.create_account(&body).await {
+            // Created meanwhile by someone else (names are unique): use that one.
+            Err(ConnectorError::Rejected { status: 422, message, .. }) if message.contains("duplicate") => {
+                self.accounts.lock().await.remove(&name.trim().to_lowercase());
+                match self.find_account(name).await? {
+                    Some(id) => Ok(id),
+                    None => Err(ConnectorError::Rejected { vendor: VENDOR, status: 422, message }),
+                }
+            }
+            other => other,
+        }
     }
 
     /// The id of account `name`, if it exists (cached by lower-cased name).

@@ -26,6 +26,7 @@ pub fn fast_http() -> HttpOptions {
         min_delay: Duration::from_millis(10),
         max_delay: Duration::from_millis(100),
         max_retry_after: Duration::from_secs(5),
+        extra_ca: None,
     }
 }
 

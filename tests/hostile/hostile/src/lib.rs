@@ -12,6 +12,12 @@
 //! | `env` | tries to read an environment variable (none are granted) |
 //! | `clock` | reads the wall clock (it must be frozen at the epoch) |
 //! | `log` | writes a log line through the host |
+//! | `print` | prints to stdout and stderr, then maps normally |
+//!
+//! The attack can also come from a Salesforce record's `LastName`
+//! (`attack:panic`), so the plugin can run as a connection's mapper: records
+//! going to a named marketing object without an attack map to a contact (`email`,
+//! `firstName`, `lastName`), as the standard mapping would.
 
 use crmsync_sdk::prelude::*;
 
@@ -21,8 +27,10 @@ struct Hostile;
 impl Mapper for Hostile {
     type Config = NoConfig;
 
-    fn map(&self, _ctx: &Context<NoConfig>, record: Record) -> Result<Record, RecordError> {
-        match record.text("attack") {
+    fn map(&self, ctx: &Context<NoConfig>, record: Record) -> Result<Record, RecordError> {
+        let from_name = record.text("LastName").and_then(|l| l.strip_prefix("attack:")).map(str::to_string);
+        let attack = record.text("attack").map(str::to_string).or(from_name);
+        match attack.as_deref() {
             Some("loop") => {
                 let mut n: u64 = 0;
                 loop {
@@ -61,9 +69,34 @@ impl Mapper for Hostile {
                 crmsync_sdk::log::warn("hello from the guest");
                 Ok(record)
             }
-            _ => Ok(record),
+            Some("print") => {
+                println!("hostile plugin printing to stdout");
+                eprintln!("hostile plugin printing to stderr");
+                Ok(as_contact(ctx, record))
+            }
+            _ => Ok(as_contact(ctx, record)),
         }
     }
+}
+
+/// A Salesforce record going to a named marketing object (as the engine
+/// sends them) becomes a contact; anything else maps to itself.
+fn as_contact(ctx: &Context<NoConfig>, record: Record) -> Record {
+    let Some(target) = ctx.target.clone() else { return record };
+    if ctx.direction != Direction::ToMarketing
+        || record.system != System::Salesforce
+        || record.get("attack").is_some()
+    {
+        return record;
+    }
+    let mut out = Record::new(System::ActiveCampaign, target);
+    out.id = record.id.clone();
+    for (from, to) in [("Email", "email"), ("FirstName", "firstName"), ("LastName", "lastName")] {
+        if let Some(v) = record.get(from) {
+            out.set(to, v.clone());
+        }
+    }
+    out
 }
 
 crmsync_sdk::export_mapper!(Hostile);

@@ -1,0 +1,151 @@
+//! What changed, on normalised values. A field counts as changed on one side
+//! only when the rules map its current value differently from the value last
+//! synced: both go through the same mapper version, so formatting the vendor
+//! applies on its side (a phone in E.164, a checkbox as `||Yes||`, a date
+//! re-rendered) never reads as an edit, and an idle run writes nothing.
+//!
+//! The link keeps each side's last synced values in that side's own names;
+//! mapping the snapshot of the *source* side gives the base to compare the
+//! mapped current record against. When the snapshot cannot be mapped, or a
+//! different mapper version wrote the link (a new rule version must apply to
+//! existing records), the raw comparison with the other side's snapshot is
+//! used instead.
+
+use std::collections::BTreeMap;
+
+use crmsync_core::{Context, Link, Record, Rules, System, Value};
+
+/// Each record's base: its link's source-side snapshot, mapped with the
+/// rules now active; `None` where there is no link or no usable base.
+pub(crate) fn mapped_bases(
+    rules: &dyn Rules,
+    ctx: &Context<()>,
+    sources: &[Record],
+    links: &[Option<Link>],
+    source_system: System,
+    snapshot: impl Fn(&Link) -> &BTreeMap<String, Value>,
+    mapper: &Option<String>,
+) -> Vec<Option<BTreeMap<String, Value>>> {
+    let mut at = Vec::new();
+    let mut bases = Vec::new();
+    for (i, (source, link)) in sources.iter().zip(links).enumerate() {
+        let Some(link) = link else { continue };
+        if link.plugin != *mapper || snapshot(link).is_empty() {
+            continue;
+        }
+        let mut base = Record::new(source_system, source.object_type.clone());
+        base.id = source.id.clone();
+        base.fields = snapshot(link).clone();
+        at.push(i);
+        bases.push(base);
+    }
+    let mut out = vec![None; sources.len()];
+    if bases.is_empty() {
+        return out;
+    }
+    let mapped = rules.map(ctx, &bases);
+    if mapped.plugin != *mapper {
+        return out;
+    }
+    for (i, result) in at.into_iter().zip(mapped.results) {
+        // Compared with targets that were cleaned the same way.
+        out[i] = result.ok().map(|mut r| {
+            strip_controls(&mut r);
+            r.fields
+        });
+    }
+    out
+}
+
+/// The mapped fields that changed: against the mapped base where there is
+/// one (and the field was synced before), else against the target side's
+/// snapshot.
+pub(crate) fn changed_fields(
+    target: &Record,
+    base: Option<&BTreeMap<String, Value>>,
+    previous: &BTreeMap<String, Value>,
+) -> BTreeMap<String, Value> {
+    target
+        .fields
+        .iter()
+        .filter(|(k, v)| match base {
+            Some(base) if previous.contains_key(*k) => !same(base.get(*k), Some(v)),
+            _ => !same(previous.get(*k), Some(v)),
+        })
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+
+/// Removes C0 control characters (all but tab, line feed and carriage
+/// return) from a record's text values — a NUL in a name must not reach
+/// either vendor — and says which fields it cleaned.
+pub(crate) fn strip_controls(record: &mut Record) -> Vec<String> {
+    let bad = |c: char| c.is_control() && (c as u32) < 0x20 && !matches!(c, '\t' | '\n' | '\r');
+    let mut cleaned = Vec::new();
+    for (name, value) in record.fields.iter_mut() {
+        let dirty = match value {
+            Value::Text(t) => t.chars().any(bad),
+            Value::TextList(l) => l.iter().any(|t| t.chars().any(bad)),
+            _ => false,
+        };
+        if !dirty {
+            continue;
+        }
+        match value {
+            Value::Text(t) => t.retain(|c| !bad(c)),
+            Value::TextList(l) => l.iter_mut().for_each(|t| t.retain(|c| !bad(c))),
+            _ => {}
+        }
+        cleaned.push(name.clone());
+    }
+    cleaned
+}
+
+/// [`strip_controls`] on a rule's output, with a warning naming the record
+/// and fields (never their values).
+pub(crate) fn sanitize(record: &mut Record, source: &Record, report: &mut crate::PassReport) {
+    let cleaned = strip_controls(record);
+    if cleaned.is_empty() {
+        return;
+    }
+    report.warnings += 1;
+    tracing::warn!(
+        record = %source.label(),
+        fields = %cleaned.join(", "),
+        "control characters removed before writing"
+    );
+}
+
+/// Equal values, with every empty value (null, blank text, empty list) alike.
+pub(crate) fn same(a: Option<&Value>, b: Option<&Value>) -> bool {
+    let empty = |v: Option<&Value>| v.is_none_or(Value::is_empty);
+    a == b || (empty(a) && empty(b))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_field_differs_from_the_mapped_base_not_from_the_raw_snapshot() {
+        let target =
+            Record::new(System::Salesforce, "Lead").with("Phone", "+14155550100").with("LastName", "OneAC");
+        let previous: BTreeMap<String, Value> =
+            [("Phone".into(), Value::text("+1 415 555 0100")), ("LastName".into(), Value::text("One"))]
+                .into();
+        let base: BTreeMap<String, Value> =
+            [("Phone".into(), Value::text("+14155550100")), ("LastName".into(), Value::text("One"))].into();
+        let changed = changed_fields(&target, Some(&base), &previous);
+        assert_eq!(changed.keys().collect::<Vec<_>>(), ["LastName"]);
+        // Without a base the raw comparison sees both.
+        assert_eq!(changed_fields(&target, None, &previous).len(), 2);
+        assert!(same(Some(&Value::Null), Some(&Value::TextList(vec![]))));
+        let mut r = Record::new(System::Salesforce, "Lead")
+            .with("LastName", "Lo\u{0}ve\u{7}")
+            .with("Notes", "a\tb\nc");
+        assert_eq!(strip_controls(&mut r), ["LastName"]);
+        assert_eq!(r.text("LastName"), Some("Love"));
+        assert_eq!(r.text("Notes"), Some("a\tb\nc"));
+        assert!(same(None, Some(&Value::text(" "))));
+    }
+}

@@ -1,0 +1,97 @@
+//! A hostile rule on the real run path (issue: a rule that traps, panics or
+//! only prints must not kill the run): `crmsync run --once` and `serve` with
+//! the hostile test plugin as the connection's mapper. Each bad record gets
+//! its error (plugin, version, role, the guest's message); the others sync;
+//! what the guest prints reaches the log.
+
+use crmsync_sandbox::common::VendorApi;
+use serde_json::{Value, json};
+
+use crate::common::{ADMIN_TOKEN, Env, Served, ac_contacts, all_selection, crmsync_with, plugins_dir};
+
+fn seed() -> Value {
+    let lead = |last: &str, email: &str| json!({"FirstName": "H", "LastName": last, "Company": "Acme", "Email": email});
+    json!({"salesforce": {
+        "generate": {"Lead": 3},
+        "records": {"Lead": [
+            lead("attack:panic", "panic@example.com"),
+            lead("attack:print", "print@example.com"),
+            lead("attack:alloc", "alloc@example.com"),
+        ]}
+    }})
+}
+
+async fn hostile_env() -> Env {
+    let plugins = plugins_dir();
+    let rules = json!({
+        "selector": {"plugin": plugins.join("selection.wasm"), "config": all_selection()},
+        "mapper": {"plugin": plugins.join("hostile.wasm")},
+        "resolver": {"plugin": plugins.join("field-policy-resolver.wasm"), "config": {}},
+    });
+    Env::start(seed(), all_selection(), json!({"rules": rules})).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panicking_or_printing_rule_fails_only_its_records_in_run_once() {
+    let env = hostile_env().await;
+    let run = crmsync_with(&env, &["run", "--once", "--json"], &[("RUST_LOG", "info")]).await;
+    assert!(run.ok(), "{run}");
+    let record: Value = serde_json::from_str(&run.stdout).unwrap_or_else(|_| panic!("{run}"));
+    assert_eq!(record["error"], Value::Null, "{record}");
+    assert_eq!(record["outbound"]["created"], 4, "3 plain Leads and the printing one: {record}");
+    assert_eq!(record["outbound"]["errors"], 2, "{record}");
+    let emails: Vec<String> =
+        ac_contacts(&env).iter().filter_map(|c| c["email"].as_str().map(String::from)).collect();
+    assert!(emails.contains(&"print@example.com".to_string()), "{emails:?}");
+    assert!(!emails.iter().any(|e| e == "panic@example.com" || e == "alloc@example.com"), "{emails:?}");
+    assert!(run.stderr.contains("hostile plugin printing to stdout"), "guest output reaches the log:\n{run}");
+    assert!(!run.stderr.contains("Cannot start a runtime"), "{run}");
+
+    let status = crmsync_with(&env, &["status", "--json"], &[]).await;
+    let status: Value = serde_json::from_str(&status.stdout).unwrap();
+    let errors = status[0]["recent_errors"].as_array().cloned().unwrap_or_default();
+    let panic = errors.iter().find(|e| e["message"].as_str().unwrap_or("").contains("panicked on purpose"));
+    let panic = panic.unwrap_or_else(|| panic!("the panic is kept on its record: {errors:?}"));
+    let message = panic["message"].as_str().unwrap();
+    assert!(
+        message.contains("hostile@") && message.contains("mapper"),
+        "names plugin, version, role: {message}"
+    );
+    assert!(
+        errors.iter().any(|e| e["message"].as_str().unwrap_or("").contains("memory limit")),
+        "{errors:?}"
+    );
+    // The bad records' status says why, on the Salesforce record.
+    let leads = env.sandbox.salesforce.state()["objects"]["Lead"].as_array().cloned().unwrap();
+    let bad = leads.iter().find(|l| l["Email"] == "panic@example.com").unwrap();
+    assert!(bad["AC_Sync_Status__c"].as_str().unwrap_or("").starts_with("Error:"), "{bad}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_serve_a_hostile_rule_neither_kills_the_worker_nor_hides_the_errors() {
+    let env = hostile_env().await;
+    let server = Served::start(&env).await;
+    let http = reqwest::Client::new();
+    for round in 0..2 {
+        let url = format!("{}/connections/main/run?wait=true", server.base);
+        let reply = http.post(&url).bearer_auth(ADMIN_TOKEN).send().await.unwrap();
+        assert_eq!(reply.status(), 200, "round {round}");
+        let run: Value = reply.json().await.unwrap();
+        assert_eq!(run["error"], Value::Null, "round {round}: {run}");
+        if round == 0 {
+            assert_eq!(run["outbound"]["errors"], 2, "{run}");
+        }
+    }
+    let errors: Value = http
+        .get(format!("{}/connections/main/errors", server.base))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let text = errors.to_string();
+    assert!(text.contains("panicked on purpose"), "{text}");
+    assert!(server.terminate().await.success());
+}
