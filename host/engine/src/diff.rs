@@ -57,9 +57,10 @@ pub(crate) fn mapped_bases(
     out
 }
 
-/// The mapped fields that changed: against the mapped base where there is
-/// one (and the field was synced before), else against the target side's
-/// snapshot.
+/// The mapped fields that changed: against the mapped base where it has the
+/// field, else against the target side's snapshot. (A field the echo of a
+/// create brings — a Lead's placeholder Company, say — is in the base and
+/// so is no change.)
 pub(crate) fn changed_fields(
     target: &Record,
     base: Option<&BTreeMap<String, Value>>,
@@ -69,7 +70,7 @@ pub(crate) fn changed_fields(
         .fields
         .iter()
         .filter(|(k, v)| match base {
-            Some(base) if previous.contains_key(*k) => !same(base.get(*k), Some(v)),
+            Some(base) if base.contains_key(*k) => !same(base.get(*k), Some(v)),
             _ => !same(previous.get(*k), Some(v)),
         })
         .map(|(k, v)| (k.clone(), v.clone()))
@@ -137,6 +138,9 @@ mod tests {
             [("Phone".into(), Value::text("+14155550100")), ("LastName".into(), Value::text("One"))].into();
         let changed = changed_fields(&target, Some(&base), &previous);
         assert_eq!(changed.keys().collect::<Vec<_>>(), ["LastName"]);
+        // A field the base lacks is compared with the snapshot.
+        let extra = target.clone().with("Title", "Dr");
+        assert_eq!(changed_fields(&extra, Some(&base), &previous).len(), 2);
         // Without a base the raw comparison sees both.
         assert_eq!(changed_fields(&target, None, &previous).len(), 2);
         assert!(same(Some(&Value::Null), Some(&Value::TextList(vec![]))));

@@ -215,3 +215,36 @@ async fn a_short_phone_reaches_activecampaign_and_control_characters_are_strippe
     let idle = run(&env).await;
     assert_eq!(writes(&idle), 0, "the stripped name does not bounce back: {idle}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bringing_contacts_with_custom_fields_into_salesforce_reads_field_values_in_pages() {
+    let contacts: Vec<Value> = (0..200)
+        .map(|i| {
+            json!({"email": format!("in{i}@example.com"), "firstName": "In", "lastName": format!("Bound{i}"),
+                   "tags": ["salesforce"], "fieldValues": [{"field": 1, "value": format!("Trade {}", i % 5)}]})
+        })
+        .collect();
+    let seed = json!({
+        "salesforce": {"fields": {"Lead": [{"name": "Industry__c", "type": "string", "length": 80}]}},
+        "activecampaign": {"fields": [{"id": 1, "title": "Industry", "type": "text", "perstag": "INDUSTRY"}], "contacts": contacts}
+    });
+    let mut selection = all_selection();
+    selection["inbound"] = json!({"tag": "salesforce", "create_as": "lead"});
+    let mapper = json!({"marketing": "activecampaign", "fields": [
+        {"salesforce": "Industry__c", "marketing": "INDUSTRY", "type": "text", "objects": ["Lead"]}
+    ]});
+    let mut rules = rules(mapper);
+    rules["selector"]["config"] = selection.clone();
+    let env = Env::start(seed, selection, json!({"inbound": {"flag_tag": "salesforce"}, "rules": rules})).await;
+    let before = env.sandbox.ctx(Vendor::ActiveCampaign).telemetry.total();
+    let record = run(&env).await;
+    assert_eq!(record["inbound"]["created"], 200, "{record}");
+    let leads = env.sandbox.salesforce.state()["objects"]["Lead"].as_array().cloned().unwrap();
+    assert!(leads.iter().all(|l| l["Industry__c"].as_str().is_some_and(|v| v.starts_with("Trade "))), "{:?}", &leads[..2]);
+    let calls = env.sandbox.ctx(Vendor::ActiveCampaign).telemetry.total() - before;
+    let by = env.sandbox.ctx(Vendor::ActiveCampaign).telemetry.by_endpoint();
+    // The `added-to-salesforce` tag costs one call per contact (AC has no bulk tag call);
+    // everything else is a handful of pages.
+    assert!(calls <= 200 + 40, "{calls} calls: {by:?}");
+    assert_eq!(by.get("GET /api/3/contacts/{id}/fieldValues"), None, "no per-contact field reads: {by:?}");
+}

@@ -287,6 +287,13 @@ impl ActiveCampaignConnector {
 
     /// `PUT /contacts/{id}` or `/contact/sync`, then tags and the account.
     async fn write_one(&self, c: &Contact) -> Result<Written, ConnectorError> {
+        // A write that only adds tags, an account or an unsubscribe to a known
+        // contact needs no contact update.
+        let nothing = c.email.is_none() && c.standard.is_empty() && c.fields.is_empty();
+        if let (true, Some(id)) = (nothing, &c.id) {
+            self.follow_ups(c, id).await?;
+            return Ok(Written { id: id.clone(), created: false });
+        }
         let (reply, what) = match &c.id {
             Some(id) => (
                 self.send_json("update_contact", Method::PUT, &format!("contacts/{id}"), &c.body()).await?,
@@ -298,6 +305,12 @@ impl ActiveCampaignConnector {
         let body: Json = reply.json(VENDOR)?;
         let id = id_text(body.get("contact").and_then(|c| c.get("id")))
             .ok_or_else(|| bad("contact write without an id"))?;
+        self.follow_ups(c, &id).await?;
+        Ok(Written { id, created })
+    }
+
+    /// Tags, the account and an unsubscribe, after the contact itself.
+    async fn follow_ups(&self, c: &Contact, id: &str) -> Result<(), ConnectorError> {
         for tag in &c.tags {
             let tag_id = self.tag_id(tag).await?;
             self.send_json(
@@ -318,9 +331,9 @@ impl ActiveCampaignConnector {
             }
         }
         if c.unsubscribe {
-            self.unsubscribe_everywhere(&id).await?;
+            self.unsubscribe_everywhere(id).await?;
         }
-        Ok(Written { id, created })
+        Ok(())
     }
 
     /// Sets status 2 (unsubscribed) on every list the contact is subscribed to.
