@@ -235,12 +235,17 @@ async fn bringing_contacts_with_custom_fields_into_salesforce_reads_field_values
     ]});
     let mut rules = rules(mapper);
     rules["selector"]["config"] = selection.clone();
-    let env = Env::start(seed, selection, json!({"inbound": {"flag_tag": "salesforce"}, "rules": rules})).await;
+    let env =
+        Env::start(seed, selection, json!({"inbound": {"flag_tag": "salesforce"}, "rules": rules})).await;
     let before = env.sandbox.ctx(Vendor::ActiveCampaign).telemetry.total();
     let record = run(&env).await;
     assert_eq!(record["inbound"]["created"], 200, "{record}");
     let leads = env.sandbox.salesforce.state()["objects"]["Lead"].as_array().cloned().unwrap();
-    assert!(leads.iter().all(|l| l["Industry__c"].as_str().is_some_and(|v| v.starts_with("Trade "))), "{:?}", &leads[..2]);
+    assert!(
+        leads.iter().all(|l| l["Industry__c"].as_str().is_some_and(|v| v.starts_with("Trade "))),
+        "{:?}",
+        &leads[..2]
+    );
     let calls = env.sandbox.ctx(Vendor::ActiveCampaign).telemetry.total() - before;
     let by = env.sandbox.ctx(Vendor::ActiveCampaign).telemetry.by_endpoint();
     // The `added-to-salesforce` tag costs one call per contact (AC has no bulk tag call);

@@ -287,8 +287,18 @@ pub fn fmt_utc(ts: i64) -> String {
     }
 }
 
-/// Parses a date filter: RFC 3339 with an offset, or a date / date-time
-/// without one, read in the account time zone (AC's `filters[updated_after]`).
+/// Parses a date filter (`filters[updated_after]` and the like), which AC's
+/// reference types as a *date*: the day's start in the account time zone. A
+/// value with a time is accepted, but only its date counts — the sandbox
+/// gives no precision the reference does not promise.
+pub fn parse_filter_date(s: &str, offset: FixedOffset) -> Option<i64> {
+    let s = s.trim();
+    let day = s.get(..10).and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())?;
+    offset.from_local_datetime(&day.and_hms_opt(0, 0, 0)?).single().map(|t| t.timestamp())
+}
+
+/// Parses a timestamp: RFC 3339 with an offset, or a date / date-time
+/// without one, read in the account time zone.
 pub fn parse_date(s: &str, offset: FixedOffset) -> Option<i64> {
     let s = s.trim();
     if let Ok(t) = DateTime::parse_from_rfc3339(s) {

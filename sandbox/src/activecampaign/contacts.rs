@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use super::ActiveCampaign;
 use super::api::{
-    AcError, AcResult, Base, Params, created, id_attr, ok, parse_body, parse_date, str_attr, wrapped,
+    AcError, AcResult, Base, Params, created, id_attr, ok, parse_body, parse_filter_date, str_attr, wrapped,
 };
 use super::render::{View, value_string};
 use super::store::{ContactInput, ContactQuery, Field, Import, ImportContact, OrderKey, Store, valid_email};
@@ -153,9 +153,9 @@ fn contact_query(p: &Params, s: &Store) -> Result<ContactQuery, AcError> {
     let date = |key: &str| -> Result<Option<i64>, AcError> {
         match p.value(key) {
             None => Ok(None),
-            Some(v) => parse_date(v, s.utc_offset).map(Some).ok_or_else(|| {
-                AcError::bad_request(&format!("{key} must be a date (YYYY-MM-DD) or date-time"))
-            }),
+            Some(v) => parse_filter_date(v, s.utc_offset)
+                .map(Some)
+                .ok_or_else(|| AcError::bad_request(&format!("{key} must be a date (YYYY-MM-DD)"))),
         }
     };
     let mut ids: Vec<u64> = Vec::new();
@@ -164,9 +164,9 @@ fn contact_query(p: &Params, s: &Store) -> Result<ContactQuery, AcError> {
             ids.push(part.parse().map_err(|_| AcError::bad_request("ids must be numbers"))?);
         }
     }
-    let keys = ["id", "udate", "cdate", "email", "first_name", "last_name", "name"];
+    // The sort keys AC's reference declares (no `udate`: an undeclared key is ignored).
+    let keys = ["id", "cdate", "email", "first_name", "last_name", "name", "score"];
     let (order, desc) = match p.order(&keys) {
-        Some(("udate", d)) => (OrderKey::Udate, d),
         Some(("cdate", d)) => (OrderKey::Cdate, d),
         Some(("email", d)) => (OrderKey::Email, d),
         Some(("first_name", d)) => (OrderKey::FirstName, d),

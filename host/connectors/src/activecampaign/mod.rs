@@ -156,30 +156,66 @@ fn parse_ts(s: &str) -> Option<DateTime<Utc>> {
     DateTime::parse_from_rfc3339(s.trim()).ok().map(|t| t.with_timezone(&Utc))
 }
 
-/// `udate|id` (a group cut inside second `udate`) or `udate` (complete).
-fn decode_cursor(c: &Cursor) -> Result<(DateTime<Utc>, Option<u64>), ConnectorError> {
-    let bad = || ConnectorError::Rejected {
-        vendor: VENDOR,
-        status: 0,
-        message: format!("not an ActiveCampaign cursor: {}", c.0),
-    };
-    let (t, id) = match c.0.split_once('|') {
-        Some((t, id)) => (t, Some(id.parse::<u64>().map_err(|_| bad())?)),
-        None => (c.0.as_str(), None),
-    };
-    Ok((parse_ts(t).ok_or_else(bad)?, id))
+/// Where the contact change read stands. AC documents `filters[updated_after]`
+/// as a *date* and no ordering by update time, so a read is a scan of every
+/// contact updated since the day before the watermark (the date is read in
+/// the account's time zone), paged by id (`orders[id]=ASC`, `id_greater`),
+/// keeping those updated at or after the watermark. A completed scan moves
+/// the watermark to the newest update it saw minus [`OVERLAP`]: a contact
+/// updated while the scan ran has a later stamp than any the scan started
+/// before, so the next scan still finds it; what is read twice is an echo
+/// the engine skips.
+#[derive(Debug, Clone, PartialEq)]
+struct ContactCursor {
+    watermark: Option<DateTime<Utc>>,
+    /// A scan in progress: the last id read and the newest update seen.
+    scan: Option<(u64, Option<DateTime<Utc>>)>,
 }
 
-fn encode_cursor(t: DateTime<Utc>, id: Option<u64>) -> Cursor {
-    let t = t.to_rfc3339_opts(SecondsFormat::Secs, true);
-    Cursor(match id {
-        Some(id) => format!("{t}|{id}"),
-        None => t,
-    })
+/// How far behind the newest update seen the next scan keeps records.
+const OVERLAP: chrono::Duration = chrono::Duration::minutes(10);
+
+impl ContactCursor {
+    fn decode(c: Option<&Cursor>) -> Result<ContactCursor, ConnectorError> {
+        let Some(c) = c else { return Ok(ContactCursor { watermark: None, scan: None }) };
+        let bad = || ConnectorError::Rejected {
+            vendor: VENDOR,
+            status: 0,
+            message: format!("not an ActiveCampaign cursor: {}", c.0),
+        };
+        let time = |t: &str| if t == "-" { Ok(None) } else { parse_ts(t).map(Some).ok_or_else(bad) };
+        let parts: Vec<&str> = c.0.split('|').collect();
+        match parts.as_slice() {
+            ["v2", w] => Ok(ContactCursor { watermark: time(w)?, scan: None }),
+            ["v2", w, id, newest] => Ok(ContactCursor {
+                watermark: time(w)?,
+                scan: Some((id.parse().map_err(|_| bad())?, time(newest)?)),
+            }),
+            // A cursor of the earlier `udate|id` form: its time is a watermark.
+            [t, ..] => Ok(ContactCursor { watermark: Some(parse_ts(t).ok_or_else(bad)?), scan: None }),
+            [] => Err(bad()),
+        }
+    }
+
+    fn encode(&self) -> Cursor {
+        let t =
+            |t: Option<DateTime<Utc>>| t.map_or("-".into(), |t| t.to_rfc3339_opts(SecondsFormat::Secs, true));
+        Cursor(match self.scan {
+            None => format!("v2|{}", t(self.watermark)),
+            Some((id, newest)) => format!("v2|{}|{id}|{}", t(self.watermark), t(newest)),
+        })
+    }
+
+    /// The `filters[updated_after]` date of this scan: the day before the
+    /// watermark's (UTC) date, so any account time zone is covered.
+    fn window(&self) -> Option<String> {
+        self.watermark.map(day_before)
+    }
 }
 
-fn fmt_filter(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Secs, true)
+/// A day-granular `filters[updated_after]` value covering `t` in any time zone.
+fn day_before(t: DateTime<Utc>) -> String {
+    (t.date_naive() - chrono::Duration::days(1)).format("%Y-%m-%d").to_string()
 }
 
 impl ActiveCampaignConnector {
@@ -352,7 +388,9 @@ impl ActiveCampaignConnector {
             let total = first
                 .get("meta")
                 .and_then(|m| m.get("total"))
-                .and_then(|t| t.as_str().and_then(|s| s.parse().ok()).or_else(|| t.as_u64().map(|n| n as usize)))
+                .and_then(|t| {
+                    t.as_str().and_then(|s| s.parse().ok()).or_else(|| t.as_u64().map(|n| n as usize))
+                })
                 .unwrap_or(items.len());
             cost += total.div_ceil(PAGE_LIMIT).saturating_sub(1);
             rest.push((f.id.clone(), items.len(), total));
@@ -433,83 +471,40 @@ impl Connector for ActiveCampaignConnector {
             return Err(unsupported(object));
         }
         let limit = limit.clamp(1, PAGE_LIMIT);
-        let second = chrono::Duration::seconds(1);
-        let mut page: Vec<Json> = Vec::new();
-        let mut cursor = since.map(decode_cursor).transpose()?;
-        loop {
-            // Inside a cut timestamp group: the rest of that second, by id.
-            if let Some((t, Some(after))) = cursor {
-                let rest = self
-                    .contacts(vec![
-                        ("filters[updated_after]", fmt_filter(t - second)),
-                        ("filters[updated_before]", fmt_filter(t + second)),
-                        ("id_greater", after.to_string()),
-                        ("orders[id]", "ASC".into()),
-                        ("limit", (limit - page.len()).to_string()),
-                    ])
-                    .await?;
-                let full = rest.len() >= limit - page.len();
-                let last = rest.last().and_then(udate_id).map(|(_, id)| id);
-                page.extend(rest);
-                if full {
-                    let next = last.map(|id| encode_cursor(t, Some(id)));
-                    let records = self.with_field_values(page.iter().map(Self::to_record).collect()).await?;
-                    return Ok(Changes { records, deleted: Vec::new(), next, more: true });
-                }
-                cursor = Some((t, None));
-            }
-            // Everything after a complete second.
-            let mut query =
-                vec![("orders[udate]", "ASC".to_string()), ("limit", (limit - page.len()).to_string())];
-            if let Some((t, _)) = cursor {
-                query.push(("filters[updated_after]", fmt_filter(t)));
-            }
-            let want = limit - page.len();
-            let rest = self.contacts(query).await?;
-            let full = rest.len() >= want;
-            let keyed: Vec<(DateTime<Utc>, u64)> = rest.iter().filter_map(udate_id).collect();
-            if keyed.len() != rest.len() {
-                return Err(bad("a contact without udate or id"));
-            }
-            let Some(&(last_t, last_id)) = keyed.last() else {
-                // Nothing after the cursor's second: read that whole second again
-                // next time (see below).
-                let next = cursor.map(|(t, _)| encode_cursor(t, Some(0)));
-                let records = self.with_field_values(page.iter().map(Self::to_record).collect()).await?;
-                return Ok(Changes { records, deleted: Vec::new(), next, more: false });
-            };
-            if !full {
-                page.extend(rest);
-                let records = self.with_field_values(page.iter().map(Self::to_record).collect()).await?;
-                // Caught up. The next read starts again at the beginning of the
-                // last second: ActiveCampaign stamps changes to the second, so a
-                // record edited later within that second (whatever its id) must
-                // be read again. Re-read records that did not change are echoes
-                // the engine skips.
-                let _ = last_id;
-                return Ok(Changes {
-                    records,
-                    deleted: Vec::new(),
-                    next: Some(encode_cursor(last_t, Some(0))),
-                    more: false,
-                });
-            }
-            // A full page may cut its last second: keep whole seconds only.
-            let cut = keyed.iter().position(|(t, _)| *t == last_t).unwrap_or(0);
-            if cut > 0 {
-                let prev_t = keyed[cut - 1].0;
-                page.extend(rest.into_iter().take(cut));
-                let records = self.with_field_values(page.iter().map(Self::to_record).collect()).await?;
-                return Ok(Changes {
-                    records,
-                    deleted: Vec::new(),
-                    next: Some(encode_cursor(prev_t, None)),
-                    more: true,
-                });
-            }
-            // The whole page is one second: read that second by id instead.
-            cursor = Some((last_t, Some(0)));
+        let mut cursor = ContactCursor::decode(since)?;
+        let (after_id, mut newest) = cursor.scan.unwrap_or((0, None));
+        let mut query = vec![
+            ("orders[id]", "ASC".to_string()),
+            ("id_greater", after_id.to_string()),
+            ("limit", limit.to_string()),
+        ];
+        if let Some(day) = cursor.window() {
+            query.push(("filters[updated_after]", day));
         }
+        let page = self.contacts(query).await?;
+        let keyed: Vec<(DateTime<Utc>, u64)> = page.iter().filter_map(udate_id).collect();
+        if keyed.len() != page.len() {
+            return Err(bad("a contact without udate or id"));
+        }
+        newest = keyed.iter().map(|(t, _)| *t).chain(newest).max();
+        let watermark = cursor.watermark;
+        let fresh: Vec<Record> = page
+            .iter()
+            .zip(&keyed)
+            .filter(|(_, (t, _))| watermark.is_none_or(|w| *t >= w))
+            .map(|(c, _)| Self::to_record(c))
+            .collect();
+        let more = page.len() >= limit;
+        cursor.scan = match (more, keyed.last()) {
+            (true, Some((_, last))) => Some((*last, newest)),
+            _ => {
+                // The scan is complete: the watermark moves (never back).
+                cursor.watermark = newest.map(|n| n - OVERLAP).max(watermark);
+                None
+            }
+        };
+        let records = self.with_field_values(fresh).await?;
+        Ok(Changes { records, deleted: Vec::new(), next: Some(cursor.encode()), more })
     }
 
     async fn get(&self, object: &str, ids: &[String]) -> Result<Vec<Record>, ConnectorError> {
@@ -629,7 +624,7 @@ impl MarketingApi for ActiveCampaignConnector {
                 ("orders[id]", "ASC".to_string()),
             ];
             if let Some(t) = since {
-                query.push(("filters[updated_after]", fmt_filter(t - chrono::Duration::seconds(1))));
+                query.push(("filters[updated_after]", day_before(t)));
             }
             let page = self.contacts(query).await?;
             found.extend(
@@ -675,8 +670,15 @@ mod tests {
     #[test]
     fn cursors_round_trip() {
         let t = parse_ts("2024-01-02T03:04:05-05:00").expect("t");
-        assert_eq!(decode_cursor(&encode_cursor(t, Some(7))).expect("c"), (t, Some(7)));
-        assert_eq!(decode_cursor(&encode_cursor(t, None)).expect("c"), (t, None));
-        assert!(decode_cursor(&Cursor("yesterday|x".into())).is_err());
+        let scanning = ContactCursor { watermark: Some(t), scan: Some((7, Some(t))) };
+        assert_eq!(ContactCursor::decode(Some(&scanning.encode())).expect("c"), scanning);
+        let idle = ContactCursor { watermark: None, scan: None };
+        assert_eq!(ContactCursor::decode(Some(&idle.encode())).expect("c"), idle);
+        assert!(ContactCursor::decode(Some(&Cursor("yesterday|x".into()))).is_err());
+        // An earlier cursor's time carries over as the watermark.
+        let old = ContactCursor::decode(Some(&Cursor("2024-01-02T08:04:05Z|12".into()))).expect("c");
+        assert_eq!((old.watermark, old.scan), (Some(t), None));
+        // The filter is a date, the day before the watermark's.
+        assert_eq!(old.window().as_deref(), Some("2024-01-01"));
     }
 }

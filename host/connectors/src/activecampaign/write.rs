@@ -56,6 +56,11 @@ pub(super) fn from_ac(kind: &str, raw: &str) -> Value {
     }
 }
 
+/// An AC id as the integer the reference declares.
+fn int_id(id: &str) -> Result<u64, ConnectorError> {
+    id.trim().parse().map_err(|_| bad(format!("{id:?} is not an ActiveCampaign id")))
+}
+
 /// AC's email syntax check (`local@domain.tld`, no spaces), done before
 /// sending so one bad address never fails a whole import.
 fn plausible_email(email: &str) -> bool {
@@ -323,7 +328,8 @@ impl ActiveCampaignConnector {
         }
         if let Some(name) = &c.account {
             let account = self.account_id(name).await?;
-            let link = json!({"accountContact": {"contact": id, "account": account}});
+            // The reference types both ids as integers.
+            let link = json!({"accountContact": {"contact": int_id(id)?, "account": int_id(&account)?}});
             match self.send_json("account_contact", Method::POST, "accountContacts", &link).await {
                 // Already linked to this or another account: AC keeps one account per contact.
                 Err(ConnectorError::Rejected { status: 422, .. }) | Ok(_) => {}
