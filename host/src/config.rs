@@ -134,6 +134,9 @@ pub struct ConnectionConfig {
     /// Marketing activities → Salesforce Tasks (platforms with an activity feed).
     #[serde(default)]
     pub activities: ActivitiesConfig,
+    /// The time zone of the org's dates (an IANA name, `Europe/Paris`);
+    /// default: the org's own setting, read from Salesforce.
+    pub time_zone: Option<String>,
     /// The marketing platform's own section, and any key not known above.
     #[serde(flatten)]
     pub rest: BTreeMap<String, toml::Value>,
@@ -542,6 +545,14 @@ impl ConnectionConfig {
         }
         if self.inbound.batch_records == 0 {
             problems.push(ConfigError::new(k("inbound.batch_records"), "must be at least 1"));
+        }
+        if let Some(tz) = &self.time_zone
+            && tz.parse::<chrono_tz::Tz>().is_err()
+        {
+            problems.push(ConfigError::new(
+                k("time_zone"),
+                format!("{tz:?} is not a time zone name (e.g. \"Europe/Paris\")"),
+            ));
         }
         problems.extend(self.http.options(&k("http")).err());
         problems

@@ -239,6 +239,10 @@ pub trait SalesforceApi: Connector {
     /// budget learns that the rolling window freed calls.
     async fn refresh_usage(&self) -> Result<Option<ApiUsage>, ConnectorError>;
 
+    /// The org's default time zone (`Organization.TimeZoneSidKey`, an IANA
+    /// name such as `America/Chicago`), if it can be read.
+    async fn org_time_zone(&self) -> Result<Option<String>, ConnectorError>;
+
     /// Tasks whose `WhoId` is one of `who_ids`, created at or after `since`.
     async fn tasks_of(
         &self,

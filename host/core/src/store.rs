@@ -64,6 +64,10 @@ pub struct Link {
     pub synced_at: DateTime<Utc>,
     /// The plugin version that last mapped this record (`name@version`).
     pub plugin: Option<String>,
+    /// Set when the Salesforce record was converted or merged into one that
+    /// has a link of its own: the link no longer syncs, and this says why.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retired: Option<String>,
 }
 
 /// What an outbox entry is, and so what its success means.
@@ -291,6 +295,8 @@ pub trait Store: Send + Sync {
     /// Keeps a per-record error (a mapping or selection failure, say).
     fn put_error(&self, connection: &str, error: &RecordErrorEntry) -> StoreResult<()>;
     fn has_error(&self, connection: &str, record: &str) -> StoreResult<bool>;
+    /// Drops a record's kept error (its state changed).
+    fn clear_error(&self, connection: &str, record: &str) -> StoreResult<()>;
     /// The errors of a connection, by record.
     fn errors(&self, connection: &str) -> StoreResult<Vec<RecordErrorEntry>>;
     fn count_errors(&self, connection: &str) -> StoreResult<usize> {

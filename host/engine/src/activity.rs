@@ -248,6 +248,8 @@ pub struct TaskPass<'a> {
     pub writer: &'a dyn Connector,
     pub budget: Option<&'a Budget>,
     pub stop: Option<&'a AtomicBool>,
+    /// The org's time zone: a Task's date is the activity's date there.
+    pub time_zone: chrono_tz::Tz,
 }
 
 impl TaskPass<'_> {
@@ -287,7 +289,7 @@ impl TaskPass<'_> {
         Record::new(System::Salesforce, TASK)
             .with("WhoId", link.sf_id.as_str())
             .with("Subject", subject.chars().take(255).collect::<String>())
-            .with("ActivityDate", Value::Date(a.at.date_naive()))
+            .with("ActivityDate", Value::Date(a.at.with_timezone(&self.time_zone).date_naive()))
             .with("Status", "Completed")
             .with("Description", description)
     }
@@ -326,7 +328,9 @@ pub async fn to_tasks(p: &TaskPass<'_>) -> Result<ActivityReport, ActivityError>
                 report.already += 1;
                 continue;
             }
-            let Some(link) = p.store.link_by_remote(p.connection, None, &a.contact)? else {
+            let Some(link) =
+                p.store.link_by_remote(p.connection, None, &a.contact)?.filter(|l| l.retired.is_none())
+            else {
                 report.unlinked += 1;
                 continue;
             };

@@ -84,6 +84,30 @@ pub struct Connection<'a> {
     pub budget: &'a Budget,
     /// The config name of the marketing platform (`calls` key in the record).
     pub marketing_name: &'a str,
+    /// The time zone Task dates are in, when the config sets one; else the org's.
+    pub time_zone: Option<chrono_tz::Tz>,
+}
+
+/// The time zone of the org's dates: the configured one, else the org's
+/// own setting, else UTC (said in the log).
+async fn time_zone(conn: &Connection<'_>) -> chrono_tz::Tz {
+    if let Some(tz) = conn.time_zone {
+        return tz;
+    }
+    match conn.salesforce.org_time_zone().await {
+        Ok(Some(name)) => match name.parse::<chrono_tz::Tz>() {
+            Ok(tz) => tz,
+            Err(_) => {
+                tracing::warn!(connection = %conn.spec.name, time_zone = %name, "unknown org time zone; Task dates in UTC");
+                chrono_tz::UTC
+            }
+        },
+        Ok(None) => chrono_tz::UTC,
+        Err(e) => {
+            tracing::warn!(connection = %conn.spec.name, error = %e, "cannot read the org's time zone; Task dates in UTC");
+            chrono_tz::UTC
+        }
+    }
 }
 
 /// Runs one cycle. Whole-run failures land in the record's `error`; the
@@ -135,6 +159,7 @@ pub async fn run(conn: &Connection<'_>, run_id: String, opts: RunOptions<'_>) ->
             writer: conn.salesforce,
             budget: Some(conn.budget),
             stop: opts.stop,
+            time_zone: time_zone(conn).await,
         };
         match activity::to_tasks(&tasks).await {
             Ok(report) => activities = report,

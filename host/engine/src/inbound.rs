@@ -30,6 +30,7 @@ use crmsync_sdk::convert::email_key;
 use crmsync_sdk::types::Side as Winner;
 
 use crate::diff;
+use crate::identity;
 use crate::outbox::flush;
 use crate::{Pass, PassReport, PlannedWrite, SyncError};
 
@@ -142,6 +143,14 @@ impl Page<'_, '_> {
         for record in records {
             let id = record.id.clone().unwrap_or_default();
             match self.pass.store.link_by_remote(&spec.name, self.remote_object.as_deref(), &id)? {
+                // Retired (its record merged into another linked one): reported once, never written.
+                Some(link) if link.retired.is_some() => {
+                    *self
+                        .report
+                        .skipped
+                        .entry("merged in Salesforce; needs a decision".into())
+                        .or_default() += 1
+                }
                 Some(link) if self.remote_object.is_none() && link.sf_object == "Lead" => {
                     lead_linked.push((record, link))
                 }
@@ -254,13 +263,51 @@ impl Page<'_, '_> {
             work.push(Work { source, link, target, changed });
         }
         let now = self.current(sf_object, &work).await?;
+        let (work, moved) = self.follow_conversions(work, &now)?;
         let (conflicted, resolved) = self.resolve(sf_object, &work, &now);
         let mut resolution: HashMap<usize, _> = conflicted.into_iter().zip(resolved.results).collect();
         for (i, w) in work.into_iter().enumerate() {
             let outcome = resolution.remove(&i);
             self.queue_update(sf_object, w, outcome, &now, &mapped.plugin, &resolved.plugin)?;
         }
+        // Edits of records whose Lead became a Contact go to the Contact now.
+        if !moved.is_empty() {
+            Box::pin(self.plan_updates("Contact", moved)).await?;
+        }
         Ok(())
+    }
+
+    /// Linked Leads that were converted since the link was made: their
+    /// records' edits are not written to the converted Lead (Salesforce
+    /// refuses that forever). The link follows the Contact, and the edit goes
+    /// there (returned as moved); or the link is retired when the Contact has
+    /// a link of its own.
+    #[allow(clippy::type_complexity)]
+    fn follow_conversions(
+        &mut self,
+        work: Vec<Work>,
+        now: &HashMap<String, Record>,
+    ) -> Result<(Vec<Work>, Vec<(Record, Link)>), SyncError> {
+        let mut kept = Vec::with_capacity(work.len());
+        let mut moved = Vec::new();
+        for w in work {
+            let converted =
+                now.get(&w.link.sf_id).filter(|r| r.get("IsConverted") == Some(&Value::Boolean(true)));
+            let Some(contact) = converted.and_then(|r| r.text("ConvertedContactId")) else {
+                kept.push(w);
+                continue;
+            };
+            let (spec, store) = (self.pass.spec, self.pass.store);
+            if let identity::Followed::Moved(status) =
+                identity::follow(spec, store, &w.link.sf_id, contact, "Contact", self.report)?
+            {
+                self.entries.extend(status);
+                if let Some(link) = store.link_by_sf(&spec.name, contact)? {
+                    moved.push((w.source, link));
+                }
+            }
+        }
+        Ok((kept, moved))
     }
 
     /// The Salesforce version of the records about to be updated.
@@ -474,14 +521,13 @@ fn conflicting(w: &Work, sf: &Record) -> Vec<String> {
         .collect()
 }
 
-/// Whether a marketing record only repeats the values last synced: every field
-/// the link knows has the same value (fields no mapping uses are ignored).
+/// Whether a marketing record only repeats the values last synced: every
+/// field equals the snapshot's (empties alike), and a field the snapshot
+/// lacks is empty. A cheap first look; what passes it is diffed on mapped,
+/// normalised values, where fields no mapping uses drop out.
 fn unchanged(record: &Record, link: &Link) -> bool {
     !link.marketing_values.is_empty()
-        && link.marketing_values.iter().all(|(k, v)| match record.get(k) {
-            Some(now) => now == v || (now.is_empty() && v.is_empty()),
-            None => true,
-        })
+        && record.fields.iter().all(|(k, now)| diff::same(link.marketing_values.get(k), Some(now)))
 }
 
 fn planned(

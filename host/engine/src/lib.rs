@@ -24,6 +24,7 @@ pub mod activity;
 pub mod budget;
 pub mod cycle;
 mod diff;
+mod identity;
 pub mod inbound;
 pub mod outbound;
 pub mod outbox;

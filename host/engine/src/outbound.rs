@@ -26,6 +26,7 @@ use crmsync_core::{
 use crmsync_sdk::convert::email_key;
 
 use crate::diff;
+use crate::identity::{self, Followed};
 use crate::outbox::{flush, status_text, write_back_entry};
 use crate::spec::{ConnectionSpec, OnDelete};
 use crate::{Pass, PassReport, PlannedWrite, SyncError};
@@ -93,24 +94,21 @@ fn follow_identity(
     changes: &mut Changes,
     report: &mut PassReport,
 ) -> Result<Vec<OutboxEntry>, SyncError> {
-    let mut relink = |from: &str, to: &str, object: &str| -> Result<bool, SyncError> {
-        let moved =
-            store.link_by_sf(&spec.name, to)?.is_none() && store.relink(&spec.name, from, to, object)?;
-        if moved {
-            report.relinked += 1;
-        }
-        Ok(moved)
-    };
-    let mut removals = Vec::new();
+    let mut entries = Vec::new();
     let mut deleted = 0;
     for gone in &changes.deleted {
+        // A merge's loser follows its master, unless the master has a link
+        // of its own: then the loser counts as deleted (its record is gone).
         if let Some(master) = &gone.merged_into
-            && relink(&gone.id, master, &gone.object_type)?
+            && store.link_by_sf(&spec.name, master)?.is_none()
+            && let Followed::Moved(status) =
+                identity::follow(spec, store, &gone.id, master, &gone.object_type, report)?
         {
+            entries.extend(status);
             continue;
         }
         if let Some(link) = store.link_by_sf(&spec.name, &gone.id)? {
-            removals.extend(removal(spec, store, &link, spec.deletes.to_marketing, Side::Marketing)?);
+            entries.extend(removal(spec, store, &link, spec.deletes.to_marketing, Side::Marketing)?);
             deleted += 1;
         }
     }
@@ -120,7 +118,11 @@ fn follow_identity(
             record.object_type == "Lead" && record.get("IsConverted") == Some(&Value::Boolean(true));
         match (converted, record.id.as_deref(), record.text("ConvertedContactId")) {
             (true, Some(lead), Some(contact)) => {
-                relink(lead, contact, "Contact")?;
+                if let Followed::Moved(status) =
+                    identity::follow(spec, store, lead, contact, "Contact", report)?
+                {
+                    entries.extend(status);
+                }
             }
             (true, ..) => {}
             (false, ..) => kept.push(record),
@@ -128,7 +130,7 @@ fn follow_identity(
     }
     changes.records = kept;
     report.deleted += deleted;
-    Ok(removals)
+    Ok(entries)
 }
 
 /// A linked record is gone from one side: what the policy does to the

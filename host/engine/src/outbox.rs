@@ -227,6 +227,7 @@ impl Settlement {
             marketing_values: entry.marketing_values.clone(),
             synced_at: Utc::now(),
             plugin: entry.plugin.clone(),
+            retired: None,
         });
         self.outcomes.push(Outcome::Done { seq, link });
         if let (EntryKind::Sync { then_tag: Some(tag) }, Some(remote_id)) = (&entry.kind, &remote_id) {

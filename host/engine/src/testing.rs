@@ -218,6 +218,11 @@ impl Store for MemStore {
         Ok(lock(&self.inner).errors.contains_key(&(connection.into(), record.into())))
     }
 
+    fn clear_error(&self, connection: &str, record: &str) -> StoreResult<()> {
+        lock(&self.inner).errors.remove(&(connection.into(), record.into()));
+        Ok(())
+    }
+
     fn errors(&self, connection: &str) -> StoreResult<Vec<RecordErrorEntry>> {
         let inner = lock(&self.inner);
         Ok(inner.errors.iter().filter(|((c, _), _)| c == connection).map(|(_, e)| e.clone()).collect())
@@ -458,8 +463,14 @@ impl Vendor {
         }
         let existing = match &key {
             WriteKey::Id(id) => {
-                if self.record(object, id).is_none() {
+                let Some(current) = self.record(object, id) else {
                     return Err(VendorError::permanent("NOT_FOUND", format!("no {object} {id}")));
+                };
+                if current.get("IsConverted") == Some(&Value::Boolean(true)) {
+                    return Err(VendorError::permanent(
+                        "CANNOT_UPDATE_CONVERTED_LEAD",
+                        "cannot reference converted lead",
+                    ));
                 }
                 Some(id.clone())
             }
@@ -582,6 +593,8 @@ pub struct FakeSalesforce {
     usage: Mutex<Option<ApiUsage>>,
     /// What `refresh_usage` reads: the vendor's real usage now.
     actual: Mutex<Option<ApiUsage>>,
+    /// The org's time zone.
+    pub time_zone: Mutex<Option<String>>,
 }
 
 impl Default for FakeSalesforce {
@@ -590,6 +603,7 @@ impl Default for FakeSalesforce {
             v: Vendor::new(System::Salesforce, "Salesforce", "Email", 200),
             usage: Mutex::default(),
             actual: Mutex::default(),
+            time_zone: Mutex::default(),
         }
     }
 }
@@ -621,6 +635,10 @@ impl SalesforceApi for FakeSalesforce {
         let now = *lock(&self.actual);
         *lock(&self.usage) = now;
         Ok(now)
+    }
+
+    async fn org_time_zone(&self) -> Result<Option<String>, ConnectorError> {
+        Ok(lock(&self.time_zone).clone())
     }
 
     async fn tasks_of(

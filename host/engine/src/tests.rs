@@ -315,6 +315,7 @@ async fn activities_of_linked_people_become_tasks_once() {
         writer: &w.sf,
         budget: None,
         stop: None,
+        time_zone: chrono_tz::UTC,
     };
     let report = to_tasks(&pass).await.unwrap();
     assert_eq!((report.tasks, report.unlinked), (1, 1), "{report:?}");
@@ -324,4 +325,100 @@ async fn activities_of_linked_people_become_tasks_once() {
     assert_eq!(tasks.len(), 1);
     assert_eq!(tasks[0].text("WhoId"), Some(lead.as_str()));
     assert_eq!(tasks[0].text("Subject"), Some("Acme Mail: Site visit"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_lead_converted_into_a_linked_contact_is_retired_once_and_never_written_again() {
+    let w = World::new();
+    let lead = w.lead("lena@example.com", "Lead");
+    let contact = w.sf.edit(
+        "Contact",
+        None,
+        &[("Email", Value::text("kim@example.com")), ("LastName", Value::text("Kim"))],
+    );
+    w.outbound().await;
+    let lead_contact = w.contact_of(&lead).id.unwrap();
+    // Salesforce converts the Lead into the Contact that has a contact of its own.
+    w.sf.edit(
+        "Lead",
+        Some(&lead),
+        &[("IsConverted", Value::Boolean(true)), ("ConvertedContactId", Value::text(contact.clone()))],
+    );
+    w.mk.edit("contact", Some(&lead_contact), &[("lastName", Value::text("Edited"))]);
+    let first = w.inbound().await;
+    assert_eq!((first.updated, first.errors), (0, 1), "{first:?}");
+    let errors = w.store.errors("c").unwrap();
+    assert!(errors.iter().any(|e| e.code == "merge-needed" && e.record == lead_contact), "{errors:?}");
+    assert!(!errors.iter().any(|e| e.code == "CANNOT_UPDATE_CONVERTED_LEAD"), "{errors:?}");
+    w.outbound().await;
+    // Later edits are skipped, not retried or reported again.
+    w.mk.edit("contact", Some(&lead_contact), &[("lastName", Value::text("Again"))]);
+    let later = w.inbound().await;
+    assert_eq!((later.updated, later.errors), (0, 0), "{later:?}");
+    assert_eq!(later.skipped.values().sum::<usize>(), 1, "{later:?}");
+    assert_eq!(text(&w.sf.record("Contact", &contact).unwrap(), "LastName"), "Kim");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_conversion_moves_the_link_its_edit_and_a_fresh_status_to_the_contact() {
+    let w = World::new();
+    let lead = w.lead("same@example.com", "Lead");
+    w.outbound().await;
+    // A Contact with the same email cannot sync: it waits with an error status.
+    let contact = w.sf.edit(
+        "Contact",
+        None,
+        &[("Email", Value::text("same@example.com")), ("LastName", Value::text("Con"))],
+    );
+    w.outbound().await;
+    assert!(text(&w.sf.record("Contact", &contact).unwrap(), STATUS).starts_with("Error: duplicate-email"));
+    let remote = w.contact_of(&lead).id.unwrap();
+    // Converted into that Contact: the link follows it, the stale error goes.
+    w.sf.edit(
+        "Lead",
+        Some(&lead),
+        &[("IsConverted", Value::Boolean(true)), ("ConvertedContactId", Value::text(contact.clone()))],
+    );
+    w.mk.edit("contact", Some(&remote), &[("firstName", Value::text("Newname"))]);
+    let inbound = w.inbound().await;
+    assert_eq!(inbound.relinked, 1, "{inbound:?}");
+    let c = w.sf.record("Contact", &contact).unwrap();
+    assert_eq!(text(&c, "FirstName"), "Newname", "the edit went to the Contact");
+    assert_eq!(text(&c, STATUS), SYNCED);
+    assert_eq!(c.text(REMOTE_ID), Some(remote.as_str()));
+    assert!(w.store.errors("c").unwrap().is_empty(), "{:?}", w.store.errors("c").unwrap());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_task_is_dated_in_the_org_time_zone() {
+    let w = World::new();
+    let lead = w.lead("tz@example.com", "Zone");
+    w.outbound().await;
+    let contact = w.contact_of(&lead).id.unwrap();
+    // 2024-06-01 23:30 in Chicago (UTC-5 in June) is 2024-06-02 04:30 UTC.
+    let at = chrono::DateTime::parse_from_rfc3339("2024-06-01T23:30:00-05:00").unwrap().with_timezone(&Utc);
+    w.mk.add_activity(Activity {
+        id: "9".into(),
+        contact,
+        at,
+        kind: ActivityKind::SiteVisit,
+        reference_type: "Visit".into(),
+        reference_id: "0".into(),
+    });
+    let pass = TaskPass {
+        connection: "c",
+        store: &w.store,
+        marketing: &w.mk,
+        salesforce: &w.sf,
+        writer: &w.sf,
+        budget: None,
+        stop: None,
+        time_zone: chrono_tz::America::Chicago,
+    };
+    to_tasks(&pass).await.unwrap();
+    let task = &w.sf.all("Task")[0];
+    assert_eq!(
+        task.get("ActivityDate"),
+        Some(&Value::Date(chrono::NaiveDate::from_ymd_opt(2024, 6, 1).unwrap()))
+    );
 }

@@ -153,6 +153,7 @@ impl Service {
             marketing: conn.marketing.as_ref(),
             budget: &conn.budget,
             marketing_name: &conn.config.marketing,
+            time_zone: conn.config.time_zone.as_deref().and_then(|tz| tz.parse().ok()),
         };
         let opts = RunOptions { activities: conn.config.activity_tasks(), ..opts };
         let record = tracing::Instrument::instrument(cycle::run(&live, run_id, opts), span).await;

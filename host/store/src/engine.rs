@@ -231,6 +231,11 @@ impl Store for SledStore {
         self.tree(trees::ERRORS)?.contains_key(keys::record_error(connection, record)).map_err(db_error)
     }
 
+    fn clear_error(&self, connection: &str, record: &str) -> StoreResult<()> {
+        self.tree(trees::ERRORS)?.remove(keys::record_error(connection, record)).map_err(db_error)?;
+        Ok(())
+    }
+
     fn errors(&self, connection: &str) -> StoreResult<Vec<RecordErrorEntry>> {
         let tree = self.tree(trees::ERRORS)?;
         tree.scan_prefix(keys::connection_prefix(connection))
@@ -376,6 +381,7 @@ mod tests {
             marketing_values: BTreeMap::from([("lastName".to_string(), Value::text("L"))]),
             synced_at: Utc::now(),
             plugin: Some("standard-mapping@1".into()),
+            retired: None,
         }
     }
 

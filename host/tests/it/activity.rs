@@ -228,6 +228,7 @@ fn pass<'a>(service: &'a Service, conn: &'a Connection, writer: &'a dyn Connecto
         writer,
         budget: None,
         stop: None,
+        time_zone: chrono_tz::UTC,
     }
 }
 
@@ -508,4 +509,26 @@ async fn actions_accept_only_labelled_campaigns_and_active_automations() {
         .unwrap();
     assert_eq!(actions, offered);
     assert!(server.terminate().await.success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_is_dated_in_the_org_time_zone_or_the_configured_one() {
+    let mut seed = seed();
+    seed["salesforce"]["records"] =
+        json!({"Organization": [{"Name": "Acme", "TimeZoneSidKey": "America/Chicago"}]});
+    // 2024-06-01T23:30-05:00: still June 1st in Chicago, June 2nd in UTC.
+    let late = json!([{"email": "gen-lead-0@example.com", "type": "open", "tstamp": "2024-06-01T23:30:00-05:00", "campaign": 1}]);
+    let env = Env::start(seed.clone(), all_selection(), json!({})).await;
+    run_json(&env).await;
+    seed_activities(&env, late.clone());
+    let run = run_json(&env).await;
+    assert_eq!(run["activities"]["tasks"], 1, "{run}");
+    assert_eq!(tasks(&env)[0]["ActivityDate"], "2024-06-01", "{:?}", tasks(&env));
+
+    // The config's time zone wins over the org's.
+    let env = Env::start(seed, all_selection(), json!({"time_zone": "Asia/Tokyo"})).await;
+    run_json(&env).await;
+    seed_activities(&env, late);
+    run_json(&env).await;
+    assert_eq!(tasks(&env)[0]["ActivityDate"], "2024-06-02", "{:?}", tasks(&env));
 }

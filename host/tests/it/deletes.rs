@@ -54,7 +54,8 @@ async fn salesforce_deletes_and_merges_delete_the_contacts_when_the_policy_says_
 
     let run = sync(&env, &[]).await;
     assert_eq!(run["outbound"]["deleted"], 2, "{run}");
-    assert_eq!(run["outbound"]["errors"], 0, "{run}");
+    let status = crmsync(&env, &["status", "--json"]).await;
+    assert_eq!(run["outbound"]["errors"], 0, "{run}\n{}", status.stdout);
     assert_eq!(emails(&env), [lead_email(1), lead_email(3)]);
     assert_eq!(links(&env).await, 2, "no dangling link");
 

@@ -588,11 +588,18 @@ pub fn standard_objects() -> Vec<ObjectDef> {
         FieldDef::new("Description", "Comments", T::Textarea, 32000),
     ];
 
+    // The org's own settings: what an integration reads its time zone from.
+    let organization = vec![
+        FieldDef::new("Name", "Name", T::String, 80),
+        FieldDef::new("TimeZoneSidKey", "Default Time Zone", T::String, 40),
+    ];
+
     vec![
         ObjectDef::new("Lead", "Lead", "Leads", "00Q", lead),
         ObjectDef::new("Contact", "Contact", "Contacts", "003", contact),
         ObjectDef::new("Account", "Account", "Accounts", "001", account),
         ObjectDef::new("Task", "Task", "Tasks", "00T", task),
+        ObjectDef::new("Organization", "Organization", "Organizations", "00D", organization),
     ]
 }
 

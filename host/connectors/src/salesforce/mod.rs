@@ -121,6 +121,8 @@ pub struct SalesforceConnector {
     session: auth::Sessions,
     describes: Mutex<HashMap<String, Arc<Describe>>>,
     usage: Arc<Usage>,
+    /// The org's time zone, read once.
+    time_zone: Mutex<Option<Option<String>>>,
 }
 
 impl std::fmt::Debug for SalesforceConnector {
@@ -284,6 +286,7 @@ impl SalesforceConnector {
             session: auth::Sessions::default(),
             describes: Mutex::default(),
             usage,
+            time_zone: Mutex::default(),
         })
     }
 
@@ -751,6 +754,18 @@ impl SalesforceApi for SalesforceConnector {
             self.usage.limit.store(limit, Ordering::Relaxed);
         }
         Ok(self.api_usage())
+    }
+
+    /// `SELECT TimeZoneSidKey FROM Organization`, once per connector.
+    async fn org_time_zone(&self) -> Result<Option<String>, ConnectorError> {
+        let mut cached = self.time_zone.lock().await;
+        if let Some(tz) = cached.as_ref() {
+            return Ok(tz.clone());
+        }
+        let rows = self.query_all_pages("SELECT TimeZoneSidKey FROM Organization").await?;
+        let tz = rows.first().and_then(|r| r.get("TimeZoneSidKey")).and_then(Json::as_str).map(String::from);
+        *cached = Some(tz.clone());
+        Ok(tz)
     }
 
     async fn tasks_of(
