@@ -137,6 +137,11 @@ pub struct ConnectionConfig {
     /// The time zone of the org's dates (an IANA name, `Europe/Paris`);
     /// default: the org's own setting, read from Salesforce.
     pub time_zone: Option<String>,
+    /// The Salesforce checkbox that says a person opted out of email
+    /// (default `HasOptedOutOfEmail` where the platform has consent; `""`:
+    /// consent does not sync). An unsubscribe on either side sets the other;
+    /// nothing ever re-subscribes.
+    pub opt_out_field: Option<String>,
     /// The marketing platform's own section, and any key not known above.
     #[serde(flatten)]
     pub rest: BTreeMap<String, toml::Value>,
@@ -578,6 +583,9 @@ impl ConnectionConfig {
                     problems.push(cannot("tags", k));
                 }
             }
+        }
+        if !caps.consent && self.opt_out_field.as_deref().is_some_and(|f| !f.is_empty()) {
+            problems.push(cannot("unsubscribes to sync", "opt_out_field"));
         }
         if !caps.activities && self.activities.tasks == Some(true) {
             problems.push(cannot("activity feed", "activities.tasks"));

@@ -117,6 +117,27 @@ pub(crate) fn sanitize(record: &mut Record, source: &Record, report: &mut crate:
     );
 }
 
+/// Consent flows one way only, towards "opted out": a Salesforce opt-out
+/// unsubscribes the marketing record; an unsubscribe read from the marketing
+/// platform sets the Salesforce opt-out field. Nothing here ever writes a
+/// re-subscription or clears an opt-out.
+pub(crate) fn opt_out_to_marketing(spec: &crate::ConnectionSpec, source: &Record, target: &mut Record) {
+    if let Some(field) = &spec.opt_out_field
+        && source.get(field) == Some(&Value::Boolean(true))
+    {
+        target.set(crmsync_core::connector::fields::UNSUBSCRIBE, Value::Boolean(true));
+    }
+}
+
+/// See [`opt_out_to_marketing`].
+pub(crate) fn opt_out_to_salesforce(spec: &crate::ConnectionSpec, source: &Record, target: &mut Record) {
+    if let Some(field) = &spec.opt_out_field
+        && source.get(crmsync_core::connector::fields::UNSUBSCRIBE) == Some(&Value::Boolean(true))
+    {
+        target.set(field.clone(), Value::Boolean(true));
+    }
+}
+
 /// Equal values, with every empty value (null, blank text, empty list) alike.
 pub(crate) fn same(a: Option<&Value>, b: Option<&Value>) -> bool {
     let empty = |v: Option<&Value>| v.is_none_or(Value::is_empty);

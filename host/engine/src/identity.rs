@@ -19,7 +19,7 @@ use crate::{PassReport, SyncError};
 /// What following a record to its survivor did.
 pub(crate) enum Followed {
     /// The link moved to the survivor; the status write-back to queue.
-    Moved(Option<OutboxEntry>),
+    Moved(Option<Box<OutboxEntry>>),
     /// The survivor has a link of its own: the moved one is retired.
     Retired,
     /// Nothing was linked.
@@ -46,7 +46,7 @@ pub(crate) fn follow(
             report.relinked += 1;
             let status =
                 write_back_entry(spec, to_object, to, SYNCED, Some(&link.remote_id), &Default::default());
-            Ok(Followed::Moved(status))
+            Ok(Followed::Moved(status.map(Box::new)))
         }
         Some(holder) => {
             retire(spec, store, link, to, &holder, report)?;

@@ -247,6 +247,7 @@ impl Page<'_, '_> {
             let target = match result {
                 Ok(mut t) => {
                     diff::sanitize(&mut t, &source, self.report);
+                    diff::opt_out_to_salesforce(self.pass.spec, &source, &mut t);
                     t
                 }
                 Err(failure) => {
@@ -301,7 +302,7 @@ impl Page<'_, '_> {
             if let identity::Followed::Moved(status) =
                 identity::follow(spec, store, &w.link.sf_id, contact, "Contact", self.report)?
             {
-                self.entries.extend(status);
+                self.entries.extend(status.map(|s| *s));
                 if let Some(link) = store.link_by_sf(&spec.name, contact)? {
                     moved.push((w.source, link));
                 }
@@ -418,6 +419,7 @@ impl Page<'_, '_> {
             let mut target = match result {
                 Ok(mut t) => {
                     diff::sanitize(&mut t, &source, self.report);
+                    diff::opt_out_to_salesforce(self.pass.spec, &source, &mut t);
                     t
                 }
                 Err(failure) => {

@@ -104,7 +104,7 @@ fn follow_identity(
             && let Followed::Moved(status) =
                 identity::follow(spec, store, &gone.id, master, &gone.object_type, report)?
         {
-            entries.extend(status);
+            entries.extend(status.map(|s| *s));
             continue;
         }
         if let Some(link) = store.link_by_sf(&spec.name, &gone.id)? {
@@ -121,7 +121,7 @@ fn follow_identity(
                 if let Followed::Moved(status) =
                     identity::follow(spec, store, lead, contact, "Contact", report)?
                 {
-                    entries.extend(status);
+                    entries.extend(status.map(|s| *s));
                 }
             }
             (true, ..) => {}
@@ -160,7 +160,7 @@ pub(crate) fn removal(
         OnDelete::Unsubscribe => {
             let field = match target {
                 Side::Marketing => fields::UNSUBSCRIBE,
-                Side::Salesforce => "HasOptedOutOfEmail",
+                Side::Salesforce => spec.opt_out_field.as_deref().unwrap_or("HasOptedOutOfEmail"),
             };
             let record = Record::new(system, object.clone()).with(field, Value::Boolean(true));
             Write::Upsert { key: WriteKey::Id(id.clone()), record }
@@ -207,6 +207,7 @@ pub(crate) fn plan(
         match result {
             Ok(mut target) => {
                 diff::sanitize(&mut target, source, planner.report);
+                diff::opt_out_to_marketing(pass.spec, source, &mut target);
                 planner.plan_one(source, target, link, base.as_ref(), &mapped.plugin)?
             }
             Err(failure) => {

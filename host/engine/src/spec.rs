@@ -39,6 +39,10 @@ pub struct ConnectionSpec {
     pub inbound_window: Duration,
     /// What a deletion on one side does on the other.
     pub deletes: DeletePolicy,
+    /// The Salesforce field that says a person opted out of email
+    /// (`HasOptedOutOfEmail`), on platforms with consent: an unsubscribe on
+    /// either side sets the other's, never the reverse.
+    pub opt_out_field: Option<String>,
 }
 
 impl ConnectionSpec {
@@ -67,6 +71,7 @@ impl ConnectionSpec {
             inbound_batch: 100,
             inbound_window: Duration::from_secs(600),
             deletes: DeletePolicy::default(),
+            opt_out_field: caps.consent.then(|| "HasOptedOutOfEmail".to_string()),
         }
     }
 

@@ -253,6 +253,9 @@ fn build(name: &str, cc: &ConnectionConfig, registry: &Arc<Registry>) -> Result<
     spec.inbound_batch = cc.inbound.batch_records;
     spec.inbound_window = cc.inbound_window();
     spec.deletes = cc.deletes;
+    if let Some(field) = &cc.opt_out_field {
+        spec.opt_out_field = Some(field.clone()).filter(|f| !f.is_empty());
+    }
     Ok(Connection {
         name: name.to_string(),
         config: cc.clone(),

@@ -253,3 +253,63 @@ async fn bringing_contacts_with_custom_fields_into_salesforce_reads_field_values
     assert!(calls <= 200 + 40, "{calls} calls: {by:?}");
     assert_eq!(by.get("GET /api/3/contacts/{id}/fieldValues"), None, "no per-contact field reads: {by:?}");
 }
+
+fn list_status(env: &Env, email: &str) -> Value {
+    contact(env, email)["lists"]["1"].clone()
+}
+
+fn opted_out(env: &Env, email: &str) -> Value {
+    lead(env, email)["HasOptedOutOfEmail"].clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unsubscribes_flow_both_ways_and_nothing_ever_resubscribes() {
+    let person = |first: &str, email: &str| json!({"FirstName": first, "LastName": "Consent", "Company": "Acme", "Email": email});
+    let on_list = |email: &str| json!({"email": email, "lists": [{"list": 1, "status": 1}]});
+    let seed = json!({
+        "salesforce": {"records": {"Lead": [person("Ann", "ann@example.com"), person("Bob", "bob@example.com")]}},
+        "activecampaign": {"contacts": [on_list("ann@example.com"), on_list("bob@example.com")]}
+    });
+    let env = Env::start(seed, all_selection(), json!({})).await;
+    run(&env).await;
+    assert_eq!(
+        (list_status(&env, "ann@example.com"), opted_out(&env, "ann@example.com")),
+        (json!(1), json!(false))
+    );
+
+    // Ann unsubscribes in the marketing platform; Bob opts out in Salesforce.
+    edit_contact(&env, "ann@example.com", "unsubscribe", V::Boolean(true)).await;
+    edit_lead(&env, "bob@example.com", "HasOptedOutOfEmail", V::Boolean(true)).await;
+    let flowed = run(&env).await;
+    assert_eq!(opted_out(&env, "ann@example.com"), json!(true), "{flowed}");
+    assert_eq!(list_status(&env, "bob@example.com"), json!(2), "{flowed}");
+    let idle = run(&env).await;
+    assert_eq!(writes(&idle), 0, "consent converged: {idle}");
+
+    // Clearing the opt-out in Salesforce is no re-opt-in: Ann stays unsubscribed.
+    edit_lead(&env, "ann@example.com", "HasOptedOutOfEmail", V::Boolean(false)).await;
+    edit_lead(&env, "ann@example.com", "FirstName", V::text("Anne")).await;
+    let cleared = run(&env).await;
+    assert_eq!(contact(&env, "ann@example.com")["firstName"], "Anne", "{cleared}");
+    assert_eq!(list_status(&env, "ann@example.com"), json!(2), "never re-subscribed: {cleared}");
+    let idle = run(&env).await;
+    assert_eq!(writes(&idle), 0, "{idle}");
+    assert_eq!(list_status(&env, "bob@example.com"), json!(2));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consent_sync_can_be_turned_off_per_connection() {
+    let seed = json!({
+        "salesforce": {"records": {"Lead": [
+            {"FirstName": "Cy", "LastName": "Consent", "Company": "Acme", "Email": "cy@example.com"}
+        ]}},
+        "activecampaign": {"contacts": [{"email": "cy@example.com", "lists": [{"list": 1, "status": 1}]}]}
+    });
+    let env = Env::start(seed, all_selection(), json!({"opt_out_field": ""})).await;
+    run(&env).await;
+    edit_lead(&env, "cy@example.com", "HasOptedOutOfEmail", V::Boolean(true)).await;
+    edit_lead(&env, "cy@example.com", "FirstName", V::text("Cyd")).await;
+    let out = run(&env).await;
+    assert_eq!(contact(&env, "cy@example.com")["firstName"], "Cyd", "{out}");
+    assert_eq!(list_status(&env, "cy@example.com"), json!(1), "consent sync off: {out}");
+}

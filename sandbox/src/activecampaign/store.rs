@@ -767,6 +767,8 @@ impl Store {
                 }
                 None => c.lists.push(ListMembership { list, status, sdate: now, udate: now }),
             }
+            // A subscription change is an update of the contact (its `udate`).
+            self.touch(contact, now);
         }
     }
 

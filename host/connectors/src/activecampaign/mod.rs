@@ -344,6 +344,30 @@ impl ActiveCampaignConnector {
         Ok(records)
     }
 
+    /// Marks the records unsubscribed from a list (`status=2`) with the
+    /// `unsubscribe` pseudo-field: one call per page (`ids` + `status`).
+    async fn with_unsubscribes(&self, mut records: Vec<Record>) -> Result<Vec<Record>, ConnectorError> {
+        let ids: Vec<String> = records.iter().filter_map(|r| r.id.clone()).collect();
+        if ids.is_empty() {
+            return Ok(records);
+        }
+        let mut out = std::collections::HashSet::new();
+        for chunk in ids.chunks(PAGE_LIMIT) {
+            let query = vec![
+                ("ids", chunk.join(",")),
+                ("status", "2".to_string()),
+                ("limit", PAGE_LIMIT.to_string()),
+            ];
+            out.extend(self.contacts(query).await?.iter().filter_map(|c| id_text(c.get("id"))));
+        }
+        for r in &mut records {
+            if r.id.as_ref().is_some_and(|id| out.contains(id)) {
+                r.set(crmsync_core::connector::fields::UNSUBSCRIBE, Value::Boolean(true));
+            }
+        }
+        Ok(records)
+    }
+
     /// One call per contact.
     async fn field_values_by_contact(&self, records: &[Record]) -> Result<Vec<Json>, ConnectorError> {
         let ids: Vec<String> = records.iter().filter_map(|r| r.id.clone()).collect();
@@ -503,7 +527,7 @@ impl Connector for ActiveCampaignConnector {
                 None
             }
         };
-        let records = self.with_field_values(fresh).await?;
+        let records = self.with_unsubscribes(self.with_field_values(fresh).await?).await?;
         Ok(Changes { records, deleted: Vec::new(), next: Some(cursor.encode()), more })
     }
 
