@@ -156,3 +156,28 @@ def test_batches_through_the_client(client, list_id):
     assert done["status"] == "finished"
     assert done["errored_operations"] == 0
     assert client.lists.get_list_member(list_id, md5("op@example.com"))["status"] == "subscribed"
+
+
+def test_member_paths_take_the_contact_id_which_an_email_change_keeps(client, list_id):
+    """What crmsync's connector does: PATCH a linked member by contact_id
+    (an email change moves it to the new hash), then archive and delete it."""
+    first = client.lists.set_list_member(list_id, md5("move@example.com"), {
+        "email_address": "move@example.com", "status_if_new": "subscribed"})
+    contact = first["contact_id"]
+    moved = client.lists.update_list_member(list_id, contact, {
+        "email_address": "moved@example.com", "merge_fields": {"FNAME": "Mo"}})
+    assert moved["contact_id"] == contact
+    assert moved["id"] == md5("moved@example.com")
+    assert client.lists.get_list_member(list_id, contact)["email_address"] == "moved@example.com"
+    with pytest.raises(ApiClientError) as err:
+        client.lists.get_list_member(list_id, md5("move@example.com"))
+    assert err.value.status_code == 404
+    client.lists.delete_list_member(list_id, contact)
+    assert client.lists.get_list_member(list_id, contact)["status"] == "archived"
+    archived = client.lists.get_list_members_info(list_id, status="archived", fields=["members.id"])
+    assert archived["members"] == [{"id": md5("moved@example.com")}]
+    client.lists.delete_list_member_permanent(list_id, contact)
+    with pytest.raises(ApiClientError) as err:
+        client.lists.set_list_member(list_id, md5("moved@example.com"), {
+            "email_address": "moved@example.com", "status_if_new": "subscribed"})
+    assert "Forgotten Email Not Subscribed" in err.value.text

@@ -158,6 +158,9 @@ pub struct Http {
     opts: HttpOptions,
     classify: Classify,
     limiter: Option<Arc<Limiter>>,
+    /// Caps the requests in flight (a vendor's simultaneous-connection
+    /// limit); a permit is held for one attempt, never during a backoff.
+    in_flight: Option<Arc<tokio::sync::Semaphore>>,
     observe: Option<Observe>,
     /// Requests sent (every attempt counts: the vendor counts them too).
     calls: Arc<AtomicU64>,
@@ -174,12 +177,28 @@ impl Http {
             .user_agent(concat!("crmsync/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| ConnectorError::Network { vendor, message: e.without_url().to_string() })?;
-        Ok(Http { client, vendor, opts, classify, limiter: None, observe: None, calls: Arc::default() })
+        Ok(Http {
+            client,
+            vendor,
+            opts,
+            classify,
+            limiter: None,
+            in_flight: None,
+            observe: None,
+            calls: Arc::default(),
+        })
     }
 
     /// Every attempt first waits for a permit of this (shared) limiter.
     pub fn with_limiter(mut self, limiter: Arc<Limiter>) -> Self {
         self.limiter = Some(limiter);
+        self
+    }
+
+    /// Every attempt first takes a permit of this (shared) semaphore and
+    /// holds it until the response body is read.
+    pub fn with_concurrency(mut self, permits: Arc<tokio::sync::Semaphore>) -> Self {
+        self.in_flight = Some(permits);
         self
     }
 
@@ -244,6 +263,13 @@ impl Http {
         if let Some(limiter) = &self.limiter {
             limiter.acquire().await;
         }
+        let _permit = match &self.in_flight {
+            Some(s) => Some(s.clone().acquire_owned().await.map_err(|_| ConnectorError::Network {
+                vendor: self.vendor,
+                message: "the connection pool is closed".into(),
+            })?),
+            None => None,
+        };
         let vendor = self.vendor;
         self.calls.fetch_add(1, Ordering::Relaxed);
         let response = build(&self.client).send().await.map_err(|e| transport_error(vendor, e))?;

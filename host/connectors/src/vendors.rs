@@ -40,14 +40,25 @@ pub struct Vendor {
     /// The section that points it at the offline sandbox at `url`, its API
     /// key read from the file `key_file` (demo, tests, benchmarks).
     pub sandbox_section: fn(url: &str, key_file: &std::path::Path) -> toml::Value,
+    /// What the sandbox must hold for that section to work (e.g. the
+    /// audience it names), as a sandbox seed fragment merged into the
+    /// demo's or a test's seed: `{"<sandbox vendor>": {...}}`, or `{}`.
+    pub sandbox_seed: fn() -> serde_json::Value,
+}
+
+/// For a vendor whose sandbox section needs nothing seeded.
+pub fn no_sandbox_seed() -> serde_json::Value {
+    serde_json::json!({})
 }
 
 // One folder per platform, declared here beside its table line.
 #[path = "activecampaign/mod.rs"]
 pub mod activecampaign;
+#[path = "mailchimp/mod.rs"]
+pub mod mailchimp;
 
 /// Every marketing platform crmsync connects.
-pub static VENDORS: &[Vendor] = &[activecampaign::VENDOR_ENTRY];
+pub static VENDORS: &[Vendor] = &[activecampaign::VENDOR_ENTRY, mailchimp::VENDOR_ENTRY];
 
 /// The platform named `name` in the config.
 pub fn vendor(name: &str) -> Option<&'static Vendor> {

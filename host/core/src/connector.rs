@@ -329,6 +329,19 @@ pub trait MarketingApi: Connector {
         Err(self.unsupported("add a contact to an automation"))
     }
 
+    /// Adds a custom field for people (`crmsync <vendor> add-field`): its
+    /// name, the platform's own type name, an optional tag (the name the
+    /// API and mappings use) and whether it is required; the tag it got.
+    async fn add_field(
+        &self,
+        _name: &str,
+        _kind: &str,
+        _tag: Option<&str>,
+        _required: bool,
+    ) -> Result<String, ConnectorError> {
+        Err(self.unsupported("add a field"))
+    }
+
     /// The error for a capability this platform lacks.
     fn unsupported(&self, what: &str) -> ConnectorError {
         ConnectorError::Unsupported { vendor: self.vendor(), what: what.to_string() }

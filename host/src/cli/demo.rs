@@ -120,8 +120,13 @@ async fn demo(data_dir: &Path, args: &DemoArgs) -> Result<(), String> {
         None => &vendors::VENDORS[0],
     };
     println!("crmsync demo — Salesforce ⇄ {} against the offline vendor sandbox\n", vendor.display);
+    // Whatever the vendor's sandbox section needs (e.g. its audience) is seeded too.
+    let mut seed = seed();
+    if let (Some(all), serde_json::Value::Object(extra)) = (seed.as_object_mut(), (vendor.sandbox_seed)()) {
+        all.extend(extra);
+    }
     let sandbox =
-        Sandbox::start(SandboxOptions { seed: Some(seed()), rate_limits: false, ..Default::default() })
+        Sandbox::start(SandboxOptions { seed: Some(seed), rate_limits: false, ..Default::default() })
             .await
             .map_err(|e| e.to_string())?;
     // A fresh data directory for each demo run.

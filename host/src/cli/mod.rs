@@ -11,6 +11,7 @@ pub mod plugin;
 pub mod sandbox;
 pub mod scaffold;
 pub mod service;
+pub mod vendor;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -64,6 +65,10 @@ pub enum Command {
     /// Actions from a Salesforce record: send a campaign, add to an automation.
     #[command(subcommand)]
     Action(activity::ActionCommand),
+    /// A marketing platform's own commands, named by the platform:
+    /// `crmsync <platform> add-field --connection C --type T --name N [--tag T] [--required]`.
+    #[command(external_subcommand)]
+    Vendor(Vec<String>),
 }
 
 pub fn run(cli: Cli) -> ExitCode {
@@ -79,6 +84,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Serve => service::serve(&cli.config, &cli.data_dir),
         Command::Activities(args) => activity::activities(&cli.config, &cli.data_dir, args),
         Command::Action(cmd) => activity::action(&cli.config, &cli.data_dir, cmd),
+        Command::Vendor(args) => vendor::run(&cli.config, &cli.data_dir, args),
     }
 }
 

@@ -46,12 +46,12 @@ pub enum ConnectCommand {
     },
 }
 
-fn open(config: &Path, data_dir: &Path) -> Result<Service, String> {
+pub(crate) fn open(config: &Path, data_dir: &Path) -> Result<Service, String> {
     let config = Config::load(config).map_err(|e| format!("config {}:\n{e}", config.display()))?;
     Service::open(config, data_dir).map_err(|e| e.to_string())
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime, String> {
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, String> {
     tokio::runtime::Runtime::new().map_err(|e| format!("cannot start the async runtime: {e}"))
 }
 

@@ -43,6 +43,25 @@ pub fn connect(
     Ok((SalesforceConnector::new(sf)?, ActiveCampaignConnector::new(ac)?))
 }
 
+/// The env's marketing connector, built through the vendor table from the
+/// env's own config section (ActiveCampaign's from [`connect`]).
+pub fn marketing(env: &Env) -> std::sync::Arc<dyn crmsync::core::MarketingApi> {
+    if env.marketing == "activecampaign" {
+        let (_, ac) = connect(&env.sandbox, HttpOptions::default()).expect("connectors");
+        return std::sync::Arc::new(ac);
+    }
+    let text = std::fs::read_to_string(&env.config).expect("the env's config");
+    let config: toml::Value = toml::from_str(&text).expect("TOML");
+    let section = &config["connections"]["main"][env.marketing.as_str()];
+    let vendor = crmsync::connectors::vendors::vendor(&env.marketing).expect("a vendor");
+    (vendor.build)(section, "main", &Default::default()).expect("the connector")
+}
+
+/// The sandbox server of the env's marketing platform.
+pub fn marketing_vendor(env: &Env) -> crmsync_sandbox::common::Vendor {
+    crmsync_sandbox::common::Vendor::from_key(&env.marketing).expect("a sandbox vendor")
+}
+
 pub const ADMIN_TOKEN: &str = "admin-token-for-tests";
 
 pub struct Env {
@@ -50,6 +69,26 @@ pub struct Env {
     pub dir: tempfile::TempDir,
     pub config: PathBuf,
     pub data: PathBuf,
+    /// The vendor-table name of the connection's marketing platform.
+    pub marketing: String,
+}
+
+/// `over` merged into `base`: tables key by key, lists appended, other values replaced.
+pub fn merged(base: Value, over: Value) -> Value {
+    match (base, over) {
+        (Value::Object(mut a), Value::Object(b)) => {
+            for (k, v) in b {
+                let old = a.remove(&k).unwrap_or(Value::Null);
+                a.insert(k, merged(old, v));
+            }
+            Value::Object(a)
+        }
+        (Value::Array(mut a), Value::Array(b)) => {
+            a.extend(b);
+            Value::Array(a)
+        }
+        (_, over) => over,
+    }
 }
 
 /// Every Lead and Contact syncs.
@@ -105,6 +144,13 @@ impl Env {
                 }
             }
         }
+        // `connection.marketing` names another vendor of the table: its
+        // sandbox section replaces ActiveCampaign's (keys given under its
+        // name added), and what that section needs is seeded.
+        let marketing =
+            connection.get("marketing").and_then(Value::as_str).unwrap_or("activecampaign").to_string();
+        let vendor = crmsync::connectors::vendors::vendor(&marketing).expect("a vendor of the table");
+        let seed = merged((vendor.sandbox_seed)(), seed);
         let sandbox =
             Sandbox::start(SandboxOptions { seed: Some(seed), rate_limits, tls, ..Default::default() })
                 .await
@@ -150,6 +196,26 @@ impl Env {
         if tls {
             main["http"] = json!({"ca_file": ca});
         }
+        let mut connection = connection;
+        if marketing != "activecampaign" {
+            let main = main.as_object_mut().expect("a table");
+            main.remove("activecampaign");
+            let sandbox_vendor =
+                crmsync_sandbox::common::Vendor::from_key(&marketing).expect("a sandbox vendor");
+            let key_file = dir.path().join("marketing-key");
+            std::fs::write(&key_file, sandbox.api_key(sandbox_vendor).expect("a key")).unwrap();
+            let section = (vendor.sandbox_section)(&sandbox.base_url(sandbox_vendor), &key_file);
+            let mut section: Value = serde_json::to_value(section).expect("a section as JSON");
+            if let Some(Value::Object(extra)) = connection.as_object_mut().and_then(|c| c.remove(&marketing))
+            {
+                // Key by key: a key given replaces the sandbox section's.
+                for (k, v) in extra {
+                    section[k] = v;
+                }
+            }
+            main.insert(marketing.clone(), section);
+            main["rules"]["mapper"]["config"]["marketing"] = json!(marketing);
+        }
         for (k, v) in connection.as_object().cloned().unwrap_or_default() {
             main[k] = v;
         }
@@ -160,7 +226,7 @@ impl Env {
         let path = dir.path().join("crmsync.toml");
         std::fs::write(&path, toml::to_string(&config).expect("config as TOML")).unwrap();
         let data = dir.path().join("data");
-        Env { sandbox, config: path, data, dir }
+        Env { sandbox, config: path, data, dir, marketing }
     }
 
     pub fn secrets(&self) -> Vec<(&'static str, String)> {

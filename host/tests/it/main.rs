@@ -24,6 +24,7 @@ mod deletes;
 mod engine;
 mod faults;
 mod hostile_run;
+mod mailchimp;
 mod plugins;
 mod polyglot;
 mod service;

@@ -54,6 +54,16 @@ pub(crate) fn resolve_hash(key: &str) -> String {
     if key.contains('@') { subscriber_hash(key) } else { key.to_ascii_lowercase() }
 }
 
+/// `{subscriber_hash}` as the real API takes it: the MD5, the email, or the
+/// member's `contact_id` (which an email change keeps).
+pub(crate) fn resolve(list: &List, key: &str) -> String {
+    let hash = resolve_hash(key);
+    if list.members.contains_key(&hash) {
+        return hash;
+    }
+    list.by_contact.get(key).cloned().unwrap_or(hash)
+}
+
 fn valid_email(email: &str) -> bool {
     let Some((local, domain)) = email.rsplit_once('@') else { return false };
     !local.is_empty()
@@ -184,7 +194,7 @@ pub(crate) fn write_member(
         )));
     }
     let hash = match (path_key, email) {
-        (Some(key), _) => resolve_hash(key),
+        (Some(key), _) => resolve(list, key),
         (None, Some(e)) => subscriber_hash(e),
         (None, None) => return Err(field_error("email_address", "This value should not be blank.")),
     };
@@ -389,7 +399,7 @@ fn with_list<T>(
 pub(crate) fn get(mc: &Mailchimp, list_id: &str, key: &str) -> Reply {
     let store = mc.read();
     let list = store.lists.get(list_id).ok_or(McError::NotFound)?;
-    let m = list.members.get(&resolve_hash(key)).ok_or(McError::NotFound)?;
+    let m = list.members.get(&resolve(list, key)).ok_or(McError::NotFound)?;
     ok(m.to_json(list_id, &list.merge_fields))
 }
 
@@ -421,7 +431,7 @@ pub(crate) fn create(mc: &Mailchimp, call: &Call, list_id: &str) -> Reply {
 pub(crate) fn archive(mc: &Mailchimp, list_id: &str, key: &str) -> Reply {
     let now = mc.now();
     with_list(mc, list_id, |list, ids| {
-        let m = list.members.get(&resolve_hash(key)).ok_or(McError::NotFound)?;
+        let m = list.members.get(&resolve(list, key)).ok_or(McError::NotFound)?;
         if m.status == Status::Archived {
             return Err(McError::NotFound);
         }
@@ -438,7 +448,7 @@ pub(crate) fn archive(mc: &Mailchimp, list_id: &str, key: &str) -> Reply {
 
 pub(crate) fn delete_permanent(mc: &Mailchimp, list_id: &str, key: &str) -> Reply {
     with_list(mc, list_id, |list, _| {
-        let hash = resolve_hash(key);
+        let hash = resolve(list, key);
         list.remove_member(&hash).ok_or(McError::NotFound)?;
         list.forgotten.insert(hash);
         Ok(())
@@ -449,7 +459,7 @@ pub(crate) fn delete_permanent(mc: &Mailchimp, list_id: &str, key: &str) -> Repl
 pub(crate) fn get_tags(mc: &Mailchimp, list_id: &str, key: &str) -> Reply {
     let store = mc.read();
     let list = store.lists.get(list_id).ok_or(McError::NotFound)?;
-    let m = list.members.get(&resolve_hash(key)).ok_or(McError::NotFound)?;
+    let m = list.members.get(&resolve(list, key)).ok_or(McError::NotFound)?;
     let tags: Vec<Value> =
         m.tags.iter().map(|(id, name, at)| json!({"id": id, "name": name, "date_added": ts(*at)})).collect();
     ok(json!({"tags": tags, "total_items": m.tags.len()}))
@@ -471,7 +481,7 @@ pub(crate) fn post_tags(mc: &Mailchimp, call: &Call, list_id: &str, key: &str) -
     let body: TagsBody = call.json()?;
     let now = mc.now();
     with_list(mc, list_id, |list, ids| {
-        let mut m = list.members.get(&resolve_hash(key)).ok_or(McError::NotFound)?.clone();
+        let mut m = list.members.get(&resolve(list, key)).ok_or(McError::NotFound)?.clone();
         let before = m.tags.clone();
         for change in body.tags {
             match change.status.as_str() {

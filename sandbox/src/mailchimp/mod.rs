@@ -10,7 +10,7 @@
 //!   subscribe (`POST /lists/{id}`), compliance and forgotten-email rules.
 //! - `lists`: audiences and merge fields (with the plan's field cap).
 //! - `batches`: `POST /batches` and the deterministic pending → started →
-//!   finished lifecycle; results served as JSON by the sandbox.
+//!   finished lifecycle; results served as a gzipped tar of JSON files.
 //! - `reports`: `GET /`, `/ping`, activity feeds, campaigns, email activity.
 //! - `seed`: the seed and state JSON.
 //!
@@ -34,11 +34,14 @@
 //! write. With rate limits on, more than 10 requests in flight for one key get
 //! 429 "Too Many Requests" (Mailchimp's 10 simultaneous connections); the count
 //! includes injected latency (see [`crate::common::VendorApi::admit`]).
-//! Every error is `application/problem+json` `{type, title, status, detail, instance}`.
+//! Every error is `application/problem+json` `{type, title, status, detail, instance}`,
+//! except an injected 403 fault: that is the bare HTML 403 Mailchimp's edge
+//! answers under load, which a client must retry, not take for missing rights.
 //!
 //! # Behaviour worth knowing
-//! - `{subscriber_hash}` is the MD5 of the lowercased email; the email itself is
-//!   accepted in its place, as the real API does.
+//! - `{subscriber_hash}` is the MD5 of the lowercased email; the email itself or
+//!   the member's `contact_id` (kept across email changes) is accepted in its
+//!   place, as the real API does.
 //! - `since_last_changed` is inclusive (`last_changed >= value`), `before_last_changed`
 //!   exclusive; times have whole seconds. Listing orders by `last_changed`
 //!   ascending unless `sort_field`/`sort_dir` say otherwise; archived members are
@@ -578,7 +581,14 @@ impl VendorApi for Mailchimp {
         self.hints.lock().unwrap_or_else(|e| e.into_inner()).clear();
     }
 
+    /// An injected 403 is the *bare* one Mailchimp's edge answers under
+    /// load (an HTML page, no problem document); a user's missing rights
+    /// are a problem document from the API itself.
     fn error_body(&self, status: StatusCode) -> Response {
+        if status == StatusCode::FORBIDDEN {
+            let page = "<HTML><HEAD><TITLE>Access Denied</TITLE></HEAD><BODY>You don't have permission to access this server.</BODY></HTML>";
+            return (status, [(header::CONTENT_TYPE, "text/html")], page).into_response();
+        }
         McError::Status(status).into_response()
     }
 

@@ -4,7 +4,7 @@
 
 use serde_json::{Value, json};
 
-use super::members::resolve_hash;
+use super::members::resolve;
 use super::store::{Activity, Campaign, ts};
 use super::{Call, Mailchimp, McError, Reply, ok};
 
@@ -74,7 +74,7 @@ pub(crate) fn activity_feed(mc: &Mailchimp, call: &Call, list_id: &str, key: &st
         call.q("activity_filters").map(|f| f.split(',').map(str::trim).collect());
     let store = mc.read();
     let list = store.lists.get(list_id).ok_or(McError::NotFound)?;
-    let member = list.members.get(&resolve_hash(key)).ok_or(McError::NotFound)?;
+    let member = list.members.get(&resolve(list, key)).ok_or(McError::NotFound)?;
     let mut items: Vec<&Activity> = member
         .activity
         .iter()

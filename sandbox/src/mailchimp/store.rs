@@ -394,6 +394,8 @@ pub struct List {
     pub merge_fields: Vec<MergeField>,
     pub next_merge_id: u64,
     pub members: HashMap<String, Member>,
+    /// `contact_id -> hash` (member paths accept either).
+    pub by_contact: HashMap<String, String>,
     /// `(last_changed, seq) -> hash`, every member including archived ones.
     pub by_changed: BTreeMap<(DateTime<Utc>, u64), String>,
     /// Hashes of permanently deleted members (they cannot be re-added by API).
@@ -416,6 +418,7 @@ impl List {
             merge_fields: Vec::new(),
             next_merge_id: 1,
             members: HashMap::new(),
+            by_contact: HashMap::new(),
             by_changed: BTreeMap::new(),
             forgotten: HashSet::new(),
             counts: [0; 6],
@@ -482,6 +485,7 @@ impl List {
             self.counts[old.status.index()] -= 1;
         }
         self.by_changed.insert((member.last_changed, member.seq), member.hash.clone());
+        self.by_contact.insert(member.contact_id.clone(), member.hash.clone());
         self.counts[member.status.index()] += 1;
         match member.status {
             Status::Subscribed => self.last_sub = Some(member.last_changed),
@@ -495,6 +499,9 @@ impl List {
     pub fn remove_member(&mut self, hash: &str) -> Option<Member> {
         let old = self.members.remove(hash)?;
         self.by_changed.remove(&(old.last_changed, old.seq));
+        if self.by_contact.get(&old.contact_id).is_some_and(|h| h == hash) {
+            self.by_contact.remove(&old.contact_id);
+        }
         self.counts[old.status.index()] -= 1;
         self.version += 1;
         Some(old)

@@ -28,6 +28,7 @@ pub const VENDOR_ENTRY: Vendor = Vendor {
     check,
     build,
     sandbox_section,
+    sandbox_seed: crate::vendors::no_sandbox_seed,
 };
 
 /// ```toml
