@@ -300,6 +300,32 @@ pub async fn crmsync_without(env: &Env, args: &[&str], var: &str) -> Output {
     output(cmd).await
 }
 
+/// The people on the env's marketing platform as `(id, lowercased email)`
+/// (Mailchimp: audience members not archived, by `contact_id`).
+pub fn people(env: &Env) -> Vec<(String, String)> {
+    if env.marketing == "activecampaign" {
+        return ac_contacts(env)
+            .iter()
+            .map(|c| {
+                let id = c["id"].as_str().map(str::to_string).unwrap_or_else(|| c["id"].to_string());
+                (id, c["email"].as_str().unwrap_or_default().to_lowercase())
+            })
+            .collect();
+    }
+    let state = env.sandbox.mailchimp.state();
+    state["lists"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|l| l["members"].as_array().cloned().unwrap_or_default())
+        .filter(|m| m["status"] != "archived")
+        .map(|m| {
+            let id = m["contact_id"].as_str().unwrap_or_default().to_string();
+            (id, m["email_address"].as_str().unwrap_or_default().to_lowercase())
+        })
+        .collect()
+}
+
 pub fn ac_contacts(env: &Env) -> Vec<Value> {
     env.sandbox.activecampaign.state()["contacts"].as_array().cloned().unwrap_or_default()
 }

@@ -409,3 +409,37 @@ async fn add_field_adds_merge_fields_up_to_the_cap_and_names_the_one_refused() {
             .await;
     assert!(!wrong.ok() && wrong.stderr.contains("not a Mailchimp merge-field type"), "{wrong}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_backfill_goes_through_batch_operations_and_reads_the_gzipped_results() {
+    let seed = json!({
+        "salesforce": {"generate": {"Lead": 25}},
+        "mailchimp": audience(json!([{"email_address": lead_email(7), "status": "unsubscribed"}])),
+    });
+    let env = mc_env(seed, json!({"objects": ["Lead"], "mailchimp": {"batch_operations_from": 20}})).await;
+    let mc = connector(&env, OnDelete::Delete);
+    let id = mc.find_by_email("member", &[lead_email(7)]).await.unwrap()[&lead_email(7)][0].clone();
+    mc.write("member", vec![Write::Delete { id }]).await.unwrap()[0].as_ref().unwrap();
+
+    let run = sync(&env).await;
+    assert_eq!(
+        (run["outbound"]["created"].as_u64(), run["outbound"]["errors"].as_u64()),
+        (Some(24), Some(1)),
+        "{run}"
+    );
+    let errors = recent_errors(&env).await;
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!(errors[0]["record"], lead(&env, &lead_email(7))["Id"]);
+    assert!(errors[0]["message"].as_str().unwrap().contains("Forgotten Email Not Subscribed"), "{errors:?}");
+    assert_eq!(members(&env).len(), 24);
+    let m = member(&env, &lead_email(3)).unwrap();
+    assert_eq!(
+        lead(&env, &lead_email(3))["AC_Contact_Id__c"],
+        m["contact_id"],
+        "linked from the batch results"
+    );
+    let endpoints = env.sandbox.ctx(Vendor::Mailchimp).telemetry.by_endpoint();
+    assert_eq!(endpoints.get("POST /3.0/batches"), Some(&1), "{endpoints:?}");
+    assert_eq!(endpoints.get("GET /batch-results/{archive}"), Some(&1), "{endpoints:?}");
+    assert_eq!(endpoints.get("PUT /3.0/lists/{list_id}/members/{subscriber_hash}"), None, "{endpoints:?}");
+}
