@@ -11,7 +11,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::common::{Env, ac_contacts, all_selection, crmsync};
+use crate::common::{Env, ac_contacts, all_selection, crmsync, marketing_vendor};
 use crmsync::connectors::{Connector, Write, WriteKey};
 use crmsync_sandbox::common::{Vendor, VendorApi};
 use crmsync_sdk::types::{Record, System};
@@ -23,7 +23,46 @@ const CONTACTS: usize = 8_000;
 
 fn calls(env: &Env) -> u64 {
     env.sandbox.ctx(Vendor::Salesforce).telemetry.total()
-        + env.sandbox.ctx(Vendor::ActiveCampaign).telemetry.total()
+        + env.sandbox.ctx(marketing_vendor(env)).telemetry.total()
+}
+
+/// The people on the marketing platform: `(id, lowercased email, synced fields)`.
+fn synced(env: &Env) -> Vec<(String, String, Value)> {
+    if env.marketing == "activecampaign" {
+        return ac_contacts(env)
+            .iter()
+            .map(|c| {
+                let mut tags: Vec<String> = c["tags"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|t| t.as_str().map(str::to_string))
+                    .collect();
+                tags.sort();
+                (
+                    c["id"].as_str().map(str::to_string).unwrap_or_else(|| c["id"].to_string()),
+                    c["email"].as_str().unwrap().to_lowercase(),
+                    json!({"firstName": c["firstName"], "lastName": c["lastName"], "phone": c["phone"], "tags": tags}),
+                )
+            })
+            .collect();
+    }
+    let state = env.sandbox.mailchimp.state();
+    state["lists"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|l| l["members"].as_array().cloned().unwrap_or_default())
+        .filter(|m| m["status"] != "archived")
+        .map(|m| {
+            let f = &m["merge_fields"];
+            (
+                m["contact_id"].as_str().unwrap().to_string(),
+                m["email_address"].as_str().unwrap().to_lowercase(),
+                json!({"firstName": f["FNAME"], "lastName": f["LNAME"], "phone": f["PHONE"], "status": m["status"]}),
+            )
+        })
+        .collect()
 }
 
 /// Starts `run --once` and kills it (SIGKILL) once the vendors have seen
@@ -81,27 +120,12 @@ async fn edit_leads(env: &Env, suffix: &str) {
 /// What the test compares: per email, the contact's synced fields and tags;
 /// per Salesforce email, the written-back status and whether its contact id is right.
 fn outcome(env: &Env) -> (BTreeMap<String, Value>, BTreeMap<String, (Value, bool)>) {
-    let contacts = ac_contacts(env);
     let mut by_email = BTreeMap::new();
     let mut id_to_email = BTreeMap::new();
-    for c in &contacts {
-        let email = c["email"].as_str().unwrap().to_lowercase();
-        id_to_email.insert(
-            c["id"].as_str().map(str::to_string).unwrap_or_else(|| c["id"].to_string()),
-            email.clone(),
-        );
-        let mut tags: Vec<String> = c["tags"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|t| t.as_str().map(str::to_string))
-            .collect();
-        tags.sort();
-        let previous = by_email.insert(
-            email.clone(),
-            json!({"firstName": c["firstName"], "lastName": c["lastName"], "phone": c["phone"], "tags": tags}),
-        );
-        assert!(previous.is_none(), "{email} exists twice in ActiveCampaign");
+    for (id, email, fields) in synced(env) {
+        id_to_email.insert(id, email.clone());
+        let previous = by_email.insert(email.clone(), fields);
+        assert!(previous.is_none(), "{email} exists twice on the marketing platform");
     }
     let state = env.sandbox.salesforce.state();
     let mut statuses = BTreeMap::new();
@@ -117,14 +141,24 @@ fn outcome(env: &Env) -> (BTreeMap<String, Value>, BTreeMap<String, (Value, bool
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_at_random_points_the_sync_ends_as_if_never_interrupted() {
+    crash("activecampaign").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_at_random_points_the_mailchimp_sync_ends_as_if_never_interrupted() {
+    crash("mailchimp").await;
+}
+
+async fn crash(marketing: &str) {
     let seed_value: u64 =
         std::env::var("CRASH_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(rand::random);
-    println!("CRASH_SEED={seed_value}");
+    println!("CRASH_SEED={seed_value} ({marketing})");
+    let platform = json!({"marketing": marketing});
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed_value);
     let seed = json!({"salesforce": {"generate": {"Lead": LEADS, "Contact": CONTACTS}}});
 
     // The reference: the same data, never interrupted.
-    let reference = Env::start(seed.clone(), all_selection(), json!({})).await;
+    let reference = Env::start(seed.clone(), all_selection(), platform.clone()).await;
     finish(&reference).await;
     let full_run_calls = calls(&reference);
     edit_leads(&reference, "edited").await;
@@ -135,7 +169,7 @@ async fn killed_at_random_points_the_sync_ends_as_if_never_interrupted() {
     let edited = expected.0.get("gen-lead-1@example.com").unwrap();
     assert_eq!(edited["lastName"], "gen-lead-1@example.com-edited");
 
-    let env = Env::start(seed, all_selection(), json!({})).await;
+    let env = Env::start(seed, all_selection(), platform).await;
     // Kill the initial sync up to five times (each restart has less left to do,
     // so a run may finish before its kill point: then the sync is done).
     let mut initial_kills = 0;
