@@ -443,3 +443,37 @@ async fn a_large_backfill_goes_through_batch_operations_and_reads_the_gzipped_re
     assert_eq!(endpoints.get("GET /batch-results/{archive}"), Some(&1), "{endpoints:?}");
     assert_eq!(endpoints.get("PUT /3.0/lists/{list_id}/members/{subscriber_hash}"), None, "{endpoints:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn members_not_in_salesforce_become_leads_only_when_the_selector_says_so() {
+    let seed = json!({"mailchimp": audience(json!([
+        {"email_address": "new.member@example.com", "status": "subscribed",
+         "merge_fields": {"FNAME": "Nova", "LNAME": "Member", "COMPANY": "Chimp Co"}},
+    ]))});
+    // Off by default: the member stays a member.
+    let off = mc_env(seed.clone(), json!({"objects": ["Lead"]})).await;
+    let run = sync(&off).await;
+    assert_eq!(run["inbound"]["created"], 0, "{run}");
+    assert!(sf_records(&off, "Lead").is_empty());
+
+    // On, through the selector rule: every member with an email becomes a Lead.
+    let mut selection = all_selection();
+    selection["inbound"] =
+        json!({"create_as": "lead", "rule": {"field": "email_address", "op": "not-empty"}});
+    let connection = json!({"marketing": "mailchimp", "objects": ["Lead"]});
+    let on = Env::start_with(seed, selection, connection, false).await;
+    let run = sync(&on).await;
+    assert_eq!(run["inbound"]["created"], 1, "{run}");
+    let l = lead(&on, "new.member@example.com");
+    assert_eq!(
+        (l["FirstName"].as_str(), l["LastName"].as_str(), l["Company"].as_str()),
+        (Some("Nova"), Some("Member"), Some("Chimp Co"))
+    );
+    let again = sync(&on).await;
+    assert_eq!(
+        (again["inbound"]["created"].as_u64(), again["outbound"]["created"].as_u64()),
+        (Some(0), Some(0)),
+        "linked, no duplicate: {again}"
+    );
+    assert_eq!(members(&on).len(), 1);
+}
