@@ -45,9 +45,11 @@ pub struct Vendor {
 // One folder per platform, declared here beside its table line.
 #[path = "activecampaign/mod.rs"]
 pub mod activecampaign;
+#[path = "brevo/mod.rs"]
+pub mod brevo;
 
 /// Every marketing platform crmsync connects.
-pub static VENDORS: &[Vendor] = &[activecampaign::VENDOR_ENTRY];
+pub static VENDORS: &[Vendor] = &[activecampaign::VENDOR_ENTRY, brevo::VENDOR_ENTRY];
 
 /// The platform named `name` in the config.
 pub fn vendor(name: &str) -> Option<&'static Vendor> {

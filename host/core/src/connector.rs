@@ -329,6 +329,15 @@ pub trait MarketingApi: Connector {
         Err(self.unsupported("add a contact to an automation"))
     }
 
+    /// Whether people created on the platform (not linked to Salesforce)
+    /// may become Salesforce records, where the platform's own settings
+    /// decide it: `Some(false)` keeps them out, `Some(true)` lets the
+    /// default selector create them as Leads; `None` leaves it to the
+    /// selector's `inbound` rule alone.
+    fn creates_in_salesforce(&self) -> Option<bool> {
+        None
+    }
+
     /// The error for a capability this platform lacks.
     fn unsupported(&self, what: &str) -> ConnectorError {
         ConnectorError::Unsupported { vendor: self.vendor(), what: what.to_string() }

@@ -235,6 +235,10 @@ fn build(name: &str, cc: &ConnectionConfig, registry: &Arc<Registry>) -> Result<
         let json = rule_config_json(rule(cc, role))
             .map_err(|m| ConfigError::new(key(&format!("rules.{role}.config")), m))?
             .unwrap_or_else(|| default_rule_config(cc, role));
+        let json = match role {
+            Role::Selector => inbound_opt_in(json, marketing.creates_in_salesforce(), &key(vendor.name))?,
+            _ => json,
+        };
         configs.insert(role, json.to_string());
     }
     let mut spec = ConnectionSpec::for_marketing(name, marketing.as_ref());
@@ -266,6 +270,33 @@ fn build(name: &str, cc: &ConnectionConfig, registry: &Arc<Registry>) -> Result<
         budget: Budget::new(cc.budget),
         running: tokio::sync::Mutex::new(()),
     })
+}
+
+/// The selector's config under the platform's own opt-in for creating
+/// Salesforce records from people created there: on, it gains an `inbound`
+/// rule matching everyone (as Leads) unless it has its own; off, an
+/// `inbound` rule is a contradiction, refused naming both keys.
+fn inbound_opt_in(
+    mut selector: serde_json::Value,
+    opt_in: Option<bool>,
+    section: &str,
+) -> Result<serde_json::Value, ConfigError> {
+    let has_rule = selector.get("inbound").is_some_and(|i| !i.is_null());
+    match opt_in {
+        None => Ok(selector),
+        Some(true) if has_rule => Ok(selector),
+        Some(true) => {
+            if let Some(obj) = selector.as_object_mut() {
+                obj.insert("inbound".into(), serde_json::json!({"rule": {"all": []}}));
+            }
+            Ok(selector)
+        }
+        Some(false) if has_rule => Err(ConfigError::new(
+            format!("{section}.create_in_salesforce"),
+            "is off, but rules.selector.config.inbound creates Salesforce records from the marketing side: turn create_in_salesforce on, or drop the inbound rule",
+        )),
+        Some(false) => Ok(selector),
+    }
 }
 
 fn rule(cc: &ConnectionConfig, role: Role) -> Option<&RuleConfig> {

@@ -76,6 +76,28 @@ impl Env {
     /// With `tls`, the sandbox serves HTTPS with a certificate it generates;
     /// the config trusts it through `http.ca_file` (`ca.pem` in the env's dir).
     pub async fn start_opts(
+        seed: Value,
+        selection: Value,
+        connection: Value,
+        rate_limits: bool,
+        tls: bool,
+    ) -> Env {
+        Self::start_full("activecampaign", seed, selection, connection, rate_limits, tls).await
+    }
+
+    /// [`Env::start_with`] for the marketing platform `vendor` (a vendor-table name).
+    pub async fn start_vendor(
+        vendor: &str,
+        seed: Value,
+        selection: Value,
+        connection: Value,
+        rate_limits: bool,
+    ) -> Env {
+        Self::start_full(vendor, seed, selection, connection, rate_limits, false).await
+    }
+
+    pub async fn start_full(
+        vendor: &str,
         mut seed: Value,
         selection: Value,
         connection: Value,
@@ -135,23 +157,38 @@ impl Env {
                 "password": {"env": "SF_PASSWORD"},
                 "bulk_poll_ms": 20,
             },
-            "activecampaign": {
+            "rules": {
+                "selector": {"plugin": plugins.join("selection.wasm"), "config": selection},
+                "mapper": {"plugin": plugins.join("standard-mapping.wasm"), "config": {"marketing": vendor}},
+                "resolver": {"plugin": plugins.join("field-policy-resolver.wasm"), "config": {}},
+            },
+        });
+        main["marketing"] = json!(vendor);
+        main[vendor] = match vendor {
+            "activecampaign" => json!({
                 "api_url": sandbox.activecampaign_url(),
                 "api_token": {"env": "AC_TOKEN"},
                 "requests_per_second": if rate_limits { 5.0 } else { 0.0 },
                 "import_poll_ms": 20,
-            },
-            "rules": {
-                "selector": {"plugin": plugins.join("selection.wasm"), "config": selection},
-                "mapper": {"plugin": plugins.join("standard-mapping.wasm"), "config": {"marketing": "activecampaign"}},
-                "resolver": {"plugin": plugins.join("field-policy-resolver.wasm"), "config": {}},
-            },
-        });
+            }),
+            "brevo" => json!({
+                "api_url": format!("{}/v3", sandbox.brevo_url()),
+                "api_key": {"env": "BREVO_KEY"},
+                "list_name": "Salesforce",
+                "requests_per_second": if rate_limits { 10.0 } else { 0.0 },
+                "import_poll_ms": 20,
+            }),
+            other => panic!("no test section for {other}"),
+        };
         if tls {
             main["http"] = json!({"ca_file": ca});
         }
         for (k, v) in connection.as_object().cloned().unwrap_or_default() {
             main[k] = v;
+        }
+        // A null removes a key.
+        if let Some(m) = main.as_object_mut() {
+            m.retain(|_, v| !v.is_null());
         }
         let config = json!({
             "service": {"admin_addr": "127.0.0.1:0", "admin_token": {"env": "CRMSYNC_ADMIN_TOKEN"}},
@@ -169,6 +206,7 @@ impl Env {
             ("SF_CLIENT_SECRET", c.salesforce_client_secret.clone()),
             ("SF_PASSWORD", c.salesforce_password.clone()),
             ("AC_TOKEN", c.activecampaign_api_token.clone()),
+            ("BREVO_KEY", c.brevo_api_key.clone()),
             ("CRMSYNC_ADMIN_TOKEN", ADMIN_TOKEN.to_string()),
         ]
     }
