@@ -338,6 +338,20 @@ pub trait MarketingApi: Connector {
         None
     }
 
+    /// The fields that identify a person on this platform, as its records
+    /// name them: a mapping must send at least one of them (refused at
+    /// load otherwise). Empty: no such rule.
+    fn identifier_fields(&self) -> &'static [&'static str] {
+        &[]
+    }
+
+    /// The platform's monthly quota of tasks (records a connection writes,
+    /// on either side), if it has one: 80 % warns, 100 % pauses the
+    /// connection until the month ends.
+    fn monthly_tasks(&self) -> Option<u64> {
+        None
+    }
+
     /// The error for a capability this platform lacks.
     fn unsupported(&self, what: &str) -> ConnectorError {
         ConnectorError::Unsupported { vendor: self.vendor(), what: what.to_string() }

@@ -390,3 +390,163 @@ async fn the_demo_runs_against_brevo() {
     assert!(stdout.contains("Salesforce ⇄ Brevo"), "{stdout}");
     assert!(stdout.contains("the Lead in Salesforce now has FirstName = \"Augusta\""), "{stdout}");
 }
+
+/// The inbound errors kept for the operator, as `status --json` lists them.
+async fn recent_errors(env: &Env) -> String {
+    let status = crmsync(env, &["status", "--json"]).await;
+    assert!(status.ok(), "{status}");
+    let status: Value = serde_json::from_str(&status.stdout).unwrap();
+    status[0]["recent_errors"].to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_seeds_rules_on_phones_names_and_first_names_hold() {
+    let mut short = person("Sam", "Short", "short@example.com");
+    short["Phone"] = json!("555");
+    let mut ann = person("Ann", "Phone", "ann@example.com");
+    ann["Phone"] = json!("+33 6 12 34 56 78");
+    let seed =
+        json!({"salesforce": {"records": {"Lead": [ann, short, person("Lia", "Long", "lia@example.com")]}}});
+    let env = start(seed, json!({})).await;
+    let first = run(&env).await;
+    assert_eq!(
+        (first["outbound"]["created"].as_u64(), first["outbound"]["errors"].as_u64()),
+        (Some(3), Some(0)),
+        "{first}"
+    );
+    // A phone needs 6 to 16 digits: the short one is not sent, the rest of the Lead is.
+    let s = contact(&env, "short@example.com");
+    assert_eq!(
+        (s["attributes"]["SMS"].clone(), s["attributes"]["LASTNAME"].clone()),
+        (Value::Null, json!("Short")),
+        "{s}"
+    );
+    assert_eq!(contact(&env, "ann@example.com")["attributes"]["SMS"], "33612345678");
+
+    // An emptied phone in Salesforce is not pushed: Brevo keeps the number.
+    edit_lead(&env, "ann@example.com", "Phone", V::Null).await;
+    edit_lead(&env, "ann@example.com", "FirstName", V::text("Anne")).await;
+    run(&env).await;
+    let a = contact(&env, "ann@example.com");
+    assert_eq!(
+        (a["attributes"]["FIRSTNAME"].as_str(), a["attributes"]["SMS"].as_str()),
+        (Some("Anne"), Some("33612345678")),
+        "{a}"
+    );
+
+    // A Brevo edit flows back only with Name and Company non-empty; a first
+    // name over 40 characters is the record's error, never truncated.
+    let lia = contact(&env, "lia@example.com");
+    edit_in_brevo(&env, &lia["id"], json!({"attributes": {"FIRSTNAME": "L".repeat(41)}})).await;
+    let sam = contact(&env, "short@example.com");
+    edit_in_brevo(&env, &sam["id"], json!({"attributes": {"LASTNAME": "", "FIRSTNAME": "Samuel"}})).await;
+    let back = run(&env).await;
+    assert_eq!(back["inbound"]["errors"], 2, "{back}");
+    assert_eq!(lead(&env, "lia@example.com")["FirstName"], "Lia", "not truncated, not written");
+    let sam_lead = lead(&env, "short@example.com");
+    assert_eq!(
+        (sam_lead["FirstName"].as_str(), sam_lead["LastName"].as_str()),
+        (Some("Sam"), Some("Short")),
+        "{sam_lead}"
+    );
+    let errors = recent_errors(&env).await;
+    assert!(errors.contains("FirstName"), "{errors}");
+    assert!(errors.contains("LastName is required"), "{errors}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mapping_that_sends_neither_email_nor_sms_is_refused_at_load() {
+    let plugins = crate::common::plugins_dir();
+    let rules = |fields: Value| {
+        json!({
+            "selector": {"plugin": plugins.join("selection.wasm"), "config": all_selection()},
+            "mapper": {"plugin": plugins.join("standard-mapping.wasm"),
+                       "config": {"marketing": "brevo", "defaults": false, "fields": fields}},
+            "resolver": {"plugin": plugins.join("field-policy-resolver.wasm"), "config": {}},
+        })
+    };
+    let names_only = json!([{"salesforce": "FirstName", "marketing": "FIRSTNAME"}, {"salesforce": "LastName", "marketing": "LASTNAME"}]);
+    let env = start(json!({}), json!({"rules": rules(names_only)})).await;
+    let out = crmsync(&env, &["status"]).await;
+    assert_eq!(out.code, Some(2), "{out}");
+    assert!(out.stderr.contains("connections.main.rules.mapper.config.fields"), "{out}");
+    assert!(out.stderr.contains("must send email or SMS"), "{out}");
+    let sms_only = json!([{"salesforce": "MobilePhone", "marketing": "SMS", "type": "sms"}]);
+    let env = start(json!({}), json!({"rules": rules(sms_only)})).await;
+    let out = crmsync(&env, &["status"]).await;
+    assert!(out.ok(), "{out}");
+}
+
+/// Sets keys of the connection's table in the config file (`brevo.x` for the Brevo section).
+fn set_config(env: &Env, entries: &[(&str, toml::Value)]) {
+    let mut config: toml::Table = std::fs::read_to_string(&env.config).unwrap().parse().unwrap();
+    let main = config["connections"]["main"].as_table_mut().unwrap();
+    for (key, value) in entries {
+        match key.split_once('.') {
+            Some((section, k)) => {
+                main[section].as_table_mut().unwrap().insert(k.to_string(), value.clone());
+            }
+            None => {
+                main.insert(key.to_string(), value.clone());
+            }
+        }
+    }
+    std::fs::write(&env.config, toml::to_string(&config).unwrap()).unwrap();
+}
+
+async fn status(env: &Env) -> Value {
+    let out = crmsync(env, &["status", "--json"]).await;
+    assert!(out.ok(), "{out}");
+    serde_json::from_str::<Value>(&out.stdout).unwrap()[0].clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_draft_waits_for_activation_and_the_monthly_task_quota_warns_then_pauses() {
+    let seed = json!({"salesforce": {"generate": {"Lead": 8}}});
+    let env = start(seed, json!({"active": false})).await;
+    set_config(&env, &[("brevo.monthly_tasks", toml::Value::Integer(10))]);
+    let draft = crmsync(&env, &["run", "--once"]).await;
+    assert!(draft.ok(), "{draft}");
+    assert!(draft.stdout.contains("main: a draft (inactive), not run"), "{draft}");
+    assert!(contacts(&env).is_empty());
+    assert_eq!(status(&env).await["active"], false);
+
+    let on = crmsync(&env, &["connection", "activate", "main"]).await;
+    assert!(on.ok(), "{on}");
+    let first = run(&env).await;
+    assert_eq!(first["outbound"]["created"], 8, "{first}");
+    let s = status(&env).await;
+    assert_eq!(
+        (s["active"].clone(), s["tasks"]["used"].clone(), s["tasks"]["state"].clone()),
+        (json!(true), json!(8), json!("warning")),
+        "{s}"
+    );
+    let human = crmsync(&env, &["status"]).await;
+    assert!(human.stdout.contains("monthly tasks: 8/10 (80 %"), "{human}");
+    assert!(human.stdout.contains("warning: 80 % used"), "{human}");
+
+    for i in 1..=3 {
+        edit_lead(&env, &format!("gen-lead-{i}@example.com"), "FirstName", V::text("Edited")).await;
+    }
+    let spent = run(&env).await;
+    assert_eq!(spent["outbound"]["updated"], 3, "{spent}");
+    assert_eq!(status(&env).await["tasks"]["state"], "paused");
+
+    // Paused: nothing is written until next month.
+    edit_lead(&env, "gen-lead-4@example.com", "FirstName", V::text("Waits")).await;
+    let before = brevo_writes(&env);
+    let paused = crmsync(&env, &["run", "--once", "--json"]).await;
+    assert_eq!(paused.code, Some(1), "{paused}");
+    assert!(paused.stdout.contains("paused: this month's task quota is spent (11/10 tasks)"), "{paused}");
+    assert_eq!(brevo_writes(&env), before);
+    assert_ne!(contact(&env, "gen-lead-4@example.com")["attributes"]["FIRSTNAME"], "Waits");
+
+    // A higher quota resumes at once; a draft again stops running.
+    set_config(&env, &[("brevo.monthly_tasks", toml::Value::Integer(100_000))]);
+    let resumed = run(&env).await;
+    assert_eq!(resumed["outbound"]["updated"], 1, "{resumed}");
+    assert_eq!(contact(&env, "gen-lead-4@example.com")["attributes"]["FIRSTNAME"], "Waits");
+    let off = crmsync(&env, &["connection", "deactivate", "main"]).await;
+    assert!(off.ok(), "{off}");
+    assert_eq!(status(&env).await["active"], false);
+}

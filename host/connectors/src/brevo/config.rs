@@ -34,6 +34,7 @@ pub const DEFAULT_API_URL: &str = "https://api.brevo.com/v3";
 /// list_name = "Salesforce"              # found, or created; or list_id = 7 (must exist)
 /// create_in_salesforce = false          # contacts created in Brevo become Leads only when true
 /// requests_per_second = 10              # Brevo's contacts limit; 0 turns pacing off
+/// monthly_tasks = 100000                # records written a month: warn at 80 %, pause at 100 %; 0: no quota
 /// ```
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -56,6 +57,13 @@ struct Section {
     /// Pause between `/processes/{id}` polls of an import.
     #[serde(default = "default_import_poll_ms")]
     import_poll_ms: u64,
+    /// Records written a month (either side) before the connection pauses; `0`: no quota.
+    #[serde(default = "default_monthly_tasks")]
+    monthly_tasks: u64,
+}
+
+fn default_monthly_tasks() -> u64 {
+    100_000
 }
 
 fn default_api_url() -> String {
@@ -116,6 +124,7 @@ fn build(raw: &toml::Value, key: &str, ctx: &BuildContext) -> Result<Arc<dyn Mar
     cfg.requests_per_second = (s.requests_per_second > 0.0).then_some(s.requests_per_second);
     cfg.import_threshold = s.import_threshold;
     cfg.import_poll = Duration::from_millis(s.import_poll_ms);
+    cfg.monthly_tasks = (s.monthly_tasks > 0).then_some(s.monthly_tasks);
     cfg.http = ctx.http.clone();
     let connector = BrevoConnector::new(cfg).map_err(|e| ConfigError::new(key, e.to_string()))?;
     Ok(Arc::new(connector))

@@ -89,6 +89,8 @@ pub struct BrevoConfig {
     pub concurrency: usize,
     /// Pause between `/processes/{id}` polls.
     pub import_poll: Duration,
+    /// The integration's monthly task quota (Brevo: 100,000).
+    pub monthly_tasks: Option<u64>,
     pub http: HttpOptions,
 }
 
@@ -103,6 +105,7 @@ impl BrevoConfig {
             import_threshold: 50,
             concurrency: 5,
             import_poll: Duration::from_secs(1),
+            monthly_tasks: Some(100_000),
             http: HttpOptions::default(),
         }
     }
@@ -621,6 +624,15 @@ impl MarketingApi for BrevoConnector {
 
     fn creates_in_salesforce(&self) -> Option<bool> {
         Some(self.cfg.create_in_salesforce)
+    }
+
+    fn monthly_tasks(&self) -> Option<u64> {
+        self.cfg.monthly_tasks
+    }
+
+    /// Brevo identifies a contact by email or by SMS number.
+    fn identifier_fields(&self) -> &'static [&'static str] {
+        &["email", "SMS"]
     }
 }
 
