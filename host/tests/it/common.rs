@@ -46,6 +46,8 @@ pub fn connect(
 pub const ADMIN_TOKEN: &str = "admin-token-for-tests";
 
 pub struct Env {
+    /// The marketing platform's vendor-table name.
+    pub marketing: String,
     pub sandbox: Sandbox,
     pub dir: tempfile::TempDir,
     pub config: PathBuf,
@@ -197,7 +199,7 @@ impl Env {
         let path = dir.path().join("crmsync.toml");
         std::fs::write(&path, toml::to_string(&config).expect("config as TOML")).unwrap();
         let data = dir.path().join("data");
-        Env { sandbox, config: path, data, dir }
+        Env { marketing: vendor.to_string(), sandbox, config: path, data, dir }
     }
 
     pub fn secrets(&self) -> Vec<(&'static str, String)> {
@@ -270,6 +272,41 @@ pub async fn crmsync_without(env: &Env, args: &[&str], var: &str) -> Output {
     let mut cmd = env.command(args);
     cmd.env_remove(var);
     output(cmd).await
+}
+
+/// The sandbox vendor of the env's marketing platform.
+pub fn marketing_vendor(env: &Env) -> crmsync_sandbox::common::Vendor {
+    crmsync_sandbox::common::Vendor::from_key(&env.marketing).expect("a sandbox vendor")
+}
+
+/// The env's marketing contacts as its sandbox shows them (`email`, `id`, …).
+pub fn marketing_contacts(env: &Env) -> Vec<Value> {
+    let state = match marketing_vendor(env) {
+        crmsync_sandbox::common::Vendor::Brevo => env.sandbox.brevo.state(),
+        crmsync_sandbox::common::Vendor::Mailchimp => env.sandbox.mailchimp.state(),
+        _ => env.sandbox.activecampaign.state(),
+    };
+    state["contacts"].as_array().cloned().unwrap_or_default()
+}
+
+/// The env's marketing connector, built from the vendor table as the
+/// service builds it (its sandbox section, the key in a file).
+pub fn marketing_connector(env: &Env) -> std::sync::Arc<dyn crmsync::core::MarketingApi> {
+    let vendor = crmsync::connectors::vendors::vendor(&env.marketing).expect("a vendor");
+    let sandbox_vendor = marketing_vendor(env);
+    let key_file = env.dir.path().join("marketing-key");
+    std::fs::write(&key_file, env.sandbox.api_key(sandbox_vendor).expect("a key")).unwrap();
+    let section = (vendor.sandbox_section)(&env.sandbox.base_url(sandbox_vendor), &key_file);
+    (vendor.build)(&section, "test", &Default::default()).expect("the connector builds")
+}
+
+/// A person's first and last name fields on the env's marketing platform.
+pub fn name_fields(env: &Env) -> (&'static str, &'static str) {
+    match env.marketing.as_str() {
+        "brevo" => ("FIRSTNAME", "LASTNAME"),
+        "mailchimp" => ("FNAME", "LNAME"),
+        _ => ("firstName", "lastName"),
+    }
 }
 
 pub fn ac_contacts(env: &Env) -> Vec<Value> {

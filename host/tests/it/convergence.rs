@@ -9,8 +9,10 @@
 
 use std::collections::BTreeMap;
 
-use crate::common::{Env, all_selection, crmsync};
+use crate::common::{Env, all_selection, crmsync, marketing_connector, marketing_vendor, name_fields};
 use crmsync::connectors::{Connector, Write, WriteKey};
+#[allow(unused_imports)]
+use crmsync::core::MarketingApi;
 use crmsync_sandbox::common::Vendor;
 use crmsync_sdk::types::{Record, System};
 use rand::seq::IndexedRandom;
@@ -18,8 +20,6 @@ use rand::{Rng, SeedableRng};
 use serde_json::{Value, json};
 
 const LEADS: usize = 40;
-/// Salesforce field and its ActiveCampaign counterpart.
-const FIELDS: [(&str, &str); 2] = [("FirstName", "firstName"), ("LastName", "lastName")];
 
 /// Write calls a vendor has served so far (reads excluded).
 fn writes(env: &Env, vendor: Vendor) -> u64 {
@@ -47,18 +47,33 @@ fn updated(run: &Value) -> (u64, u64) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn random_edits_on_both_sides_converge_without_ping_pong() {
+    converges("activecampaign").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn random_edits_on_both_sides_converge_without_ping_pong_with_brevo() {
+    converges("brevo").await;
+}
+
+async fn converges(vendor: &str) {
     let seed_value: u64 =
         std::env::var("CONVERGE_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(rand::random);
-    println!("CONVERGE_SEED={seed_value}");
+    println!("CONVERGE_SEED={seed_value} ({vendor})");
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed_value);
-    let env =
-        Env::start(json!({"salesforce": {"generate": {"Lead": LEADS}}}), all_selection(), json!({})).await;
+    let seed = json!({"salesforce": {"generate": {"Lead": LEADS}}});
+    let env = Env::start_vendor(vendor, seed, all_selection(), json!({}), false).await;
     let first = sync(&env).await;
     assert_eq!(first["outbound"]["created"], LEADS);
-    let (sf, ac) = crate::common::connect(&env.sandbox, Default::default()).unwrap();
+    let (sf, _) = crate::common::connect(&env.sandbox, Default::default()).unwrap();
+    let ac = marketing_connector(&env);
+    let (mk_first, mk_last) = name_fields(&env);
+    // Salesforce field and its marketing counterpart.
+    let fields = [("FirstName", mk_first), ("LastName", mk_last)];
+    let mk = marketing_vendor(&env);
+    let people = ac.capabilities().people;
     let emails: Vec<String> = (0..LEADS).map(|i| format!("gen-lead-{i}@example.com")).collect();
     let sf_ids = sf.find_by_email("Lead", &emails).await.unwrap();
-    let ac_ids = ac.find_by_email("contact", &emails).await.unwrap();
+    let ac_ids = ac.find_by_email(people, &emails).await.unwrap();
     assert_eq!(
         ac_ids.len(),
         LEADS,
@@ -72,7 +87,7 @@ async fn random_edits_on_both_sides_converge_without_ping_pong() {
         let count = rng.random_range(1..=6);
         let edited: Vec<&String> = emails.choose_multiple(&mut rng, count).collect();
         for email in &edited {
-            let (sf_field, ac_field) = *FIELDS.choose(&mut rng).unwrap();
+            let (sf_field, ac_field) = *fields.choose(&mut rng).unwrap();
             let side = rng.random_range(0..3);
             let mut value = |who: &str| format!("{who}{round}x{}", rng.random_range(0..1000));
             if side != 1 {
@@ -81,12 +96,12 @@ async fn random_edits_on_both_sides_converge_without_ping_pong() {
                 assert!(sf.write("Lead", vec![w]).await.unwrap()[0].is_ok());
             }
             if side != 0 {
-                let record = Record::new(System::ActiveCampaign, "contact").with(ac_field, value("A"));
+                let record = Record::new(ac.system(), people).with(ac_field, value("A"));
                 let w = Write::Upsert { key: WriteKey::Id(ac_ids[*email][0].clone()), record };
-                assert!(ac.write("contact", vec![w]).await.unwrap()[0].is_ok());
+                assert!(ac.write(people, vec![w]).await.unwrap()[0].is_ok());
             }
         }
-        let before = (writes(&env, Vendor::Salesforce), writes(&env, Vendor::ActiveCampaign));
+        let before = (writes(&env, Vendor::Salesforce), writes(&env, mk));
         let run = sync(&env).await;
         let (out, back) = updated(&run);
         let n = edited.len() as u64;
@@ -99,7 +114,7 @@ async fn random_edits_on_both_sides_converge_without_ping_pong() {
         let sf_now =
             sf.get("Lead", &sf_ids.values().map(|v| v[0].clone()).collect::<Vec<_>>()).await.unwrap();
         let ac_now =
-            ac.get("contact", &ac_ids.values().map(|v| v[0].clone()).collect::<Vec<_>>()).await.unwrap();
+            ac.get(people, &ac_ids.values().map(|v| v[0].clone()).collect::<Vec<_>>()).await.unwrap();
         let values = |records: &[Record],
                       email: &str,
                       first: &str,
@@ -109,14 +124,14 @@ async fn random_edits_on_both_sides_converge_without_ping_pong() {
             records.iter().map(|r| (text(r, email).to_lowercase(), (text(r, first), text(r, last)))).collect()
         };
         let left = values(&sf_now, "Email", "FirstName", "LastName");
-        let right = values(&ac_now, "email", "firstName", "lastName");
+        let right = values(&ac_now, "email", mk_first, mk_last);
         assert_eq!(left, right, "round {round}: the sides differ (seed {seed_value})");
 
         // The next sync finds only echoes: nothing is written on either side.
-        let writes_after_first = (writes(&env, Vendor::Salesforce), writes(&env, Vendor::ActiveCampaign));
+        let writes_after_first = (writes(&env, Vendor::Salesforce), writes(&env, mk));
         let idle = sync(&env).await;
         assert_eq!(updated(&idle), (0, 0), "round {round}: ping-pong (seed {seed_value}): {idle}");
-        let writes_after_idle = (writes(&env, Vendor::Salesforce), writes(&env, Vendor::ActiveCampaign));
+        let writes_after_idle = (writes(&env, Vendor::Salesforce), writes(&env, mk));
         assert_eq!(
             writes_after_idle, writes_after_first,
             "round {round}: an idle sync wrote (seed {seed_value})"

@@ -7,7 +7,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-use crate::common::{Env, ac_contacts, all_selection, crmsync};
+use crate::common::{Env, all_selection, crmsync, marketing_contacts, marketing_vendor};
 use crmsync_sandbox::common::{Fault, FaultRule, Vendor, VendorApi};
 use rand::{Rng, SeedableRng};
 use serde_json::{Value, json};
@@ -32,9 +32,18 @@ fn random_fault(rng: &mut impl Rng, vendor: Vendor) -> FaultRule {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_record_syncs_through_a_fault_storm_inside_the_api_budget() {
+    storm("activecampaign").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_record_syncs_through_a_fault_storm_inside_the_api_budget_with_brevo() {
+    storm("brevo").await;
+}
+
+async fn storm(vendor: &str) {
     let seed_value: u64 =
         std::env::var("FAULT_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(rand::random);
-    println!("FAULT_SEED={seed_value}");
+    println!("FAULT_SEED={seed_value} ({vendor})");
     let seed = json!({"salesforce": {
         "generate": {"Lead": LEADS, "Contact": CONTACTS},
         "limits": {"daily_limit": DAILY_LIMIT, "used": 0}
@@ -43,7 +52,8 @@ async fn every_record_syncs_through_a_fault_storm_inside_the_api_budget() {
         "http": {"timeout_secs": 1, "max_retries": 8, "min_delay_ms": 5, "max_delay_ms": 100},
         "budget": {"share": SHARE},
     });
-    let env = Arc::new(Env::start(seed, all_selection(), connection).await);
+    let env = Arc::new(Env::start_vendor(vendor, seed, all_selection(), connection, false).await);
+    let mk = marketing_vendor(&env);
 
     // The storm: after every few calls to a vendor, one or two of its next calls fail.
     let stop = Arc::new(AtomicBool::new(false));
@@ -54,7 +64,7 @@ async fn every_record_syncs_through_a_fault_storm_inside_the_api_budget() {
             let mut rng = rand::rngs::StdRng::seed_from_u64(seed_value);
             let mut next = [3u64, 3u64];
             while !stop.load(Ordering::Relaxed) {
-                for (i, vendor) in [Vendor::Salesforce, Vendor::ActiveCampaign].into_iter().enumerate() {
+                for (i, vendor) in [Vendor::Salesforce, mk].into_iter().enumerate() {
                     let ctx = env.sandbox.ctx(vendor);
                     if ctx.telemetry.total() >= next[i] {
                         ctx.add_fault(random_fault(&mut rng, vendor));
@@ -85,8 +95,8 @@ async fn every_record_syncs_through_a_fault_storm_inside_the_api_budget() {
     println!("{} faults injected, {runs} runs", injected.load(Ordering::Relaxed));
     assert!(injected.load(Ordering::Relaxed) >= 10, "the storm must actually hit the run");
 
-    // Every record once in ActiveCampaign, every status written back with the right id.
-    let contacts = ac_contacts(&env);
+    // Every record once on the marketing side, every status written back with the right id.
+    let contacts = marketing_contacts(&env);
     assert_eq!(contacts.len(), LEADS + CONTACTS, "no contact lost or duplicated (seed {seed_value})");
     let mut emails: Vec<String> =
         contacts.iter().map(|c| c["email"].as_str().unwrap().to_lowercase()).collect();
