@@ -249,6 +249,14 @@ impl Service {
                 ),
             ));
         }
+        if let Err(e) = check_formula_fields(conn).await {
+            let record = RunRecord::failed(&conn.name, run_id, Utc::now(), e.to_string());
+            if !opts.dry_run {
+                let json = serde_json::to_value(&record).map_err(|e| ServiceError::Other(e.to_string()))?;
+                self.store.put_run(&record.connection, record.started_at, &json)?;
+            }
+            return Ok(record);
+        }
         if let Some(q) = self.task_quota(conn)?
             && q.state == QuotaState::Paused
             && !opts.dry_run
@@ -433,6 +441,41 @@ fn inbound_opt_in(
         )),
         Some(false) => Ok(selector),
     }
+}
+
+/// Refuses a mapping (the default rule's config) that writes to a formula
+/// field: Salesforce computes those (describe says `calculated`), so no
+/// value can ever land there. Read one-way (`direction = "to-marketing"`) it
+/// is fine. Checked against the (cached) describe before each run.
+async fn check_formula_fields(conn: &Connection) -> Result<(), ConfigError> {
+    let Some(raw) = conn.config.rules.mapper.as_ref().and_then(|r| r.config.as_ref()) else { return Ok(()) };
+    let Ok(mapper) = serde_json::to_value(raw) else { return Ok(()) };
+    let fields = mapper.get("fields").and_then(serde_json::Value::as_array).cloned().unwrap_or_default();
+    let text =
+        |f: &serde_json::Value, k: &str| f.get(k).and_then(serde_json::Value::as_str).map(str::to_string);
+    for (i, f) in fields.iter().enumerate() {
+        let (Some(field), direction) = (text(f, "salesforce"), text(f, "direction")) else { continue };
+        if direction.as_deref() == Some("to-marketing") || field.contains('.') {
+            continue;
+        }
+        let objects: Vec<String> = match f.get("objects").and_then(serde_json::Value::as_array) {
+            Some(list) => list.iter().filter_map(|o| o.as_str().map(str::to_string)).collect(),
+            None => vec!["Lead".into(), "Contact".into()],
+        };
+        for object in objects.iter().filter(|o| conn.config.objects.contains(o)) {
+            // A describe that fails here fails the run itself a moment later.
+            let Ok(d) = conn.salesforce.describe(object).await else { continue };
+            if d.field(&field).is_some_and(|x| x.calculated) {
+                return Err(ConfigError::new(
+                    format!("connections.{}.rules.mapper.config.fields[{i}].salesforce", conn.name),
+                    format!(
+                        "{object}.{field} is a formula field: Salesforce computes it, so nothing can be written to it; map it with direction = \"to-marketing\", or not at all"
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Refuses a mapping (the default rule's config: `defaults`, `fields`)

@@ -550,3 +550,30 @@ async fn a_draft_waits_for_activation_and_the_monthly_task_quota_warns_then_paus
     assert!(off.ok(), "{off}");
     assert_eq!(status(&env).await["active"], false);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_formula_field_cannot_be_mapped_to_be_written() {
+    let seed = json!({"salesforce": {
+        "fields": {"Lead": [{"name": "Score__c", "type": "double", "formula": "NumberOfEmployees * 2"}]},
+        "records": {"Lead": [person("Fay", "Formula", "fay@example.com")]}
+    }});
+    let plugins = crate::common::plugins_dir();
+    let rules = |direction: &str| {
+        json!({
+            "selector": {"plugin": plugins.join("selection.wasm"), "config": all_selection()},
+            "mapper": {"plugin": plugins.join("standard-mapping.wasm"), "config": {"marketing": "brevo", "fields": [
+                {"salesforce": "Score__c", "marketing": "SCORE", "type": "number", "objects": ["Lead"], "direction": direction}
+            ]}},
+            "resolver": {"plugin": plugins.join("field-policy-resolver.wasm"), "config": {}},
+        })
+    };
+    let env = start(seed.clone(), json!({"rules": rules("both")})).await;
+    let out = crmsync(&env, &["run", "--once"]).await;
+    assert_eq!(out.code, Some(1), "{out}");
+    assert!(out.stdout.contains("connections.main.rules.mapper.config.fields[0].salesforce"), "{out}");
+    assert!(out.stdout.contains("Lead.Score__c is a formula field"), "{out}");
+    assert!(contacts(&env).is_empty(), "nothing synced");
+    let env = start(seed, json!({"rules": rules("to-marketing")})).await;
+    let ok = run(&env).await;
+    assert_eq!(ok["outbound"]["created"], 1, "read one way, a formula field is fine: {ok}");
+}
