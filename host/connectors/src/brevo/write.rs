@@ -269,6 +269,13 @@ impl BrevoConnector {
     }
 
     /// One contact: an update by id, or an upsert by email.
+    /// `PUT /contacts/{id}` by Brevo's contact id.
+    async fn update_by_id(&self, id: &str, body: &Json) -> Result<(), ConnectorError> {
+        let path = format!("contacts/{}", urlencode(id));
+        let query = [("identifierType", "contact_id".to_string())];
+        self.call("update_contact", Method::PUT, &path, &query, Some(body)).await.map(|_| ())
+    }
+
     async fn write_one(&self, c: &Contact, list: Option<u64>) -> Result<Written, ConnectorError> {
         let Some(id) = &c.id else { return self.upsert(c, list).await };
         let mut body = json!({});
@@ -297,15 +304,7 @@ impl BrevoConnector {
         if !attributes.is_empty() {
             body["attributes"] = Json::Object(attributes);
         }
-        let path = format!("contacts/{}", urlencode(id));
-        self.call(
-            "update_contact",
-            Method::PUT,
-            &path,
-            &[("identifierType", "contact_id".into())],
-            Some(&body),
-        )
-        .await?;
+        self.update_by_id(id, &body).await?;
         Ok(Written { id: id.clone(), created: false })
     }
 
@@ -349,16 +348,7 @@ impl BrevoConnector {
                 .filter(|(_, v)| v.as_str() == Some(""))
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect();
-            let path = format!("contacts/{id}");
-            let body = json!({"attributes": clears});
-            self.call(
-                "update_contact",
-                Method::PUT,
-                &path,
-                &[("identifierType", "contact_id".into())],
-                Some(&body),
-            )
-            .await?;
+            self.update_by_id(&id, &json!({"attributes": clears})).await?;
         }
         Ok(Written { id, created: false })
     }
