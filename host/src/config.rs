@@ -71,6 +71,9 @@ impl ConfigErrors {
     }
 }
 
+/// How many connections may use one Salesforce org.
+pub const MAX_CONNECTIONS_PER_ORG: usize = 5;
+
 #[derive(Debug, Clone)]
 pub struct Config {
     pub service: ServiceConfig,
@@ -142,6 +145,11 @@ pub struct ConnectionConfig {
     /// consent does not sync). An unsubscribe on either side sets the other;
     /// nothing ever re-subscribes.
     pub opt_out_field: Option<String>,
+    /// `false` saves the connection as a draft: configured and checked,
+    /// but not run until activated (`crmsync connection activate`, or the
+    /// admin API).
+    #[serde(default = "yes")]
+    pub active: bool,
     /// The marketing platform's own section, and any key not known above.
     #[serde(flatten)]
     pub rest: BTreeMap<String, toml::Value>,
@@ -154,6 +162,10 @@ pub struct ConnectionConfig {
 #[serde(deny_unknown_fields)]
 pub struct ActivitiesConfig {
     pub tasks: Option<bool>,
+}
+
+fn yes() -> bool {
+    true
 }
 
 fn default_objects() -> Vec<String> {
@@ -461,6 +473,38 @@ impl Config {
             }
             problems.extend(c.check(&key));
         }
+        problems.extend(self.check_orgs());
+        problems
+    }
+
+    /// One Salesforce org (the same login URL and user, or the same app
+    /// with a refresh token) is connected at most
+    /// [`MAX_CONNECTIONS_PER_ORG`] times; the connections share its API
+    /// allocation, which each reads from Salesforce's own usage figure.
+    fn check_orgs(&self) -> Vec<ConfigError> {
+        let mut by_org: BTreeMap<(String, String, String), Vec<&str>> = BTreeMap::new();
+        for (name, c) in &self.connections {
+            let sf = &c.salesforce;
+            let org = (
+                sf.login_url.trim().trim_end_matches('/').to_ascii_lowercase(),
+                sf.client_id.clone(),
+                sf.username.clone().unwrap_or_default().to_ascii_lowercase(),
+            );
+            by_org.entry(org).or_default().push(name);
+        }
+        let mut problems = Vec::new();
+        for names in by_org.values().filter(|n| n.len() > MAX_CONNECTIONS_PER_ORG) {
+            for extra in &names[MAX_CONNECTIONS_PER_ORG..] {
+                problems.push(ConfigError::new(
+                    format!("connections.{extra}.salesforce"),
+                    format!(
+                        "this Salesforce org is connected {} times ({}); one org may be connected at most {MAX_CONNECTIONS_PER_ORG} times",
+                        names.len(),
+                        names.join(", ")
+                    ),
+                ));
+            }
+        }
         problems
     }
 
@@ -685,6 +729,27 @@ refresh_token = {{ env = "SF_TOKEN" }}
         .unwrap_err();
         assert_eq!(e.0[0].key, "connections.acme.marketing", "{e}");
         assert!(e.0[0].message.contains(vendors::VENDORS[0].name), "{e}");
+    }
+
+    #[test]
+    fn one_salesforce_org_is_connected_at_most_five_times() {
+        let one = minimal();
+        let section = one.split_once("[connections.acme]").unwrap().1.to_string();
+        let many = |n: usize| -> String {
+            (0..n)
+                .map(|i| {
+                    format!(
+                        "[connections.c{i}]{}",
+                        section.replace("connections.acme", &format!("connections.c{i}"))
+                    )
+                })
+                .collect()
+        };
+        assert!(Config::parse(&many(5)).is_ok());
+        let e = Config::parse(&many(6)).unwrap_err();
+        assert_eq!(e.0.len(), 1, "{e}");
+        assert_eq!(e.0[0].key, "connections.c5.salesforce", "{e}");
+        assert!(e.0[0].message.contains("at most 5 times"), "{e}");
     }
 
     #[test]

@@ -85,12 +85,16 @@ def test_updated_after_with_the_sandbox_clock(ac, sandbox):
     try:
         for i in range(3):
             ac.contacts.create_or_update_contact({"contact": {"email": f"u{i}@x.io"}})
-        sandbox.admin(VENDOR, "POST", "/clock", {"advance_secs": 3600})
+        sandbox.admin(VENDOR, "POST", "/clock", {"advance_secs": 86400})
         ac.contacts.create_or_update_contact({"contact": {"email": "u2@x.io", "firstName": "Changed"}})
-        changed = ac.contacts.list_all_contacts(**{"filters[updated_after]": "2024-05-01 05:30:00", "orders[udate]": "ASC"})
-        assert changed["meta"]["total"] == "1"
-        assert changed["contacts"][0]["email"] == "u2@x.io"
-        assert changed["contacts"][0]["udate"] == "2024-05-01T06:00:00-05:00"
+        # The filter is a day (account time zone), strict: a time part is ignored.
+        for after in ["2024-05-02", "2024-05-02 23:30:00"]:
+            changed = ac.contacts.list_all_contacts(**{"filters[updated_after]": after})
+            assert changed["meta"]["total"] == "1"
+            assert changed["contacts"][0]["email"] == "u2@x.io"
+            assert changed["contacts"][0]["udate"] == "2024-05-02T05:00:00-05:00"
+        assert ac.contacts.list_all_contacts(**{"filters[updated_after]": "2024-05-01"})["meta"]["total"] == "3"
+        assert ac.contacts.list_all_contacts(**{"filters[updated_after]": "2024-05-03"})["meta"]["total"] == "0"
     finally:
         sandbox.admin(VENDOR, "POST", "/clock", {"real": True})
 

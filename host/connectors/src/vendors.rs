@@ -54,11 +54,13 @@ pub fn no_sandbox_seed() -> serde_json::Value {
 // One folder per platform, declared here beside its table line.
 #[path = "activecampaign/mod.rs"]
 pub mod activecampaign;
+#[path = "brevo/mod.rs"]
+pub mod brevo;
 #[path = "mailchimp/mod.rs"]
 pub mod mailchimp;
 
 /// Every marketing platform crmsync connects.
-pub static VENDORS: &[Vendor] = &[activecampaign::VENDOR_ENTRY, mailchimp::VENDOR_ENTRY];
+pub static VENDORS: &[Vendor] = &[activecampaign::VENDOR_ENTRY, brevo::VENDOR_ENTRY, mailchimp::VENDOR_ENTRY];
 
 /// The platform named `name` in the config.
 pub fn vendor(name: &str) -> Option<&'static Vendor> {

@@ -342,6 +342,29 @@ pub trait MarketingApi: Connector {
         Err(self.unsupported("add a field"))
     }
 
+    /// Whether people created on the platform (not linked to Salesforce)
+    /// may become Salesforce records, where the platform's own settings
+    /// decide it: `Some(false)` keeps them out, `Some(true)` lets the
+    /// default selector create them as Leads; `None` leaves it to the
+    /// selector's `inbound` rule alone.
+    fn creates_in_salesforce(&self) -> Option<bool> {
+        None
+    }
+
+    /// The fields that identify a person on this platform, as its records
+    /// name them: a mapping must send at least one of them (refused at
+    /// load otherwise). Empty: no such rule.
+    fn identifier_fields(&self) -> &'static [&'static str] {
+        &[]
+    }
+
+    /// The platform's monthly quota of tasks (records a connection writes,
+    /// on either side), if it has one: 80 % warns, 100 % pauses the
+    /// connection until the month ends.
+    fn monthly_tasks(&self) -> Option<u64> {
+        None
+    }
+
     /// The error for a capability this platform lacks.
     fn unsupported(&self, what: &str) -> ConnectorError {
         ConnectorError::Unsupported { vendor: self.vendor(), what: what.to_string() }

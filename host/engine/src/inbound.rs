@@ -67,12 +67,16 @@ async fn object_pass(pass: &Pass<'_>, object: &str, report: &mut PassReport) -> 
             report,
             entries: Vec::new(),
             planned: Vec::new(),
+            agreed: Vec::new(),
         };
         page.plan(changes.records).await?;
-        let Page { entries, planned, .. } = page;
+        let Page { entries, planned, agreed, .. } = page;
         if dry_run {
             report.planned.extend(planned);
         } else {
+            for link in &agreed {
+                store.put_link(&spec.name, link)?;
+            }
             let next = changes.next.as_ref().map(|c| (Side::Marketing, object, c));
             store.enqueue_and_advance(&spec.name, &entries, next)?;
             flush(pass, report).await?;
@@ -93,6 +97,10 @@ struct Page<'p, 'a> {
     report: &'p mut PassReport,
     entries: Vec<OutboxEntry>,
     planned: Vec<PlannedWrite>,
+    /// Links whose marketing edit Salesforce already holds: nothing to
+    /// write, but both snapshots move to the agreed values (else a later
+    /// edit back to the old value would look like no edit).
+    agreed: Vec<Link>,
 }
 
 /// Linked records by their Salesforce object.
@@ -363,7 +371,6 @@ impl Page<'_, '_> {
         let sf = now.get(&w.link.sf_id);
         let contested = sf.map(|sf| conflicting(&w, sf)).unwrap_or_default();
         let Work { source, link, target, mut changed } = w;
-        let sf_values = link.sf_values.clone();
         if let Some(result) = resolution {
             let merged = match result {
                 Ok(merged) => merged,
@@ -385,19 +392,21 @@ impl Page<'_, '_> {
                 }
             }
         }
-        // Nothing to write where Salesforce holds the value already.
+        // Salesforce holds every changed field once this is done: written
+        // now, or there already (nothing to write for those).
+        let mut sf_values = link.sf_values.clone();
+        sf_values.extend(changed.clone());
+        let mut marketing_values = link.marketing_values.clone();
+        marketing_values.extend(source.fields.clone());
         if let Some(sf) = sf {
             changed.retain(|k, v| !diff::same(sf.get(k), Some(v)));
         }
         if changed.is_empty() {
             self.report.unchanged += 1;
+            self.agreed.push(Link { sf_values, marketing_values, ..link });
             return Ok(());
         }
-        let mut sf_values = sf_values;
         self.planned.push(planned(&link.sf_id, "update", &changed, &link.sf_values));
-        sf_values.extend(changed.clone());
-        let mut marketing_values = link.marketing_values.clone();
-        marketing_values.extend(source.fields.clone());
         let write = Write::Upsert {
             key: WriteKey::Id(link.sf_id.clone()),
             record: Record { fields: changed, ..target },

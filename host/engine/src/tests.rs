@@ -152,6 +152,24 @@ async fn a_marketing_edit_updates_the_linked_lead_and_does_not_bounce_back() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn an_edit_back_to_the_old_value_after_both_sides_agreed_is_still_an_edit() {
+    let w = World::new();
+    let lead = w.lead("ada@example.com", "Lovelace");
+    w.outbound().await;
+    let contact = w.contact_of(&lead).id.unwrap();
+    // Both sides make the same edit: nothing to write, but the base moves on.
+    w.sf.edit("Lead", Some(&lead), &[("LastName", Value::text("Byron"))]);
+    w.mk.edit("contact", Some(&contact), &[("lastName", Value::text("Byron"))]);
+    let report = w.inbound().await;
+    assert_eq!((report.updated, report.unchanged), (0, 1), "{report:?}");
+    // Marketing edits it back: that is an edit Salesforce must get.
+    w.mk.edit("contact", Some(&contact), &[("lastName", Value::text("Lovelace"))]);
+    let report = w.inbound().await;
+    assert_eq!(report.updated, 1, "{report:?}");
+    assert_eq!(text(&w.sf.record("Lead", &lead).unwrap(), "LastName"), "Lovelace");
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_field_salesforce_always_wins_stays_when_both_sides_changed_it() {
     let mut w = World::new();
     w.rules.salesforce_wins = vec!["Phone"];

@@ -58,6 +58,9 @@ pub enum Command {
     /// Checks the configured credentials.
     #[command(subcommand)]
     Connect(service::ConnectCommand),
+    /// Activates a draft connection, or saves one as a draft.
+    #[command(subcommand)]
+    Connection(service::ConnectionCommand),
     /// Runs the schedules and the HTTP admin API until SIGTERM.
     Serve,
     /// A linked record's 20 most recent marketing activities.
@@ -81,6 +84,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Run(args) => service::run(&cli.config, &cli.data_dir, args),
         Command::Status(args) => service::status(&cli.config, &cli.data_dir, args),
         Command::Connect(cmd) => service::connect(&cli.config, &cli.data_dir, cmd),
+        Command::Connection(cmd) => service::connection(&cli.config, &cli.data_dir, cmd),
         Command::Serve => service::serve(&cli.config, &cli.data_dir),
         Command::Activities(args) => activity::activities(&cli.config, &cli.data_dir, args),
         Command::Action(cmd) => activity::action(&cli.config, &cli.data_dir, cmd),

@@ -38,6 +38,35 @@ pub struct StatusArgs {
 }
 
 #[derive(Debug, clap::Subcommand)]
+pub enum ConnectionCommand {
+    /// Starts running a connection saved as a draft.
+    Activate { name: String },
+    /// Saves a connection as a draft: kept and checked, but not run.
+    Deactivate { name: String },
+}
+
+/// `crmsync connection activate|deactivate NAME`.
+pub fn connection(config: &Path, data_dir: &Path, cmd: ConnectionCommand) -> ExitCode {
+    let (name, active) = match cmd {
+        ConnectionCommand::Activate { name } => (name, true),
+        ConnectionCommand::Deactivate { name } => (name, false),
+    };
+    let result = (|| {
+        let rt = runtime()?;
+        let _guard = rt.enter();
+        let service = open(config, data_dir)?;
+        service.set_active(&name, active).map_err(|e| e.to_string())?;
+        service.state.flush().map_err(|e| e.to_string())?;
+        println!("{name}: {}", if active { "active" } else { "draft (inactive)" });
+        Ok::<(), String>(())
+    })();
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(e),
+    }
+}
+
+#[derive(Debug, clap::Subcommand)]
 pub enum ConnectCommand {
     /// Checks each connection's credentials against both vendors.
     Test {
@@ -67,6 +96,12 @@ pub fn run(config: &Path, data_dir: &Path, args: RunArgs) -> ExitCode {
         };
         let mut failed = false;
         for name in names {
+            if !service.is_active(&name) {
+                println!(
+                    "{name}: a draft (inactive), not run; `crmsync connection activate {name}` starts it"
+                );
+                continue;
+            }
             let conn = service.connections[&name].clone();
             let opts = RunOptions {
                 dry_run: args.dry_run,
@@ -168,6 +203,24 @@ pub fn status(config: &Path, data_dir: &Path, args: StatusArgs) -> ExitCode {
                     );
                 }
                 None => println!("  last run: never"),
+            }
+            if !s.active {
+                println!("  draft (inactive): not run until activated");
+            }
+            if let Some(q) = &s.tasks {
+                println!(
+                    "  monthly tasks: {}/{} ({:.0} %, {}){}",
+                    q.used,
+                    q.limit,
+                    q.used as f64 * 100.0 / q.limit.max(1) as f64,
+                    q.month,
+                    match q.state {
+                        crate::service::QuotaState::Ok => String::new(),
+                        crate::service::QuotaState::Warning => " — warning: 80 % used".into(),
+                        crate::service::QuotaState::Paused =>
+                            format!(" — paused until {}", q.resumes.format("%Y-%m-%d")),
+                    }
+                );
             }
             println!(
                 "  linked records: {}; pending writes: {}; record errors: {}",

@@ -88,6 +88,52 @@ pub struct ConnectionStatus {
     pub pending_writes: usize,
     pub errors: usize,
     pub recent_errors: Vec<RecordErrorEntry>,
+    /// `false`: a draft, saved but not running.
+    pub active: bool,
+    /// The platform's monthly task quota this month, if it has one.
+    pub tasks: Option<TaskQuota>,
+}
+
+/// Where a connection stands against its platform's monthly task quota.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TaskQuota {
+    /// `YYYY-MM` (UTC).
+    pub month: String,
+    pub used: u64,
+    pub limit: u64,
+    pub state: QuotaState,
+    /// The start of next month, when the count starts again.
+    pub resumes: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum QuotaState {
+    Ok,
+    /// 80 % or more used.
+    Warning,
+    /// All used: runs wait for next month.
+    Paused,
+}
+
+impl TaskQuota {
+    pub fn new(month: String, used: u64, limit: u64, now: DateTime<Utc>) -> TaskQuota {
+        let state = if used >= limit {
+            QuotaState::Paused
+        } else if used.saturating_mul(5) >= limit.saturating_mul(4) {
+            QuotaState::Warning
+        } else {
+            QuotaState::Ok
+        };
+        TaskQuota { month, used, limit, state, resumes: next_month(now) }
+    }
+}
+
+/// Midnight UTC on the first day of the month after `now`'s.
+pub fn next_month(now: DateTime<Utc>) -> DateTime<Utc> {
+    use chrono::{Datelike, TimeZone};
+    let (y, m) = if now.month() == 12 { (now.year() + 1, 1) } else { (now.year(), now.month() + 1) };
+    Utc.with_ymd_and_hms(y, m, 1, 0, 0, 0).single().unwrap_or(now)
 }
 
 pub struct Service {
@@ -140,10 +186,96 @@ impl Service {
         })
     }
 
+    /// Whether the connection runs: as activated or saved as a draft through
+    /// the CLI or the admin API, else as configured (`active`, default true).
+    pub fn is_active(&self, name: &str) -> bool {
+        let saved = self.state.activation(name).ok().flatten();
+        saved.unwrap_or_else(|| self.connections.get(name).is_none_or(|c| c.config.active))
+    }
+
+    /// Activates a connection, or saves it as a draft (kept across restarts).
+    pub fn set_active(&self, name: &str, active: bool) -> Result<(), ServiceError> {
+        self.connection(name)?;
+        self.state.set_activation(name, active)?;
+        tracing::info!(connection = %name, active, "connection activation changed");
+        Ok(())
+    }
+
+    /// The connection's monthly task quota this month, if its platform has one.
+    pub fn task_quota(&self, conn: &Connection) -> Result<Option<TaskQuota>, StoreError> {
+        let Some(limit) = conn.marketing.monthly_tasks() else { return Ok(None) };
+        let now = Utc::now();
+        let month = now.format("%Y-%m").to_string();
+        let used = self.state.tasks(&conn.name, &month)?;
+        Ok(Some(TaskQuota::new(month, used, limit, now)))
+    }
+
+    /// Counts a run's writes against the monthly task quota; logs the 80 %
+    /// warning and the pause once, when the count crosses them.
+    fn count_tasks(&self, conn: &Connection, record: &RunRecord) -> Result<(), StoreError> {
+        let Some(limit) = conn.marketing.monthly_tasks() else { return Ok(()) };
+        let tasks = record.outbound.created
+            + record.outbound.updated
+            + record.inbound.created
+            + record.inbound.updated;
+        if tasks == 0 {
+            return Ok(());
+        }
+        let month = record.started_at.format("%Y-%m").to_string();
+        let total = self.state.add_tasks(&conn.name, &month, tasks as u64)?;
+        let before = total.saturating_sub(tasks as u64);
+        let warn_at = limit.saturating_mul(4).div_ceil(5);
+        if before < limit && total >= limit {
+            let resumes = TaskQuota::new(month, total, limit, record.started_at).resumes;
+            tracing::warn!(connection = %conn.name, used = total, limit, %resumes, "the monthly task quota is spent: the connection pauses until next month");
+        } else if before < warn_at && total >= warn_at {
+            tracing::warn!(connection = %conn.name, used = total, limit, "80 % of the monthly task quota is used");
+        }
+        Ok(())
+    }
+
     /// Runs one cycle of a connection and stores its record (dry runs are not stored).
     pub async fn run(&self, conn: &Connection, opts: RunOptions<'_>) -> Result<RunRecord, ServiceError> {
         let _one_at_a_time = conn.running.lock().await;
         let run_id = format!("{}-{}", conn.name, Utc::now().format("%Y%m%dT%H%M%S%.3fZ"));
+        if !self.is_active(&conn.name) {
+            return Ok(RunRecord::failed(
+                &conn.name,
+                run_id,
+                Utc::now(),
+                format!(
+                    "the connection is a draft (inactive): activate it with `crmsync connection activate {}` or the admin API",
+                    conn.name
+                ),
+            ));
+        }
+        if let Err(e) = check_formula_fields(conn).await {
+            let record = RunRecord::failed(&conn.name, run_id, Utc::now(), e.to_string());
+            if !opts.dry_run {
+                let json = serde_json::to_value(&record).map_err(|e| ServiceError::Other(e.to_string()))?;
+                self.store.put_run(&record.connection, record.started_at, &json)?;
+            }
+            return Ok(record);
+        }
+        if let Some(q) = self.task_quota(conn)?
+            && q.state == QuotaState::Paused
+            && !opts.dry_run
+        {
+            let record = RunRecord::failed(
+                &conn.name,
+                run_id,
+                Utc::now(),
+                format!(
+                    "paused: this month's task quota is spent ({}/{} tasks); the connection resumes on {}",
+                    q.used,
+                    q.limit,
+                    q.resumes.format("%Y-%m-%d")
+                ),
+            );
+            let json = serde_json::to_value(&record).map_err(|e| ServiceError::Other(e.to_string()))?;
+            self.store.put_run(&record.connection, record.started_at, &json)?;
+            return Ok(record);
+        }
         let span = tracing::info_span!("run", connection = %conn.name, run = %run_id, dry_run = opts.dry_run);
         let live = cycle::Connection {
             spec: &conn.spec,
@@ -160,6 +292,7 @@ impl Service {
         if !opts.dry_run {
             let json = serde_json::to_value(&record).map_err(|e| ServiceError::Other(e.to_string()))?;
             self.store.put_run(&record.connection, record.started_at, &json)?;
+            self.count_tasks(conn, &record)?;
         }
         if let Some(e) = &record.error {
             tracing::error!(connection = %conn.name, error = %e, "run failed");
@@ -206,6 +339,8 @@ impl Service {
                 pending_writes: self.store.count_pending(name)?,
                 errors: errors.len(),
                 recent_errors: errors.into_iter().take(10).collect(),
+                active: self.is_active(name),
+                tasks: self.task_quota(conn)?,
             });
         }
         Ok(out)
@@ -235,6 +370,19 @@ fn build(name: &str, cc: &ConnectionConfig, registry: &Arc<Registry>) -> Result<
         let json = rule_config_json(rule(cc, role))
             .map_err(|m| ConfigError::new(key(&format!("rules.{role}.config")), m))?
             .unwrap_or_else(|| default_rule_config(cc, role));
+        let json = match role {
+            Role::Selector => inbound_opt_in(json, marketing.creates_in_salesforce(), &key(vendor.name))?,
+            Role::Mapper => {
+                check_identifiers(
+                    &json,
+                    marketing.identifier_fields(),
+                    vendor.display,
+                    &key("rules.mapper"),
+                )?;
+                json
+            }
+            Role::Resolver => json,
+        };
         configs.insert(role, json.to_string());
     }
     let mut spec = ConnectionSpec::for_marketing(name, marketing.as_ref());
@@ -266,6 +414,103 @@ fn build(name: &str, cc: &ConnectionConfig, registry: &Arc<Registry>) -> Result<
         budget: Budget::new(cc.budget),
         running: tokio::sync::Mutex::new(()),
     })
+}
+
+/// The selector's config under the platform's own opt-in for creating
+/// Salesforce records from people created there: on, it gains an `inbound`
+/// rule matching everyone (as Leads) unless it has its own; off, an
+/// `inbound` rule is a contradiction, refused naming both keys.
+fn inbound_opt_in(
+    mut selector: serde_json::Value,
+    opt_in: Option<bool>,
+    section: &str,
+) -> Result<serde_json::Value, ConfigError> {
+    let has_rule = selector.get("inbound").is_some_and(|i| !i.is_null());
+    match opt_in {
+        None => Ok(selector),
+        Some(true) if has_rule => Ok(selector),
+        Some(true) => {
+            if let Some(obj) = selector.as_object_mut() {
+                obj.insert("inbound".into(), serde_json::json!({"rule": {"all": []}}));
+            }
+            Ok(selector)
+        }
+        Some(false) if has_rule => Err(ConfigError::new(
+            format!("{section}.create_in_salesforce"),
+            "is off, but rules.selector.config.inbound creates Salesforce records from the marketing side: turn create_in_salesforce on, or drop the inbound rule",
+        )),
+        Some(false) => Ok(selector),
+    }
+}
+
+/// Refuses a mapping (the default rule's config) that writes to a formula
+/// field: Salesforce computes those (describe says `calculated`), so no
+/// value can ever land there. Read one-way (`direction = "to-marketing"`) it
+/// is fine. Checked against the (cached) describe before each run.
+async fn check_formula_fields(conn: &Connection) -> Result<(), ConfigError> {
+    let Some(raw) = conn.config.rules.mapper.as_ref().and_then(|r| r.config.as_ref()) else { return Ok(()) };
+    let Ok(mapper) = serde_json::to_value(raw) else { return Ok(()) };
+    let fields = mapper.get("fields").and_then(serde_json::Value::as_array).cloned().unwrap_or_default();
+    let text =
+        |f: &serde_json::Value, k: &str| f.get(k).and_then(serde_json::Value::as_str).map(str::to_string);
+    for (i, f) in fields.iter().enumerate() {
+        let (Some(field), direction) = (text(f, "salesforce"), text(f, "direction")) else { continue };
+        if direction.as_deref() == Some("to-marketing") || field.contains('.') {
+            continue;
+        }
+        let objects: Vec<String> = match f.get("objects").and_then(serde_json::Value::as_array) {
+            Some(list) => list.iter().filter_map(|o| o.as_str().map(str::to_string)).collect(),
+            None => vec!["Lead".into(), "Contact".into()],
+        };
+        for object in objects.iter().filter(|o| conn.config.objects.contains(o)) {
+            // A describe that fails here fails the run itself a moment later.
+            let Ok(d) = conn.salesforce.describe(object).await else { continue };
+            if d.field(&field).is_some_and(|x| x.calculated) {
+                return Err(ConfigError::new(
+                    format!("connections.{}.rules.mapper.config.fields[{i}].salesforce", conn.name),
+                    format!(
+                        "{object}.{field} is a formula field: Salesforce computes it, so nothing can be written to it; map it with direction = \"to-marketing\", or not at all"
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Refuses a mapping (the default rule's config: `defaults`, `fields`)
+/// that sends none of the platform's identifier fields to it. The default
+/// mappings send Salesforce's Email to the platform's email field.
+fn check_identifiers(
+    mapper: &serde_json::Value,
+    identifiers: &[&str],
+    display: &str,
+    key: &str,
+) -> Result<(), ConfigError> {
+    if identifiers.is_empty() {
+        return Ok(());
+    }
+    let defaults = mapper.get("defaults").and_then(serde_json::Value::as_bool).unwrap_or(true);
+    let fields = mapper.get("fields").and_then(serde_json::Value::as_array).cloned().unwrap_or_default();
+    let text = |f: &serde_json::Value, k: &str| {
+        f.get(k).and_then(serde_json::Value::as_str).unwrap_or("").to_string()
+    };
+    let email_overridden = fields.iter().any(|f| text(f, "salesforce").eq_ignore_ascii_case("Email"));
+    let sends = |f: &&serde_json::Value| text(f, "direction") != "to-salesforce";
+    let custom = fields.iter().filter(sends).any(|f| {
+        let m = text(f, "marketing");
+        identifiers.iter().any(|i| i.eq_ignore_ascii_case(&m))
+    });
+    if (defaults && !email_overridden) || custom {
+        return Ok(());
+    }
+    Err(ConfigError::new(
+        format!("{key}.config.fields"),
+        format!(
+            "a {display} mapping must send {}: map a Salesforce field to one of them",
+            identifiers.join(" or ")
+        ),
+    ))
 }
 
 fn rule(cc: &ConnectionConfig, role: Role) -> Option<&RuleConfig> {
@@ -338,5 +583,22 @@ pub fn usage_text(used: Option<u64>, limit: Option<u64>) -> String {
     match (used, limit) {
         (Some(u), Some(l)) if l > 0 => format!("{u}/{l} ({:.0} %)", u as f64 * 100.0 / l as f64),
         _ => "not reported yet".into(),
+    }
+}
+
+#[cfg(test)]
+mod quota_tests {
+    use super::*;
+
+    #[test]
+    fn the_quota_warns_at_80_percent_pauses_at_100_and_resumes_next_month() {
+        let at = |s: &str| DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc);
+        let now = at("2026-12-15T10:00:00Z");
+        assert_eq!(TaskQuota::new("2026-12".into(), 79_999, 100_000, now).state, QuotaState::Ok);
+        assert_eq!(TaskQuota::new("2026-12".into(), 80_000, 100_000, now).state, QuotaState::Warning);
+        let spent = TaskQuota::new("2026-12".into(), 100_000, 100_000, now);
+        assert_eq!(spent.state, QuotaState::Paused);
+        assert_eq!(spent.resumes, at("2027-01-01T00:00:00Z"));
+        assert_eq!(next_month(at("2026-02-28T23:59:59Z")), at("2026-03-01T00:00:00Z"));
     }
 }

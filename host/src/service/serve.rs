@@ -16,6 +16,8 @@
 //! | GET | `/connections/{name}/errors` | per-record errors |
 //! | POST | `/connections/{name}/run` | run the whole cycle now; `?wait=true` answers with the run |
 //! | PUT | `/connections/{name}/schedule` | `{"schedule": "every 2 hours"}` replaces the job; `"manual"` removes it |
+//! | POST | `/connections/{name}/activate` | a draft (inactive) connection starts running |
+//! | POST | `/connections/{name}/deactivate` | the connection becomes a draft: saved, not run |
 //! | POST | `/connections/{name}/plugins/{role}/activate` | `{"plugin": "name@version"}` |
 //! | POST | `/connections/{name}/plugins/{role}/rollback` | |
 //! | GET | `/connections/{name}/records/{sf_id}/activities` | the record's 20 most recent marketing activities |
@@ -105,6 +107,8 @@ pub async fn serve(
         .route("/connections/{name}/errors", get(errors))
         .route("/connections/{name}/run", post(run_now))
         .route("/connections/{name}/schedule", put(set_schedule))
+        .route("/connections/{name}/activate", post(activate_connection))
+        .route("/connections/{name}/deactivate", post(deactivate_connection))
         .route("/connections/{name}/plugins/{role}/activate", post(activate))
         .route("/connections/{name}/plugins/{role}/rollback", post(rollback))
         .merge(super::activity_api::routes(service.clone()))
@@ -226,7 +230,12 @@ async fn schedule_loop(service: Arc<Service>, job: Arc<Job>, stop: Arc<AtomicBoo
         let requested = job.run_now.swap(false, Ordering::SeqCst);
         let outbound_due = next_outbound.is_some_and(|at| at <= Utc::now());
         let poll_due = tokio::time::Instant::now() >= next_poll;
-        if requested || outbound_due || poll_due {
+        // A draft waits for activation (polled, so an activation applies at once).
+        let draft = !requested && !service.is_active(&job.conn.name);
+        if draft {
+            next_poll = tokio::time::Instant::now() + poll;
+        }
+        if !draft && (requested || outbound_due || poll_due) {
             let opts = RunOptions {
                 dry_run: false,
                 // The outbound job sends waiting inbound batches first, so it never
@@ -374,6 +383,28 @@ async fn set_schedule(
         .into_response()
 }
 
+/// `POST /connections/{name}/activate`: a draft starts running.
+async fn activate_connection(State(app): State<App>, Path(name): Path<String>) -> Response {
+    set_active(app, name, true).await
+}
+
+/// `POST /connections/{name}/deactivate`: the connection becomes a draft.
+async fn deactivate_connection(State(app): State<App>, Path(name): Path<String>) -> Response {
+    set_active(app, name, false).await
+}
+
+async fn set_active(app: App, name: String, active: bool) -> Response {
+    let job = match job(&app, &name) {
+        Ok(j) => j.clone(),
+        Err(r) => return r,
+    };
+    if let Err(e) = app.service.set_active(&name, active) {
+        return problem(StatusCode::INTERNAL_SERVER_ERROR, e.to_string());
+    }
+    job.wake.notify_one();
+    Json(json!({"connection": name, "active": active})).into_response()
+}
+
 #[derive(Deserialize)]
 struct ActivateBody {
     plugin: String,
@@ -440,6 +471,23 @@ async fn metrics(State(app): State<App>) -> Response {
         per(&|s| s.errors as f64),
     );
     line("crmsync_runs", "Runs recorded.", "counter", per(&|s| s.runs as f64));
+    line(
+        "crmsync_connection_active",
+        "1 when the connection runs, 0 for a draft.",
+        "gauge",
+        per(&|s| f64::from(u8::from(s.active))),
+    );
+    let quota: Vec<(String, f64)> = status
+        .iter()
+        .filter_map(|s| Some((format!("connection=\"{}\"", s.connection), s.tasks.as_ref()?)))
+        .map(|(l, q)| (l, q.used as f64 / q.limit.max(1) as f64))
+        .collect();
+    line(
+        "crmsync_monthly_task_quota_ratio",
+        "Tasks (records written) this month against the platform's monthly quota: ≥ 0.8 warns, ≥ 1 pauses.",
+        "gauge",
+        quota,
+    );
     let mut calls = Vec::new();
     let mut usage = Vec::new();
     for s in &status {

@@ -51,6 +51,11 @@ pub mod trees {
     /// Marketing activities → Salesforce Tasks: cursor, pending writes,
     /// activities already written.
     pub const ACTIVITIES: &str = "activities";
+    /// `connection \0 YYYY-MM` → tasks (records written) that month.
+    pub const TASKS: &str = "tasks";
+    /// Connection → `active` / `draft`, set through the CLI or the admin API
+    /// (replaces the config's `active`).
+    pub const ACTIVATION: &str = "activation";
 }
 
 /// Key builders: every key the engine's state writes is made here.
@@ -216,6 +221,44 @@ impl State {
     /// Replaces the connection's schedule (kept across restarts).
     pub fn set_schedule(&self, connection: &str, schedule: &str) -> Result<(), StoreError> {
         self.tree(trees::SCHEDULES)?.insert(connection.as_bytes(), schedule.as_bytes()).map_err(db_error)?;
+        self.flush()
+    }
+}
+
+impl State {
+    /// Tasks (records written) by a connection in `month` (`YYYY-MM`).
+    pub fn tasks(&self, connection: &str, month: &str) -> Result<u64, StoreError> {
+        let key = format!("{connection}\0{month}");
+        let v = self.tree(trees::TASKS)?.get(key.as_bytes()).map_err(db_error)?;
+        Ok(v.and_then(|v| v.as_ref().try_into().ok().map(u64::from_be_bytes)).unwrap_or(0))
+    }
+
+    /// Adds `n` tasks to the connection's count for `month`; the new total.
+    pub fn add_tasks(&self, connection: &str, month: &str, n: u64) -> Result<u64, StoreError> {
+        let key = format!("{connection}\0{month}");
+        let tree = self.tree(trees::TASKS)?;
+        let total = tree
+            .update_and_fetch(key.as_bytes(), |old| {
+                let before = old.and_then(|v| v.try_into().ok().map(u64::from_be_bytes)).unwrap_or(0);
+                Some((before + n).to_be_bytes().to_vec())
+            })
+            .map_err(db_error)?
+            .and_then(|v| v.as_ref().try_into().ok().map(u64::from_be_bytes))
+            .unwrap_or(n);
+        self.flush()?;
+        Ok(total)
+    }
+
+    /// Whether the connection was activated (`true`) or saved as a draft
+    /// (`false`) through the CLI or the admin API; `None`: as configured.
+    pub fn activation(&self, connection: &str) -> Result<Option<bool>, StoreError> {
+        let v = self.tree(trees::ACTIVATION)?.get(connection.as_bytes()).map_err(db_error)?;
+        Ok(v.map(|v| v.as_ref() == b"active"))
+    }
+
+    pub fn set_activation(&self, connection: &str, active: bool) -> Result<(), StoreError> {
+        let value: &[u8] = if active { b"active" } else { b"draft" };
+        self.tree(trees::ACTIVATION)?.insert(connection.as_bytes(), value).map_err(db_error)?;
         self.flush()
     }
 }

@@ -43,25 +43,6 @@ pub fn connect(
     Ok((SalesforceConnector::new(sf)?, ActiveCampaignConnector::new(ac)?))
 }
 
-/// The env's marketing connector, built through the vendor table from the
-/// env's own config section (ActiveCampaign's from [`connect`]).
-pub fn marketing(env: &Env) -> std::sync::Arc<dyn crmsync::core::MarketingApi> {
-    if env.marketing == "activecampaign" {
-        let (_, ac) = connect(&env.sandbox, HttpOptions::default()).expect("connectors");
-        return std::sync::Arc::new(ac);
-    }
-    let text = std::fs::read_to_string(&env.config).expect("the env's config");
-    let config: toml::Value = toml::from_str(&text).expect("TOML");
-    let section = &config["connections"]["main"][env.marketing.as_str()];
-    let vendor = crmsync::connectors::vendors::vendor(&env.marketing).expect("a vendor");
-    (vendor.build)(section, "main", &Default::default()).expect("the connector")
-}
-
-/// The sandbox server of the env's marketing platform.
-pub fn marketing_vendor(env: &Env) -> crmsync_sandbox::common::Vendor {
-    crmsync_sandbox::common::Vendor::from_key(&env.marketing).expect("a sandbox vendor")
-}
-
 pub const ADMIN_TOKEN: &str = "admin-token-for-tests";
 
 pub struct Env {
@@ -115,6 +96,28 @@ impl Env {
     /// With `tls`, the sandbox serves HTTPS with a certificate it generates;
     /// the config trusts it through `http.ca_file` (`ca.pem` in the env's dir).
     pub async fn start_opts(
+        seed: Value,
+        selection: Value,
+        connection: Value,
+        rate_limits: bool,
+        tls: bool,
+    ) -> Env {
+        Self::start_full("activecampaign", seed, selection, connection, rate_limits, tls).await
+    }
+
+    /// [`Env::start_with`] for the marketing platform `vendor` (a vendor-table name).
+    pub async fn start_vendor(
+        vendor: &str,
+        seed: Value,
+        selection: Value,
+        connection: Value,
+        rate_limits: bool,
+    ) -> Env {
+        Self::start_full(vendor, seed, selection, connection, rate_limits, false).await
+    }
+
+    pub async fn start_full(
+        vendor: &str,
         mut seed: Value,
         selection: Value,
         connection: Value,
@@ -144,13 +147,10 @@ impl Env {
                 }
             }
         }
-        // `connection.marketing` names another vendor of the table: its
-        // sandbox section replaces ActiveCampaign's (keys given under its
-        // name added), and what that section needs is seeded.
-        let marketing =
-            connection.get("marketing").and_then(Value::as_str).unwrap_or("activecampaign").to_string();
-        let vendor = crmsync::connectors::vendors::vendor(&marketing).expect("a vendor of the table");
-        let seed = merged((vendor.sandbox_seed)(), seed);
+        // `connection.marketing`, when given, names the platform instead.
+        let marketing = connection.get("marketing").and_then(Value::as_str).unwrap_or(vendor).to_string();
+        let table = crmsync::connectors::vendors::vendor(&marketing).expect("a vendor of the table");
+        let seed = merged((table.sandbox_seed)(), seed);
         let sandbox =
             Sandbox::start(SandboxOptions { seed: Some(seed), rate_limits, tls, ..Default::default() })
                 .await
@@ -169,7 +169,7 @@ impl Env {
         }
         let c = &sandbox.credentials;
         let mut main = json!({
-            "marketing": "activecampaign",
+            "marketing": marketing,
             "schedule": "manual",
             "page_size": 2000,
             "write_back": {"status_field": "AC_Sync_Status__c", "id_field": "AC_Contact_Id__c"},
@@ -181,43 +181,58 @@ impl Env {
                 "password": {"env": "SF_PASSWORD"},
                 "bulk_poll_ms": 20,
             },
-            "activecampaign": {
+            "rules": {
+                "selector": {"plugin": plugins.join("selection.wasm"), "config": selection},
+                "mapper": {"plugin": plugins.join("standard-mapping.wasm"), "config": {"marketing": marketing}},
+                "resolver": {"plugin": plugins.join("field-policy-resolver.wasm"), "config": {}},
+            },
+        });
+        // The platform's section: keys in environment variables for the
+        // platforms tests pass wrong keys to, else the vendor table's own
+        // sandbox section (its key in a file).
+        let mut section = match marketing.as_str() {
+            "activecampaign" => json!({
                 "api_url": sandbox.activecampaign_url(),
                 "api_token": {"env": "AC_TOKEN"},
                 "requests_per_second": if rate_limits { 5.0 } else { 0.0 },
                 "import_poll_ms": 20,
-            },
-            "rules": {
-                "selector": {"plugin": plugins.join("selection.wasm"), "config": selection},
-                "mapper": {"plugin": plugins.join("standard-mapping.wasm"), "config": {"marketing": "activecampaign"}},
-                "resolver": {"plugin": plugins.join("field-policy-resolver.wasm"), "config": {}},
-            },
-        });
+            }),
+            "brevo" => json!({
+                "api_url": format!("{}/v3", sandbox.brevo_url()),
+                "api_key": {"env": "BREVO_KEY"},
+                "list_name": "Salesforce",
+                "requests_per_second": if rate_limits { 10.0 } else { 0.0 },
+                "import_poll_ms": 20,
+            }),
+            _ => {
+                let sandbox_vendor =
+                    crmsync_sandbox::common::Vendor::from_key(&marketing).expect("a sandbox vendor");
+                let key_file = dir.path().join("marketing-key");
+                std::fs::write(&key_file, sandbox.api_key(sandbox_vendor).expect("a key")).unwrap();
+                let section = (table.sandbox_section)(&sandbox.base_url(sandbox_vendor), &key_file);
+                serde_json::to_value(section).expect("a section as JSON")
+            }
+        };
+        let mut connection = connection;
+        // Keys given under the platform's name replace the section's, key by key.
+        if let Some(Value::Object(extra)) = connection.as_object_mut().and_then(|c| c.remove(&marketing)) {
+            for (k, v) in extra {
+                section[k] = v;
+            }
+        }
+        main[marketing.as_str()] = section;
         if tls {
             main["http"] = json!({"ca_file": ca});
         }
-        let mut connection = connection;
-        if marketing != "activecampaign" {
-            let main = main.as_object_mut().expect("a table");
-            main.remove("activecampaign");
-            let sandbox_vendor =
-                crmsync_sandbox::common::Vendor::from_key(&marketing).expect("a sandbox vendor");
-            let key_file = dir.path().join("marketing-key");
-            std::fs::write(&key_file, sandbox.api_key(sandbox_vendor).expect("a key")).unwrap();
-            let section = (vendor.sandbox_section)(&sandbox.base_url(sandbox_vendor), &key_file);
-            let mut section: Value = serde_json::to_value(section).expect("a section as JSON");
-            if let Some(Value::Object(extra)) = connection.as_object_mut().and_then(|c| c.remove(&marketing))
-            {
-                // Key by key: a key given replaces the sandbox section's.
-                for (k, v) in extra {
-                    section[k] = v;
-                }
-            }
-            main.insert(marketing.clone(), section);
-            main["rules"]["mapper"]["config"]["marketing"] = json!(marketing);
-        }
         for (k, v) in connection.as_object().cloned().unwrap_or_default() {
             main[k] = v;
+        }
+        // A null removes a key (of the connection or of the platform's section).
+        if let Some(m) = main.as_object_mut() {
+            m.retain(|_, v| !v.is_null());
+            if let Some(Value::Object(section)) = m.get_mut(&marketing) {
+                section.retain(|_, v| !v.is_null());
+            }
         }
         let config = json!({
             "service": {"admin_addr": "127.0.0.1:0", "admin_token": {"env": "CRMSYNC_ADMIN_TOKEN"}},
@@ -235,6 +250,7 @@ impl Env {
             ("SF_CLIENT_SECRET", c.salesforce_client_secret.clone()),
             ("SF_PASSWORD", c.salesforce_password.clone()),
             ("AC_TOKEN", c.activecampaign_api_token.clone()),
+            ("BREVO_KEY", c.brevo_api_key.clone()),
             ("CRMSYNC_ADMIN_TOKEN", ADMIN_TOKEN.to_string()),
         ]
     }
@@ -300,34 +316,92 @@ pub async fn crmsync_without(env: &Env, args: &[&str], var: &str) -> Output {
     output(cmd).await
 }
 
-/// The people on the env's marketing platform as `(id, lowercased email)`
-/// (Mailchimp: audience members not archived, by `contact_id`).
-pub fn people(env: &Env) -> Vec<(String, String)> {
-    if env.marketing == "activecampaign" {
-        return ac_contacts(env)
+/// The sandbox vendor of the env's marketing platform.
+pub fn marketing_vendor(env: &Env) -> crmsync_sandbox::common::Vendor {
+    crmsync_sandbox::common::Vendor::from_key(&env.marketing).expect("a sandbox vendor")
+}
+
+/// A person on the env's marketing platform as its sandbox holds them.
+pub struct Person {
+    pub id: String,
+    /// Lowercased.
+    pub email: String,
+    /// What the sync writes, under one set of names for every platform:
+    /// `first`, `last`, `phone`, and the platform's membership (AC `tags`,
+    /// Brevo `lists`, Mailchimp `status`).
+    pub synced: Value,
+}
+
+/// The people on the env's marketing platform (Mailchimp: the audience's
+/// members not archived).
+pub fn people(env: &Env) -> Vec<Person> {
+    let text = |v: &Value| v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string());
+    let person = |id: &Value, email: &Value, synced: Value| Person {
+        id: text(id),
+        email: email.as_str().unwrap_or_default().to_lowercase(),
+        synced,
+    };
+    match env.marketing.as_str() {
+        "mailchimp" => env.sandbox.mailchimp.state()["lists"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|l| l["members"].as_array().cloned().unwrap_or_default())
+            .filter(|m| m["status"] != "archived")
+            .map(|m| {
+                let f = &m["merge_fields"];
+                let synced = json!({"first": f["FNAME"], "last": f["LNAME"], "phone": f["PHONE"], "status": m["status"]});
+                person(&m["contact_id"], &m["email_address"], synced)
+            })
+            .collect(),
+        "brevo" => contacts(env.sandbox.brevo.state())
             .iter()
             .map(|c| {
-                let id = c["id"].as_str().map(str::to_string).unwrap_or_else(|| c["id"].to_string());
-                (id, c["email"].as_str().unwrap_or_default().to_lowercase())
+                let a = &c["attributes"];
+                let synced = json!({"first": a["FIRSTNAME"], "last": a["LASTNAME"], "phone": a["SMS"], "lists": c["listIds"]});
+                person(&c["id"], &c["email"], synced)
             })
-            .collect();
+            .collect(),
+        _ => ac_contacts(env)
+            .iter()
+            .map(|c| {
+                let mut tags: Vec<String> =
+                    c["tags"].as_array().into_iter().flatten().filter_map(|t| t.as_str().map(str::to_string)).collect();
+                tags.sort();
+                let synced = json!({"first": c["firstName"], "last": c["lastName"], "phone": c["phone"], "tags": tags});
+                person(&c["id"], &c["email"], synced)
+            })
+            .collect(),
     }
-    let state = env.sandbox.mailchimp.state();
-    state["lists"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .flat_map(|l| l["members"].as_array().cloned().unwrap_or_default())
-        .filter(|m| m["status"] != "archived")
-        .map(|m| {
-            let id = m["contact_id"].as_str().unwrap_or_default().to_string();
-            (id, m["email_address"].as_str().unwrap_or_default().to_lowercase())
-        })
-        .collect()
+}
+
+fn contacts(state: Value) -> Vec<Value> {
+    state["contacts"].as_array().cloned().unwrap_or_default()
+}
+
+/// The env's marketing connector, built from the vendor table as the
+/// service builds it (its sandbox section, the key in a file).
+pub fn marketing_connector(env: &Env) -> std::sync::Arc<dyn crmsync::core::MarketingApi> {
+    let vendor = crmsync::connectors::vendors::vendor(&env.marketing).expect("a vendor");
+    let sandbox_vendor = marketing_vendor(env);
+    let key_file = env.dir.path().join("marketing-key");
+    std::fs::write(&key_file, env.sandbox.api_key(sandbox_vendor).expect("a key")).unwrap();
+    let section = (vendor.sandbox_section)(&env.sandbox.base_url(sandbox_vendor), &key_file);
+    (vendor.build)(&section, "test", &Default::default()).expect("the connector builds")
+}
+
+/// A person's email, first and last name fields on the env's marketing
+/// platform, as its connector's records name them.
+pub fn person_fields(env: &Env) -> (&'static str, &'static str, &'static str) {
+    match env.marketing.as_str() {
+        "brevo" => ("email", "FIRSTNAME", "LASTNAME"),
+        "mailchimp" => ("email_address", "FNAME", "LNAME"),
+        _ => ("email", "firstName", "lastName"),
+    }
 }
 
 pub fn ac_contacts(env: &Env) -> Vec<Value> {
-    env.sandbox.activecampaign.state()["contacts"].as_array().cloned().unwrap_or_default()
+    contacts(env.sandbox.activecampaign.state())
 }
 
 /// A running `crmsync serve`.

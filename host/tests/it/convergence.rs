@@ -9,8 +9,10 @@
 
 use std::collections::BTreeMap;
 
-use crate::common::{Env, all_selection, crmsync, marketing, marketing_vendor};
+use crate::common::{Env, all_selection, crmsync, marketing_connector, marketing_vendor, person_fields};
 use crmsync::connectors::{Connector, Write, WriteKey};
+#[allow(unused_imports)]
+use crmsync::core::MarketingApi;
 use crmsync_sandbox::common::Vendor;
 use crmsync_sdk::types::{Record, System};
 use rand::seq::IndexedRandom;
@@ -18,26 +20,6 @@ use rand::{Rng, SeedableRng};
 use serde_json::{Value, json};
 
 const LEADS: usize = 40;
-
-/// What differs per marketing platform: its people object and the names of
-/// the fields the default mapping gives Email, FirstName and LastName there.
-struct Platform {
-    name: &'static str,
-    object: &'static str,
-    email: &'static str,
-    first: &'static str,
-    last: &'static str,
-}
-
-const ACTIVECAMPAIGN: Platform = Platform {
-    name: "activecampaign",
-    object: "contact",
-    email: "email",
-    first: "firstName",
-    last: "lastName",
-};
-const MAILCHIMP: Platform =
-    Platform { name: "mailchimp", object: "member", email: "email_address", first: "FNAME", last: "LNAME" };
 
 /// Write calls a vendor has served so far (reads excluded).
 fn writes(env: &Env, vendor: Vendor) -> u64 {
@@ -65,34 +47,38 @@ fn updated(run: &Value) -> (u64, u64) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn random_edits_on_both_sides_converge_without_ping_pong() {
-    converge(&ACTIVECAMPAIGN).await;
+    converges("activecampaign").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn random_edits_on_both_sides_converge_without_ping_pong_with_brevo() {
+    converges("brevo").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn random_edits_on_both_sides_converge_without_ping_pong_with_mailchimp() {
-    converge(&MAILCHIMP).await;
+    converges("mailchimp").await;
 }
 
-async fn converge(p: &Platform) {
+async fn converges(vendor: &str) {
     let seed_value: u64 =
         std::env::var("CONVERGE_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(rand::random);
-    println!("CONVERGE_SEED={seed_value} ({})", p.name);
+    println!("CONVERGE_SEED={seed_value} ({vendor})");
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed_value);
-    let fields = [("FirstName", p.first), ("LastName", p.last)];
-    let env = Env::start(
-        json!({"salesforce": {"generate": {"Lead": LEADS}}}),
-        all_selection(),
-        json!({"marketing": p.name}),
-    )
-    .await;
-    let mv = marketing_vendor(&env);
+    let seed = json!({"salesforce": {"generate": {"Lead": LEADS}}});
+    let env = Env::start_vendor(vendor, seed, all_selection(), json!({}), false).await;
     let first = sync(&env).await;
     assert_eq!(first["outbound"]["created"], LEADS);
     let (sf, _) = crate::common::connect(&env.sandbox, Default::default()).unwrap();
-    let ac = marketing(&env);
+    let ac = marketing_connector(&env);
+    let (mk_email, mk_first, mk_last) = person_fields(&env);
+    // Salesforce field and its marketing counterpart.
+    let fields = [("FirstName", mk_first), ("LastName", mk_last)];
+    let mk = marketing_vendor(&env);
+    let people = ac.capabilities().people;
     let emails: Vec<String> = (0..LEADS).map(|i| format!("gen-lead-{i}@example.com")).collect();
     let sf_ids = sf.find_by_email("Lead", &emails).await.unwrap();
-    let ac_ids = ac.find_by_email(p.object, &emails).await.unwrap();
+    let ac_ids = ac.find_by_email(people, &emails).await.unwrap();
     assert_eq!(
         ac_ids.len(),
         LEADS,
@@ -115,12 +101,12 @@ async fn converge(p: &Platform) {
                 assert!(sf.write("Lead", vec![w]).await.unwrap()[0].is_ok());
             }
             if side != 0 {
-                let record = Record::new(ac.system(), p.object).with(ac_field, value("A"));
+                let record = Record::new(ac.system(), people).with(ac_field, value("A"));
                 let w = Write::Upsert { key: WriteKey::Id(ac_ids[*email][0].clone()), record };
-                assert!(ac.write(p.object, vec![w]).await.unwrap()[0].is_ok());
+                assert!(ac.write(people, vec![w]).await.unwrap()[0].is_ok());
             }
         }
-        let before = (writes(&env, Vendor::Salesforce), writes(&env, mv));
+        let before = (writes(&env, Vendor::Salesforce), writes(&env, mk));
         let run = sync(&env).await;
         let (out, back) = updated(&run);
         let n = edited.len() as u64;
@@ -133,7 +119,7 @@ async fn converge(p: &Platform) {
         let sf_now =
             sf.get("Lead", &sf_ids.values().map(|v| v[0].clone()).collect::<Vec<_>>()).await.unwrap();
         let ac_now =
-            ac.get(p.object, &ac_ids.values().map(|v| v[0].clone()).collect::<Vec<_>>()).await.unwrap();
+            ac.get(people, &ac_ids.values().map(|v| v[0].clone()).collect::<Vec<_>>()).await.unwrap();
         let values = |records: &[Record],
                       email: &str,
                       first: &str,
@@ -143,14 +129,14 @@ async fn converge(p: &Platform) {
             records.iter().map(|r| (text(r, email).to_lowercase(), (text(r, first), text(r, last)))).collect()
         };
         let left = values(&sf_now, "Email", "FirstName", "LastName");
-        let right = values(&ac_now, p.email, p.first, p.last);
+        let right = values(&ac_now, mk_email, mk_first, mk_last);
         assert_eq!(left, right, "round {round}: the sides differ (seed {seed_value})");
 
         // The next sync finds only echoes: nothing is written on either side.
-        let writes_after_first = (writes(&env, Vendor::Salesforce), writes(&env, mv));
+        let writes_after_first = (writes(&env, Vendor::Salesforce), writes(&env, mk));
         let idle = sync(&env).await;
         assert_eq!(updated(&idle), (0, 0), "round {round}: ping-pong (seed {seed_value}): {idle}");
-        let writes_after_idle = (writes(&env, Vendor::Salesforce), writes(&env, mv));
+        let writes_after_idle = (writes(&env, Vendor::Salesforce), writes(&env, mk));
         assert_eq!(
             writes_after_idle, writes_after_first,
             "round {round}: an idle sync wrote (seed {seed_value})"

@@ -9,12 +9,14 @@
 //!   hostile guests, registry and hot swap).
 //! - [`engine`]: the engine with real connectors, plugins and state.
 //! - [`service`], [`accounts`], [`deletes`], [`activity`]: the binary as an operator drives it.
+//! - [`brevo`]: Brevo ⇄ Salesforce end to end (seed 004).
 //! - [`crash`], [`faults`], [`convergence`]: SIGKILL at random points, fault
 //!   storms, random two-sided edits.
 //! - [`polyglot`]: the example rule in five languages.
 
 mod accounts;
 mod activity;
+mod brevo;
 mod common;
 mod connectors;
 mod convergence;

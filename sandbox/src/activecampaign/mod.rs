@@ -30,8 +30,9 @@
 //! - Lists: `limit` (default 20, max 100), `offset`, `meta.total` (a string,
 //!   as AC sends it). `GET /contacts` pages efficiently by `id_greater` +
 //!   `orders[id]` and by `filters[updated_after]` + `orders[udate]`.
-//!   `filters[updated_after]`/`created_after` are strict (`udate > t`),
-//!   `_before` likewise.
+//!   `filters[updated_after]`/`created_after` are day-granular (a time
+//!   part is ignored; the day starts in the account time zone) and strict
+//!   (`udate >` the day's start), `_before` likewise.
 //! - `POST /contact/sync` and bulk import dedupe by email, case-insensitively;
 //!   sync answers 201 when it created the contact and 200 when it updated one.
 //! - Bulk import (`POST /import/bulk_import`, 1–250 contacts) is queued and

@@ -31,7 +31,8 @@
 //!   sandbox time have passed. Imports never clear `emailBlacklisted` (an
 //!   unsubscribe); only an explicit `emailBlacklisted: false` on
 //!   create/update/batch does.
-//! - Every response has the `x-sib-ratelimit-*` headers (see [`ratelimit`]).
+//! - Every response has the `x-sib-ratelimit-*` headers (see [`ratelimit`]) and a
+//!   `Date` from the sandbox clock (the clock of `createdAt` / `modifiedAt`).
 //!
 //! # Seed JSON (`POST /__sandbox/seed`, `SandboxOptions.seed["brevo"]`)
 //! Every key is optional; items are added in this order:
@@ -176,6 +177,11 @@ async fn gate(State(api): State<Arc<Brevo>>, req: Request, next: Next) -> Respon
         next.run(req).await
     };
     quota.write_headers(response.headers_mut());
+    // Brevo's `Date` is its own clock, the one `modifiedAt` and `createdAt` use.
+    if let Ok(date) = axum::http::HeaderValue::from_str(&now.format("%a, %d %b %Y %H:%M:%S GMT").to_string())
+    {
+        response.headers_mut().insert(axum::http::header::DATE, date);
+    }
     response
 }
 

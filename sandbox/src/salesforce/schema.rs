@@ -151,11 +151,14 @@ pub struct FieldDef {
     pub relationship_name: Option<String>,
     pub custom: bool,
     pub source: Source,
+    /// A formula field: computed by Salesforce, never written.
+    pub formula: Option<String>,
 }
 
 impl FieldDef {
     fn new(name: &str, label: &str, ftype: FieldType, length: u32) -> FieldDef {
         FieldDef {
+            formula: None,
             name: name.into(),
             label: label.into(),
             ftype,
@@ -253,7 +256,8 @@ impl FieldDef {
             "unique": self.unique,
             "idLookup": self.id_lookup,
             "custom": self.custom,
-            "calculated": self.source == Source::CompoundName,
+            "calculated": self.source == Source::CompoundName || self.formula.is_some(),
+            "calculatedFormula": self.formula,
             "nameField": self.name == "Name",
             "filterable": self.filterable(),
             "sortable": self.filterable() && self.ftype != FieldType::Multipicklist,
@@ -632,6 +636,9 @@ pub struct CustomFieldSpec {
     pub default: Option<Value>,
     #[serde(default)]
     pub reference_to: Option<String>,
+    /// A formula field (`calculated` in describe; read-only).
+    #[serde(default)]
+    pub formula: Option<String>,
 }
 
 impl CustomFieldSpec {
@@ -671,6 +678,11 @@ impl CustomFieldSpec {
             f = f.refs(&[target.as_str()], &rel);
         } else if ftype == FieldType::Reference {
             return Err(format!("reference field {} needs referenceTo", f.name));
+        }
+        if let Some(formula) = self.formula {
+            f.formula = Some(formula);
+            f.createable = false;
+            f.updateable = false;
         }
         f.default = match self.default {
             None | Some(Value::Null) => None,

@@ -31,6 +31,9 @@ pub struct FieldInfo {
     pub updateable: bool,
     #[serde(default)]
     pub external_id: bool,
+    /// A formula (or compound) field: computed by Salesforce, read-only.
+    #[serde(default)]
+    pub calculated: bool,
 }
 
 /// An object's fields, by lower-cased API name.
@@ -324,6 +327,7 @@ mod tests {
             createable: true,
             updateable: true,
             external_id: false,
+            calculated: false,
         }
     }
 

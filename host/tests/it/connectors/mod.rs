@@ -2,5 +2,5 @@
 //! sandbox (no mocks). Call counts come from the sandbox's `/__sandbox/calls`.
 
 mod activecampaign;
-mod common;
+pub(crate) mod common;
 mod salesforce;
