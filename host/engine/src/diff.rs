@@ -138,10 +138,43 @@ pub(crate) fn opt_out_to_salesforce(spec: &crate::ConnectionSpec, source: &Recor
     }
 }
 
-/// Equal values, with every empty value (null, blank text, empty list) alike.
+/// Equal values, also where a rule and a connector spell one value in two
+/// forms: every empty value (null, blank text, empty list) alike; a number
+/// alike the decimal of the same value (a mapped number and the decimal a
+/// Salesforce number field is read as); a list alike the text that spells
+/// the same items (`A;B`, the form a Salesforce multi-select takes in a
+/// write, the list the form it is read in), in any order (Salesforce returns
+/// them in its picklist's order).
 pub(crate) fn same(a: Option<&Value>, b: Option<&Value>) -> bool {
     let empty = |v: Option<&Value>| v.is_none_or(Value::is_empty);
-    a == b || (empty(a) && empty(b))
+    a == b || (empty(a) && empty(b)) || same_number(a, b) || same_items(a, b)
+}
+
+fn same_number(a: Option<&Value>, b: Option<&Value>) -> bool {
+    match (a, b) {
+        (Some(Value::Number(n)), Some(Value::Decimal(d)))
+        | (Some(Value::Decimal(d)), Some(Value::Number(n))) => {
+            d.to_string().parse::<f64>().is_ok_and(|d| d == *n)
+        }
+        _ => false,
+    }
+}
+
+fn same_items(a: Option<&Value>, b: Option<&Value>) -> bool {
+    let items = |v: &Value| -> Vec<String> {
+        let mut items: Vec<String> = match v {
+            Value::TextList(l) => l.iter().map(|s| s.trim().to_string()).collect(),
+            other => other.to_string().split(';').map(|s| s.trim().to_string()).collect(),
+        };
+        items.retain(|s| !s.is_empty());
+        items.sort();
+        items
+    };
+    match (a, b) {
+        (Some(a @ Value::TextList(_)), Some(b @ (Value::TextList(_) | Value::Text(_))))
+        | (Some(a @ Value::Text(_)), Some(b @ Value::TextList(_))) => items(a) == items(b),
+        _ => false,
+    }
 }
 
 #[cfg(test)]
@@ -165,6 +198,28 @@ mod tests {
         // Without a base the raw comparison sees both.
         assert_eq!(changed_fields(&target, None, &previous).len(), 2);
         assert!(same(Some(&Value::Null), Some(&Value::TextList(vec![]))));
+    }
+
+    #[test]
+    fn a_list_is_the_same_as_the_text_of_its_items_in_any_order() {
+        let list = |items: &[&str]| Value::TextList(items.iter().map(|s| s.to_string()).collect());
+        assert!(same(Some(&Value::text("A")), Some(&list(&["A"]))));
+        assert!(same(Some(&list(&["B", "A"])), Some(&Value::text("A;B"))));
+        assert!(same(Some(&list(&["B", "A"])), Some(&list(&["A", "B"]))));
+        assert!(!same(Some(&Value::text("A")), Some(&list(&["A", "B", "C"]))));
+        assert!(!same(Some(&list(&["A"])), Some(&list(&["A", "B"]))));
+        // Two texts are compared as texts.
+        assert!(!same(Some(&Value::text("A;B")), Some(&Value::text("B;A"))));
+        assert!(!same(Some(&Value::Number(1.0)), Some(&list(&["1"]))));
+    }
+
+    #[test]
+    fn a_number_is_the_same_as_the_decimal_of_its_value() {
+        let decimal = |s: &str| Value::Decimal(s.parse().unwrap());
+        assert!(same(Some(&Value::Number(916.25)), Some(&decimal("916.25"))));
+        assert!(same(Some(&decimal("916.250")), Some(&Value::Number(916.25))));
+        assert!(!same(Some(&Value::Number(916.25)), Some(&decimal("470.25"))));
+        assert!(!same(Some(&Value::Number(1.0)), Some(&Value::text("1"))));
         let mut r = Record::new(System::Salesforce, "Lead")
             .with("LastName", "Lo\u{0}ve\u{7}")
             .with("Notes", "a\tb\nc");
