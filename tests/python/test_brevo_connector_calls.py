@@ -304,7 +304,8 @@ def test_update_contact(bv, sandbox):
     """`PUT /contacts/{id}?identifierType=contact_id {attributes, emailBlacklisted?}`:
     204, no body; `attributes.EMAIL` changes the address (a restated
     `emailBlacklisted: true` keeps the contact unsubscribed); `""` clears an
-    attribute; the change moves `modifiedAt`; unknown id → 404; a bad phone → 400."""
+    attribute; the change moves `modifiedAt`; an address another contact has is
+    400 `duplicate_parameter`; unknown id → 404; a bad phone → 400."""
     client, traffic = bv
     cid = client.contacts.create_contact(
         email="old@example.com", email_blacklisted=True, attributes={"FIRSTNAME": "Old", "LASTNAME": "Name"}).id
@@ -323,6 +324,13 @@ def test_update_contact(bv, sandbox):
 
     client.contacts.update_contact(str(cid), identifier_type="contact_id", email_blacklisted=True)
     traffic.check(204)
+    client.contacts.create_contact(email="taken@example.com")
+    with pytest.raises(BadRequestError) as err:
+        client.contacts.update_contact(str(cid), identifier_type="contact_id", attributes={"EMAIL": "taken@example.com"})
+    dup = traffic.check(400)
+    assert (dup["code"], dup["metadata"]["duplicate_identifiers"]) == ("duplicate_parameter", ["email"])
+    assert err.value.body == dup
+    assert client.contacts.get_contact_info(str(cid), identifier_type="contact_id").email == "new@example.com"
     with pytest.raises(NotFoundError) as err:
         client.contacts.update_contact("99999", identifier_type="contact_id", attributes={"FIRSTNAME": "x"})
     assert traffic.check(404)["code"] == "document_not_found"

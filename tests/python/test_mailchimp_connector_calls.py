@@ -361,7 +361,8 @@ def test_put_member(mc, audience):
 def test_batch_subscribe(mc, audience):
     """`POST /lists/{id}` `{members: [{email_address, merge_fields, status}], update_existing: false}`:
     HTTP 200; new members under `new_members` with their contact_id; an existing
-    member is left alone, reported as ERROR_CONTACT_EXISTS (the connector then PUTs it)."""
+    member is left alone, reported as ERROR_CONTACT_EXISTS (the connector then PUTs it);
+    a permanently deleted address is a per-member error."""
     client, traffic = mc
     old = client.lists.set_list_member(audience, md5("old@example.com"),
                                        put_body("old@example.com", {"FNAME": "Old"}))
@@ -385,6 +386,14 @@ def test_batch_subscribe(mc, audience):
     assert isinstance(reply["errors"][0]["error"], str) and reply["errors"][0]["error"]
     kept = client.lists.get_list_member(audience, old["contact_id"])
     assert kept["merge_fields"]["FNAME"] == "Old"
+
+    client.lists.delete_list_member_permanent(audience, md5("n1@example.com"))
+    reply = client.lists.batch_list_members(audience, {
+        "members": [{"email_address": "n1@example.com", "status": "subscribed"}], "update_existing": False})
+    traffic.check(200)
+    assert reply["total_created"] == 0
+    assert [e["email_address"] for e in reply["errors"]] == ["n1@example.com"]
+    assert "permanently deleted" in reply["errors"][0]["error"]
 
 
 def test_archive_member(mc, audience):
