@@ -125,7 +125,7 @@ def test_audience(mc, audience):
 def test_merge_fields(mc, audience):
     """`GET /lists/{id}/merge-fields?count=1000&fields=merge_fields.tag,merge_fields.type`:
     every field's tag and type, nothing else (a new audience has FNAME, LNAME,
-    ADDRESS, PHONE and BIRTHDAY)."""
+    ADDRESS and PHONE)."""
     client, traffic = mc
     page = client.lists.get_list_merge_fields(
         audience, count=1000, fields=["merge_fields.tag", "merge_fields.type"])
