@@ -243,6 +243,10 @@ pub trait SalesforceApi: Connector {
     /// name such as `America/Chicago`), if it can be read.
     async fn org_time_zone(&self) -> Result<Option<String>, ConnectorError>;
 
+    /// The Contacts among `contact_ids` that a Case refers to (Salesforce
+    /// refuses to delete those; a deletion on the marketing side leaves them).
+    async fn with_cases(&self, contact_ids: &[String]) -> Result<HashSet<String>, ConnectorError>;
+
     /// Tasks whose `WhoId` is one of `who_ids`, created at or after `since`.
     async fn tasks_of(
         &self,

@@ -9,7 +9,9 @@
 //! - Marketing side: every person id; links whose person is gone (a deletion
 //!   the change feed never reports) go through the `to_salesforce` delete
 //!   policy — unless so many are missing at once that it looks like a wrong
-//!   account or a vendor fault, which is refused and reported.
+//!   account or a vendor fault, which is refused and reported. A Contact a
+//!   Salesforce Case refers to is never removed (Salesforce refuses that
+//!   deletion): its link is retired with a warning.
 
 use std::collections::HashSet;
 
@@ -19,6 +21,7 @@ use crmsync_core::{Direction, Link, Record, Side, Value};
 
 use crate::outbound::{plan, removal};
 use crate::outbox::flush;
+use crate::spec::OnDelete;
 use crate::{Pass, PassReport, SyncError};
 
 /// Both sides; `report.read` counts the records fetched for repair.
@@ -121,9 +124,41 @@ async fn marketing_gone(pass: &Pass<'_>, report: &mut PassReport) -> Result<(), 
         store.put_error(&spec.name, &error)?;
         return Ok(());
     }
+    // A Contact a Case refers to keeps its Salesforce record whatever the
+    // policy (Salesforce would refuse its deletion): the link is retired.
+    let policy = spec.deletes.to_salesforce;
+    let contacts: Vec<String> =
+        gone.iter().filter(|l| l.sf_object == "Contact").map(|l| l.sf_id.clone()).collect();
+    let with_cases = if policy == OnDelete::Ignore || contacts.is_empty() {
+        HashSet::new()
+    } else {
+        pass.salesforce.with_cases(&contacts).await?
+    };
     let mut entries = Vec::new();
     for link in gone {
-        entries.extend(removal(spec, store, link, spec.deletes.to_salesforce, Side::Salesforce)?);
+        if with_cases.contains(&link.sf_id) {
+            // Kept on the record, so reconciliation does not create its
+            // person again; its next Salesforce edit syncs it as new.
+            let message =
+                "deleted on the marketing platform; not propagated: a Salesforce Case refers to this Contact";
+            report.warnings += 1;
+            tracing::warn!(connection = %spec.name, record = %link.sf_id, "{message}");
+            entries.extend(removal(spec, store, link, OnDelete::Ignore, Side::Salesforce)?);
+            store.put_error(
+                &spec.name,
+                &RecordErrorEntry {
+                    at: Utc::now(),
+                    side: Side::Salesforce,
+                    object: link.sf_object.clone(),
+                    record: link.sf_id.clone(),
+                    code: "kept-for-case".into(),
+                    message: message.into(),
+                    plugin: None,
+                },
+            )?;
+            continue;
+        }
+        entries.extend(removal(spec, store, link, policy, Side::Salesforce)?);
         report.deleted += 1;
     }
     store.enqueue_and_advance(&spec.name, &entries, None)?;

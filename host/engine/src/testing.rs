@@ -641,6 +641,16 @@ impl SalesforceApi for FakeSalesforce {
         Ok(lock(&self.time_zone).clone())
     }
 
+    async fn with_cases(&self, contact_ids: &[String]) -> Result<HashSet<String>, ConnectorError> {
+        self.v.call()?;
+        Ok(self
+            .all("Case")
+            .into_iter()
+            .filter_map(|c| c.text("ContactId").map(String::from))
+            .filter(|id| contact_ids.contains(id))
+            .collect())
+    }
+
     async fn tasks_of(
         &self,
         who_ids: &[String],

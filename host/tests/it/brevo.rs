@@ -577,3 +577,57 @@ async fn a_formula_field_cannot_be_mapped_to_be_written() {
     let ok = run(&env).await;
     assert_eq!(ok["outbound"]["created"], 1, "read one way, a formula field is fine: {ok}");
 }
+
+/// Seed rule: deleting in Brevo a contact tied to a Salesforce Case is not
+/// propagated (Salesforce would refuse that deletion anyway); the others
+/// follow the `to_salesforce` policy. Deletions are found by reconciliation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_brevo_deletion_of_a_contact_with_a_salesforce_case_is_not_propagated() {
+    let seed = json!({"salesforce": {"generate": {"Contact": 3}}});
+    let env = start(seed, json!({"objects": ["Contact"], "deletes": {"to_salesforce": "delete"}})).await;
+    assert_eq!(run(&env).await["outbound"]["created"], 3);
+    let (sf, _) = crate::common::connect(&env.sandbox, Default::default()).unwrap();
+    let emails: Vec<String> = (0..3).map(|i| format!("gen-contact-{i}@example.com")).collect();
+    let ids = sf.find_by_email("Contact", &emails).await.unwrap();
+    let id = |i: usize| ids[&emails[i]][0].clone();
+    let case =
+        Record::new(System::Salesforce, "Case").with("Subject", "Broken widget").with("ContactId", id(0));
+    let made = sf
+        .write(
+            "Case",
+            vec![Write::Upsert { key: WriteKey::New { idempotency_key: "case-1".into() }, record: case }],
+        )
+        .await
+        .unwrap();
+    assert!(made[0].is_ok(), "{made:?}");
+    // As in Salesforce, a Contact with a Case cannot be deleted.
+    let refused = sf.write("Contact", vec![Write::Delete { id: id(0) }]).await.unwrap();
+    assert!(format!("{refused:?}").contains("DELETE_FAILED"), "{refused:?}");
+
+    // Contacts 0 (with a Case) and 1 are deleted in Brevo.
+    let brevo = crate::common::marketing_connector(&env);
+    let gone: Vec<Write> =
+        [0, 1].iter().map(|&i| Write::Delete { id: contact(&env, &emails[i])["id"].to_string() }).collect();
+    let deleted = brevo.write("contact", gone).await.unwrap();
+    assert!(deleted.iter().all(Result::is_ok), "{deleted:?}");
+
+    let out = crmsync(&env, &["run", "--once", "--reconcile", "--json"]).await;
+    assert!(out.ok(), "{out}");
+    let record: Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(record["outbound"]["deleted"], 1, "{record}");
+    assert_eq!(record["outbound"]["errors"], 0, "{record}");
+    let live =
+        |i: usize| env.sandbox.salesforce.record("Contact", &id(i)).is_some_and(|c| c["IsDeleted"] == false);
+    assert!(live(0), "the Contact with a Case stays");
+    assert!(!live(1), "the other deletion is propagated");
+    assert!(live(2));
+    // Its link is retired: the next reconciliation neither deletes it nor reports it again.
+    let again = crmsync(&env, &["run", "--once", "--reconcile", "--json"]).await;
+    let again: Value = serde_json::from_str(&again.stdout).unwrap_or_else(|_| panic!("{again}"));
+    assert_eq!(again["outbound"]["deleted"], 0, "{again}");
+    assert!(live(0));
+    let status = crmsync(&env, &["status", "--json"]).await;
+    let status: Value = serde_json::from_str(&status.stdout).unwrap();
+    assert_eq!(status[0]["links"], 1, "{status}");
+    assert!(status.to_string().contains("kept-for-case"), "the record says why: {status}");
+}

@@ -592,6 +592,18 @@ pub fn standard_objects() -> Vec<ObjectDef> {
         FieldDef::new("Description", "Comments", T::Textarea, 32000),
     ];
 
+    // Support cases: a Contact a Case refers to cannot be deleted.
+    let case = vec![
+        FieldDef::new("Subject", "Subject", T::String, 255),
+        FieldDef::new("Status", "Status", T::Picklist, 40).picklist(
+            &["New", "Working", "Escalated", "Closed"],
+            true,
+            Some("New"),
+        ),
+        FieldDef::new("ContactId", "Contact ID", T::Reference, 18).refs(&["Contact"], "Contact"),
+        FieldDef::new("AccountId", "Account ID", T::Reference, 18).refs(&["Account"], "Account"),
+    ];
+
     // The org's own settings: what an integration reads its time zone from.
     let organization = vec![
         FieldDef::new("Name", "Name", T::String, 80),
@@ -603,6 +615,7 @@ pub fn standard_objects() -> Vec<ObjectDef> {
         ObjectDef::new("Contact", "Contact", "Contacts", "003", contact),
         ObjectDef::new("Account", "Account", "Accounts", "001", account),
         ObjectDef::new("Task", "Task", "Tasks", "00T", task),
+        ObjectDef::new("Case", "Case", "Cases", "500", case),
         ObjectDef::new("Organization", "Organization", "Organizations", "00D", organization),
     ]
 }

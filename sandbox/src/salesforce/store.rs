@@ -675,15 +675,42 @@ impl Store {
     /// Moves a record to the recycle bin.
     pub fn delete(&mut self, obj: usize, id: SfId, now: DateTime<Utc>) -> Result<(), ItemError> {
         let mut rec = self.live(obj, &id)?.clone();
+        self.deletable(obj, &id)?;
         rec.deleted = Some(now);
         rec.modstamp = now;
         self.put(obj, rec);
         Ok(())
     }
 
+    /// Salesforce refuses to delete a Contact that a Case refers to
+    /// (`DELETE_FAILED`, naming the cases).
+    fn deletable(&self, obj: usize, id: &SfId) -> Result<(), ItemError> {
+        let (Some(contact), Some(case)) = (self.object("Contact"), self.object("Case")) else {
+            return Ok(());
+        };
+        let Some(field) = self.schema[case].field("ContactId") else { return Ok(()) };
+        if obj != contact {
+            return Ok(());
+        }
+        let cases = self.find_by(case, field, &id.to_string());
+        if cases.is_empty() {
+            return Ok(());
+        }
+        let list: Vec<String> = cases.iter().map(ToString::to_string).collect();
+        Err(ItemError::new(
+            "DELETE_FAILED",
+            &format!(
+                "Your attempt to delete {id} could not be completed because it is associated with the following cases.: {}",
+                list.join(", ")
+            ),
+            &[],
+        ))
+    }
+
     /// Removes a record for good (Bulk `hardDelete`); it stays in the delete log.
     pub fn hard_delete(&mut self, obj: usize, id: SfId, now: DateTime<Utc>) -> Result<(), ItemError> {
         self.live(obj, &id)?;
+        self.deletable(obj, &id)?;
         self.remove_raw(obj, &id);
         self.tables[obj].purged_log.insert((now, id));
         Ok(())

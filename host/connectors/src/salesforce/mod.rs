@@ -32,7 +32,7 @@ pub mod tasks;
 
 pub use config::SalesforceSection;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -766,6 +766,19 @@ impl SalesforceApi for SalesforceConnector {
         let tz = rows.first().and_then(|r| r.get("TimeZoneSidKey")).and_then(Json::as_str).map(String::from);
         *cached = Some(tz.clone());
         Ok(tz)
+    }
+
+    async fn with_cases(&self, contact_ids: &[String]) -> Result<HashSet<String>, ConnectorError> {
+        let mut out = HashSet::new();
+        for list in in_lists(contact_ids, SOQL_BUDGET) {
+            for r in self
+                .query_all_pages(&format!("SELECT ContactId FROM Case WHERE ContactId IN ({list})"))
+                .await?
+            {
+                out.extend(r.get("ContactId").and_then(Json::as_str).map(String::from));
+            }
+        }
+        Ok(out)
     }
 
     async fn tasks_of(
