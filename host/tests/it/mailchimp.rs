@@ -477,3 +477,60 @@ async fn members_not_in_salesforce_become_leads_only_when_the_selector_says_so()
     );
     assert_eq!(members(&on).len(), 1);
 }
+
+/// Per audience, campaign activity (sends, opens, clicks) of linked members
+/// becomes Salesforce Tasks, once each; recipients not in Salesforce are
+/// counted as unlinked, never written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn campaign_activity_becomes_salesforce_tasks_once() {
+    let member = |email: &str, activity: Value| json!({"email_address": email, "status": "subscribed", "activity": activity});
+    let sent = |t: &str| json!({"action": "sent", "timestamp": t, "campaign_id": "c1"});
+    let seed = json!({
+        "salesforce": {"generate": {"Lead": 3}},
+        "mailchimp": {
+            "lists": [{"id": SANDBOX_AUDIENCE, "members": [
+                member("gen-lead-0@example.com", json!([
+                    sent("2024-06-01T10:00:00Z"),
+                    {"action": "open", "timestamp": "2024-06-01T10:05:00Z", "campaign_id": "c1"},
+                    {"action": "click", "timestamp": "2024-06-01T10:06:00Z", "campaign_id": "c1", "url": "https://example.com/a"}
+                ])),
+                member("gen-lead-1@example.com", json!([sent("2024-06-01T10:00:00Z")])),
+                member("stranger@example.com", json!([
+                    sent("2024-06-01T10:00:00Z"),
+                    {"action": "open", "timestamp": "2024-06-01T11:00:00Z", "campaign_id": "c1"}
+                ]))
+            ]}],
+            "campaigns": [{"id": "c1", "list_id": SANDBOX_AUDIENCE, "title": "June news", "status": "sent",
+                           "send_time": "2024-06-01T10:00:00Z", "emails_sent": 3}]
+        }
+    });
+    let env = mc_env(seed, json!({"objects": ["Lead"]})).await;
+    let first = sync(&env).await;
+    assert_eq!(first["activities"]["tasks"], 4, "{first}");
+    assert_eq!(first["activities"]["unlinked"], 2, "{first}");
+    let tasks = env.sandbox.salesforce.state()["objects"]["Task"].as_array().cloned().unwrap_or_default();
+    let lead0 = env.sandbox.salesforce.state()["objects"]["Lead"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["Email"] == "gen-lead-0@example.com")
+        .and_then(|l| l["Id"].as_str().map(String::from))
+        .unwrap();
+    let subjects: Vec<&str> =
+        tasks.iter().filter(|t| t["WhoId"] == lead0.as_str()).filter_map(|t| t["Subject"].as_str()).collect();
+    for s in [
+        "Mailchimp: Campaign sent — June news",
+        "Mailchimp: Campaign opened — June news",
+        "Mailchimp: Link clicked — June news",
+    ] {
+        assert!(subjects.contains(&s), "{s} in {subjects:?}");
+    }
+    let opened = tasks.iter().find(|t| t["Subject"] == "Mailchimp: Campaign opened — June news").unwrap();
+    assert_eq!(opened["ActivityDate"], "2024-06-01", "{opened}");
+
+    // Again: the overlap re-read is recognised, nothing is written twice.
+    let again = sync(&env).await;
+    assert_eq!(again["activities"]["tasks"], 0, "{again}");
+    let count = env.sandbox.salesforce.state()["objects"]["Task"].as_array().map_or(0, Vec::len);
+    assert_eq!(count, 4);
+}

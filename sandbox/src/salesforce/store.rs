@@ -699,7 +699,7 @@ impl Store {
         let list: Vec<String> = cases.iter().map(ToString::to_string).collect();
         Err(ItemError::new(
             "DELETE_FAILED",
-            &format!(
+            format!(
                 "Your attempt to delete {id} could not be completed because it is associated with the following cases.: {}",
                 list.join(", ")
             ),

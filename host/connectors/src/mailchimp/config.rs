@@ -15,7 +15,7 @@ pub const CAPABILITIES: Capabilities = Capabilities {
     people: "member",
     accounts: None,
     tags: false,
-    activities: false,
+    activities: true,
     actions: false,
     consent: true,
 };

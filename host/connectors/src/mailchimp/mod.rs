@@ -25,6 +25,7 @@
 //!   twice is an echo the engine skips).
 //! - Writes: see `write`.
 
+mod activity;
 mod batches;
 mod config;
 mod write;
@@ -185,6 +186,8 @@ pub struct MailchimpConnector {
     http: Http,
     /// The audience's merge fields by tag, loaded once (again on an unknown tag).
     merge_fields: Mutex<Option<Arc<HashMap<String, MergeField>>>>,
+    /// The activity listing being paged (see [`activity`]).
+    activities: Mutex<activity::Listing>,
 }
 
 /// MD5 of the lowercased, trimmed email: a member's id in member paths.
@@ -331,7 +334,13 @@ impl MailchimpConnector {
         let base = format!("{}/3.0", cfg.api_url.trim_end_matches('/').trim_end_matches("/3.0"));
         let permits = shared_permits(cfg.auth.secret(), cfg.max_connections.clamp(1, 10));
         let http = Http::new(VENDOR, cfg.http.clone(), classify)?.with_concurrency(permits);
-        Ok(MailchimpConnector { cfg, base, http, merge_fields: Mutex::default() })
+        Ok(MailchimpConnector {
+            cfg,
+            base,
+            http,
+            merge_fields: Mutex::default(),
+            activities: Mutex::default(),
+        })
     }
 
     pub fn audience(&self) -> &str {
@@ -644,6 +653,34 @@ impl Connector for MailchimpConnector {
 impl MarketingApi for MailchimpConnector {
     fn capabilities(&self) -> Capabilities {
         CAPABILITIES
+    }
+
+    async fn activities_after(
+        &self,
+        after: Option<DateTime<Utc>>,
+        offset: usize,
+        limit: usize,
+    ) -> Result<Vec<crmsync_core::activity::Activity>, ConnectorError> {
+        self.activities_page(after, offset, limit).await
+    }
+
+    async fn recent_activities(
+        &self,
+        person: &str,
+        limit: usize,
+    ) -> Result<Vec<crmsync_core::activity::Activity>, ConnectorError> {
+        self.member_activities(person, limit).await
+    }
+
+    /// Every campaign of the audience (names for Tasks); Mailchimp has no labels.
+    async fn campaigns(
+        &self,
+        label: Option<&str>,
+    ) -> Result<Vec<crmsync_core::activity::Campaign>, ConnectorError> {
+        if label.is_some() {
+            return Err(self.unsupported("campaigns by label"));
+        }
+        self.campaign_names().await
     }
 
     /// A new audience merge field, within the plan's cap.
