@@ -162,6 +162,9 @@ pub struct ConnectionConfig {
 #[serde(deny_unknown_fields)]
 pub struct ActivitiesConfig {
     pub tasks: Option<bool>,
+    /// Activity Tasks (only those crmsync wrote) older than this many days
+    /// are deleted from Salesforce; unset keeps them.
+    pub retention_days: Option<u32>,
 }
 
 fn yes() -> bool {
@@ -603,6 +606,12 @@ impl ConnectionConfig {
                 format!("{tz:?} is not a time zone name (e.g. \"Europe/Paris\")"),
             ));
         }
+        if self.activities.retention_days == Some(0) {
+            problems.push(ConfigError::new(
+                k("activities.retention_days"),
+                "0 would delete every activity Task as soon as it is written: give a number of days, or leave it out to keep them",
+            ));
+        }
         problems.extend(self.http.options(&k("http")).err());
         problems
     }
@@ -633,6 +642,9 @@ impl ConnectionConfig {
         }
         if !caps.activities && self.activities.tasks == Some(true) {
             problems.push(cannot("activity feed", "activities.tasks"));
+        }
+        if !caps.activities && self.activities.retention_days.is_some() {
+            problems.push(cannot("activity feed", "activities.retention_days"));
         }
         if let Some(w) = &self.write_back
             && caps.accounts.is_none()

@@ -326,6 +326,19 @@ pub trait Store: Send + Sync {
         forget_before: DateTime<Utc>,
     ) -> StoreResult<()>;
 
+    /// Tasks the activity pass wrote for activities that happened before
+    /// `before`, oldest first, at most `limit`: what retention removes.
+    /// Every written Task is kept here until forgotten, so only Tasks
+    /// crmsync wrote are ever listed.
+    fn written_tasks_before(
+        &self,
+        connection: &str,
+        before: DateTime<Utc>,
+        limit: usize,
+    ) -> StoreResult<Vec<(DateTime<Utc>, String)>>;
+    /// Forgets written Tasks (removed from Salesforce, or gone there).
+    fn forget_written_tasks(&self, connection: &str, tasks: &[(DateTime<Utc>, String)]) -> StoreResult<()>;
+
     /// Stores one finished run (its JSON form), keyed by its start.
     fn put_run(&self, connection: &str, started: DateTime<Utc>, run: &serde_json::Value) -> StoreResult<()>;
     /// The connection's runs, newest first.

@@ -102,6 +102,8 @@ pub struct ActivityReport {
     pub deferred: usize,
     /// Tasks of an interrupted write found in Salesforce instead of written again.
     pub recovered: usize,
+    /// Old activity Tasks deleted by retention (only Tasks this pass wrote).
+    pub removed: usize,
     pub budget_paused: bool,
     pub stopped: bool,
 }
@@ -364,6 +366,48 @@ pub async fn to_tasks(p: &TaskPass<'_>) -> Result<ActivityReport, ActivityError>
     }
     // Halted with a batch in hand: it was never sent, and the cursor has not passed it.
     Ok(report)
+}
+
+/// Retention: the Tasks this pass wrote for activities older than `keep`
+/// are deleted from Salesforce, oldest first, a batch at a time. Only Tasks
+/// in the store's ledger of written Tasks are ever deleted; a Task already
+/// gone is forgotten, one Salesforce refuses is kept for the next run.
+pub async fn remove_old_tasks(
+    p: &TaskPass<'_>,
+    keep: Duration,
+    report: &mut ActivityReport,
+) -> Result<(), ActivityError> {
+    let before = Utc::now() - keep;
+    let batch = p.writer.limits().max_write_batch.max(1);
+    while !p.halted(report) {
+        let old = p.store.written_tasks_before(p.connection, before, batch)?;
+        if old.is_empty() {
+            break;
+        }
+        let writes = old.iter().map(|(_, id)| Write::Delete { id: id.clone() }).collect();
+        let results = p.writer.write(TASK, writes).await?;
+        let mut gone = Vec::new();
+        for (task, result) in old.iter().zip(results) {
+            match result {
+                Ok(_) => {
+                    report.removed += 1;
+                    gone.push(task.clone());
+                }
+                Err(e) if matches!(e.code.as_str(), "ENTITY_IS_DELETED" | "NOT_FOUND") => {
+                    gone.push(task.clone())
+                }
+                Err(e) => {
+                    report.errors += 1;
+                    tracing::warn!(connection = p.connection, task = %task.1, error = %e, "an old activity Task was not deleted");
+                }
+            }
+        }
+        if gone.is_empty() {
+            break; // what is left waits for the next run
+        }
+        p.store.forget_written_tasks(p.connection, &gone)?;
+    }
+    Ok(())
 }
 
 /// Sends one batch of Tasks, with the pending entries around it.

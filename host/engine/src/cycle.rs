@@ -165,6 +165,11 @@ pub async fn run(conn: &Connection<'_>, run_id: String, opts: RunOptions<'_>) ->
             Ok(report) => activities = report,
             Err(e) => error = Some(format!("activities: {e}")),
         }
+        if let (None, Some(keep)) = (&error, conn.spec.task_retention)
+            && let Err(e) = activity::remove_old_tasks(&tasks, keep, &mut activities).await
+        {
+            error = Some(format!("activity retention: {e}"));
+        }
     }
     let usage = conn.salesforce.api_usage();
     RunRecord {

@@ -43,6 +43,9 @@ pub struct ConnectionSpec {
     /// (`HasOptedOutOfEmail`), on platforms with consent: an unsubscribe on
     /// either side sets the other's, never the reverse.
     pub opt_out_field: Option<String>,
+    /// Activity Tasks older than this are deleted from Salesforce (only the
+    /// ones crmsync wrote); `None` keeps them.
+    pub task_retention: Option<chrono::Duration>,
 }
 
 impl ConnectionSpec {
@@ -72,6 +75,7 @@ impl ConnectionSpec {
             inbound_window: Duration::from_secs(600),
             deletes: DeletePolicy::default(),
             opt_out_field: caps.consent.then(|| "HasOptedOutOfEmail".to_string()),
+            task_retention: None,
         }
     }
 

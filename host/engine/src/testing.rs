@@ -36,6 +36,7 @@ struct MemInner {
     next_seq: u64,
     activity_cursor: BTreeMap<String, DateTime<Utc>>,
     activities_done: BTreeMap<(String, String), (DateTime<Utc>, ActivityDone)>,
+    written_tasks: std::collections::BTreeSet<(String, DateTime<Utc>, String)>,
     activities_pending: BTreeMap<(String, String), PendingActivity>,
     runs: BTreeMap<(String, DateTime<Utc>), serde_json::Value>,
 }
@@ -267,6 +268,32 @@ impl Store for MemStore {
         for (i, d) in done {
             let p = &pending[*i];
             inner.activities_done.insert((connection.into(), p.activity.clone()), (p.at, d.clone()));
+            if let ActivityDone::Task(task) = d {
+                inner.written_tasks.insert((connection.into(), p.at, task.clone()));
+            }
+        }
+        Ok(())
+    }
+
+    fn written_tasks_before(
+        &self,
+        connection: &str,
+        before: DateTime<Utc>,
+        limit: usize,
+    ) -> StoreResult<Vec<(DateTime<Utc>, String)>> {
+        Ok(lock(&self.inner)
+            .written_tasks
+            .iter()
+            .filter(|(c, at, _)| c == connection && *at < before)
+            .take(limit)
+            .map(|(_, at, id)| (*at, id.clone()))
+            .collect())
+    }
+
+    fn forget_written_tasks(&self, connection: &str, tasks: &[(DateTime<Utc>, String)]) -> StoreResult<()> {
+        let mut inner = lock(&self.inner);
+        for (at, id) in tasks {
+            inner.written_tasks.remove(&(connection.to_string(), *at, id.clone()));
         }
         Ok(())
     }

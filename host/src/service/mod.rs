@@ -401,6 +401,7 @@ fn build(name: &str, cc: &ConnectionConfig, registry: &Arc<Registry>) -> Result<
     spec.inbound_batch = cc.inbound.batch_records;
     spec.inbound_window = cc.inbound_window();
     spec.deletes = cc.deletes;
+    spec.task_retention = cc.activities.retention_days.map(|d| chrono::Duration::days(d.into()));
     if let Some(field) = &cc.opt_out_field {
         spec.opt_out_field = Some(field.clone()).filter(|f| !f.is_empty());
     }

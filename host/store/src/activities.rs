@@ -1,7 +1,8 @@
 //! The activity pass's state in the `activities` tree, per connection: the
-//! cursor (`c`), activities whose Tasks are being written (`p`), and
+//! cursor (`c`), activities whose Tasks are being written (`p`),
 //! activities already written or refused for good (`d`, keyed by time so old
-//! ones are forgotten by range).
+//! ones are forgotten by range), and every Task written (`t`, keyed by its
+//! activity's time, kept until retention removes the Task).
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use crmsync_core::store::{ActivityDone, PendingActivity, StoreError, StoreResult};
@@ -32,6 +33,42 @@ impl<'a> Log<'a> {
 
     fn key(&self, part: &str, tail: &[u8]) -> Vec<u8> {
         keys::activity(self.connection, part, tail)
+    }
+
+    fn task_key(&self, at: DateTime<Utc>, task: &str) -> Vec<u8> {
+        let mut tail = secs(at).to_vec();
+        tail.extend_from_slice(task.as_bytes());
+        self.key("t", &tail)
+    }
+
+    /// Written Tasks whose activity is before `before`, oldest first.
+    pub(crate) fn tasks_before(
+        &self,
+        before: DateTime<Utc>,
+        limit: usize,
+    ) -> StoreResult<Vec<(DateTime<Utc>, String)>> {
+        let prefix = self.key("t", b"").len();
+        let (from, until) = (self.key("t", b""), self.key("t", &secs(before)));
+        let mut out = Vec::new();
+        for k in self.tree.range(from..until).keys().take(limit) {
+            let k = k.map_err(db_error)?;
+            let tail = &k[prefix..];
+            let (at, id) = tail.split_at_checked(8).ok_or_else(|| corrupt("a short task key"))?;
+            let at = i64::try_from(u64::from_be_bytes(at.try_into().map_err(corrupt)?)).map_err(corrupt)?;
+            let at = DateTime::from_timestamp(at, 0).ok_or_else(|| corrupt("a task time out of range"))?;
+            out.push((at, String::from_utf8_lossy(id).into_owned()));
+        }
+        Ok(out)
+    }
+
+    pub(crate) fn forget_tasks(&self, tasks: &[(DateTime<Utc>, String)]) -> StoreResult<()> {
+        let mut b = sled::Batch::default();
+        for (at, id) in tasks {
+            b.remove(self.task_key(*at, id));
+        }
+        self.tree.apply_batch(b).map_err(db_error)?;
+        self.tree.flush().map_err(db_error)?;
+        Ok(())
     }
 
     fn done_key(&self, activity: &str, at: DateTime<Utc>) -> Vec<u8> {
@@ -78,13 +115,18 @@ impl<'a> Log<'a> {
         pending: &[PendingActivity],
         done: &[(usize, ActivityDone)],
     ) -> StoreResult<()> {
-        let encoded: Vec<(Vec<u8>, Vec<u8>)> = done
+        let mut encoded: Vec<(Vec<u8>, Vec<u8>)> = done
             .iter()
             .map(|(i, d)| {
                 let p = &pending[*i];
                 Ok((self.done_key(&p.activity, p.at), serde_json::to_vec(d).map_err(corrupt)?))
             })
             .collect::<StoreResult<_>>()?;
+        for (i, d) in done {
+            if let ActivityDone::Task(task) = d {
+                encoded.push((self.task_key(pending[*i].at, task), task.as_bytes().to_vec()));
+            }
+        }
         self.tree
             .transaction(|t| {
                 for p in pending {

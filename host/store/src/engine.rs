@@ -281,6 +281,19 @@ impl Store for SledStore {
         activities::Log::open(&self.state, connection)?.advance(to, forget_before)
     }
 
+    fn written_tasks_before(
+        &self,
+        connection: &str,
+        before: DateTime<Utc>,
+        limit: usize,
+    ) -> StoreResult<Vec<(DateTime<Utc>, String)>> {
+        activities::Log::open(&self.state, connection)?.tasks_before(before, limit)
+    }
+
+    fn forget_written_tasks(&self, connection: &str, tasks: &[(DateTime<Utc>, String)]) -> StoreResult<()> {
+        activities::Log::open(&self.state, connection)?.forget_tasks(tasks)
+    }
+
     fn put_run(&self, connection: &str, started: DateTime<Utc>, run: &serde_json::Value) -> StoreResult<()> {
         runs::put(&self.state, connection, started, run)
     }

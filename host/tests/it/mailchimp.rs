@@ -533,4 +533,33 @@ async fn campaign_activity_becomes_salesforce_tasks_once() {
     assert_eq!(again["activities"]["tasks"], 0, "{again}");
     let count = env.sandbox.salesforce.state()["objects"]["Task"].as_array().map_or(0, Vec::len);
     assert_eq!(count, 4);
+
+    // Retention: activity Tasks older than 30 days go, and only those crmsync wrote.
+    let (sf, _) = crate::common::connect(&env.sandbox, Default::default()).unwrap();
+    let own =
+        Record::new(System::Salesforce, "Task").with("Subject", "Call back").with("WhoId", lead0.as_str());
+    let key = WriteKey::New { idempotency_key: "own-task".into() };
+    assert!(sf.write("Task", vec![Write::Upsert { key, record: own }]).await.unwrap()[0].is_ok());
+    let text = std::fs::read_to_string(&env.config).unwrap();
+    std::fs::write(&env.config, format!("{text}\n[connections.main.activities]\nretention_days = 30\n"))
+        .unwrap();
+    let kept = sync(&env).await;
+    assert_eq!(kept["activities"]["removed"], 4, "{kept}");
+    assert_eq!(kept["activities"]["tasks"], 0, "no Task written again: {kept}");
+    let left = env.sandbox.salesforce.state()["objects"]["Task"].as_array().cloned().unwrap_or_default();
+    let left: Vec<&Value> = left.iter().filter(|t| t["IsDeleted"] != true).collect();
+    assert_eq!(left.len(), 1, "{left:?}");
+    assert_eq!(left[0]["Subject"], "Call back");
+    let idle = sync(&env).await;
+    assert_eq!(
+        (idle["activities"]["removed"].as_u64(), idle["activities"]["tasks"].as_u64()),
+        (Some(0), Some(0)),
+        "{idle}"
+    );
+
+    // Zero days is refused at load, naming the key.
+    std::fs::write(&env.config, format!("{text}\n[connections.main.activities]\nretention_days = 0\n"))
+        .unwrap();
+    let refused = crmsync(&env, &["run", "--once"]).await;
+    assert!(!refused.ok() && refused.stderr.contains("activities.retention_days"), "{refused}");
 }
