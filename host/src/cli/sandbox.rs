@@ -69,9 +69,10 @@ pub fn run(args: SandboxArgs) -> ExitCode {
         let c = &sandbox.credentials;
         println!("crmsync vendor sandbox (offline; admin API under /__sandbox/ on each port)");
         println!(
-            "  Salesforce      {}   client_id={} username={} password={} refresh_token={}",
+            "  Salesforce      {}   client_id={} client_secret={} username={} password={} refresh_token={}",
             sandbox.salesforce_url(),
             c.salesforce_client_id,
+            c.salesforce_client_secret,
             c.salesforce_username,
             c.salesforce_password,
             c.salesforce_refresh_token
