@@ -162,6 +162,9 @@ pub struct ConnectionConfig {
 #[serde(deny_unknown_fields)]
 pub struct ActivitiesConfig {
     pub tasks: Option<bool>,
+    /// When the activity pass runs, if not with every job: e.g. "daily at
+    /// 00:00", read in the org's time zone (or the connection's `time_zone`).
+    pub schedule: Option<Schedule>,
     /// Activity Tasks (only those crmsync wrote) older than this many days
     /// are deleted from Salesforce; unset keeps them.
     pub retention_days: Option<u32>,
@@ -335,6 +338,17 @@ pub enum Schedule {
 }
 
 impl Schedule {
+    /// [`Schedule::next_after`] with "daily at" read in `tz` (a time that
+    /// does not exist that day, in a DST gap, moves to the next day).
+    pub fn next_after_in(&self, now: DateTime<Utc>, tz: chrono_tz::Tz) -> Option<DateTime<Utc>> {
+        let Schedule::DailyAt(time) = *self else { return self.next_after(now) };
+        let today = now.with_timezone(&tz).date_naive();
+        (0..3u64)
+            .filter_map(|d| tz.from_local_datetime(&(today + chrono::Days::new(d)).and_time(time)).earliest())
+            .map(|t| t.with_timezone(&Utc))
+            .find(|t| *t > now)
+    }
+
     /// The first run time strictly after `now` (UTC), `None` for manual.
     pub fn next_after(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
         match *self {
@@ -643,6 +657,9 @@ impl ConnectionConfig {
         if !caps.activities && self.activities.tasks == Some(true) {
             problems.push(cannot("activity feed", "activities.tasks"));
         }
+        if !caps.activities && self.activities.schedule.is_some() {
+            problems.push(cannot("activity feed", "activities.schedule"));
+        }
         if !caps.activities && self.activities.retention_days.is_some() {
             problems.push(cannot("activity feed", "activities.retention_days"));
         }
@@ -788,5 +805,34 @@ refresh_token = {{ env = "SF_TOKEN" }}
         assert_eq!(daily.to_string(), "daily at 06:00");
         assert!("every 5 hours".parse::<Schedule>().is_err());
         assert!("daily at 25:00".parse::<Schedule>().is_err());
+    }
+
+    #[test]
+    fn daily_activity_runs_at_midnight_in_the_org_time_zone() {
+        let at = |s: &str| DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc);
+        let midnight: Schedule = "daily at 00:00".parse().unwrap();
+        let chicago: chrono_tz::Tz = "America/Chicago".parse().unwrap();
+        // 03:00 UTC is 22:00 the day before in Chicago (CDT, -05:00): midnight there is 05:00 UTC.
+        let now = at("2024-06-01T03:00:00Z");
+        assert_eq!(midnight.next_after_in(now, chicago), Some(at("2024-06-01T05:00:00Z")));
+        assert_eq!(
+            midnight.next_after_in(at("2024-06-01T05:00:00Z"), chicago),
+            Some(at("2024-06-02T05:00:00Z"))
+        );
+        // Winter: -06:00.
+        assert_eq!(
+            midnight.next_after_in(at("2024-12-01T12:00:00Z"), chicago),
+            Some(at("2024-12-02T06:00:00Z"))
+        );
+        // Hours are on the UTC grid whatever the zone.
+        assert_eq!(Schedule::EveryHours(4).next_after_in(now, chicago), Some(at("2024-06-01T04:00:00Z")));
+        assert_eq!(Schedule::Manual.next_after_in(now, chicago), None);
+        // The activity schedule is read from the config.
+        let text = minimal().replace(
+            "[connections.acme.salesforce]",
+            "activities = { schedule = \"daily at 00:00\" }\n\n[connections.acme.salesforce]",
+        );
+        let config = Config::parse(&text).expect("parses");
+        assert_eq!(config.connections["acme"].activities.schedule, Some(midnight));
     }
 }

@@ -91,20 +91,30 @@ pub struct Connection<'a> {
 /// The time zone of the org's dates: the configured one, else the org's
 /// own setting, else UTC (said in the log).
 async fn time_zone(conn: &Connection<'_>) -> chrono_tz::Tz {
-    if let Some(tz) = conn.time_zone {
+    org_time_zone(conn.time_zone, conn.salesforce, &conn.spec.name).await
+}
+
+/// The time zone Task dates and activity schedules use: the configured
+/// one, else the org's (`Organization.TimeZoneSidKey`), else UTC.
+pub async fn org_time_zone(
+    configured: Option<chrono_tz::Tz>,
+    salesforce: &dyn SalesforceApi,
+    connection: &str,
+) -> chrono_tz::Tz {
+    if let Some(tz) = configured {
         return tz;
     }
-    match conn.salesforce.org_time_zone().await {
+    match salesforce.org_time_zone().await {
         Ok(Some(name)) => match name.parse::<chrono_tz::Tz>() {
             Ok(tz) => tz,
             Err(_) => {
-                tracing::warn!(connection = %conn.spec.name, time_zone = %name, "unknown org time zone; Task dates in UTC");
+                tracing::warn!(connection, time_zone = %name, "unknown org time zone; Task dates in UTC");
                 chrono_tz::UTC
             }
         },
         Ok(None) => chrono_tz::UTC,
         Err(e) => {
-            tracing::warn!(connection = %conn.spec.name, error = %e, "cannot read the org's time zone; Task dates in UTC");
+            tracing::warn!(connection, error = %e, "cannot read the org's time zone; Task dates in UTC");
             chrono_tz::UTC
         }
     }

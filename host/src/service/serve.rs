@@ -210,13 +210,27 @@ async fn schedule_loop(service: Arc<Service>, job: Arc<Job>, stop: Arc<AtomicBoo
     let poll = Duration::from_secs(job.conn.config.inbound.poll_seconds.max(1));
     let mut next_outbound = job.schedule.lock().await.next_after(Utc::now());
     let mut next_poll = tokio::time::Instant::now() + poll;
+    // The activity pass on its own schedule ("daily at" in the org's time
+    // zone), else with every job.
+    let activity_schedule = job.conn.config.activities.schedule;
+    let tz = match activity_schedule {
+        Some(_) => {
+            let configured = job.conn.config.time_zone.as_deref().and_then(|tz| tz.parse().ok());
+            crmsync_engine::cycle::org_time_zone(configured, job.conn.salesforce.as_ref(), &job.conn.name)
+                .await
+        }
+        None => chrono_tz::UTC,
+    };
+    let mut next_activity = activity_schedule.and_then(|s| s.next_after_in(Utc::now(), tz));
     let mut last_reconcile = None;
     loop {
         if stop.load(Ordering::SeqCst) {
             return;
         }
-        let until_outbound =
-            next_outbound.map(|at| (at - Utc::now()).to_std().unwrap_or_default()).unwrap_or(Duration::MAX);
+        let until = |at: Option<chrono::DateTime<Utc>>| {
+            at.map(|at| (at - Utc::now()).to_std().unwrap_or_default()).unwrap_or(Duration::MAX)
+        };
+        let until_outbound = until(next_outbound).min(until(next_activity));
         let wake_at =
             next_poll.min(tokio::time::Instant::now() + until_outbound.min(Duration::from_secs(86_400)));
         tokio::select! {
@@ -229,22 +243,23 @@ async fn schedule_loop(service: Arc<Service>, job: Arc<Job>, stop: Arc<AtomicBoo
         let schedule = *job.schedule.lock().await;
         let requested = job.run_now.swap(false, Ordering::SeqCst);
         let outbound_due = next_outbound.is_some_and(|at| at <= Utc::now());
+        let activity_due = next_activity.is_some_and(|at| at <= Utc::now());
         let poll_due = tokio::time::Instant::now() >= next_poll;
         // A draft waits for activation (polled, so an activation applies at once).
         let draft = !requested && !service.is_active(&job.conn.name);
         if draft {
             next_poll = tokio::time::Instant::now() + poll;
         }
-        if !draft && (requested || outbound_due || poll_due) {
+        if !draft && (requested || outbound_due || poll_due || activity_due) {
             let opts = RunOptions {
                 dry_run: false,
                 // The outbound job sends waiting inbound batches first, so it never
                 // carries Salesforce's values over contact edits still queued.
-                force: requested || outbound_due,
+                force: requested || outbound_due || activity_due,
                 outbound: requested || outbound_due,
                 // Drift reconciliation with the first outbound job of each day.
                 reconcile: (requested || outbound_due) && last_reconcile != Some(Utc::now().date_naive()),
-                activities: true,
+                activities: activity_schedule.is_none() || requested || activity_due,
                 stop: Some(&stop),
             };
             if opts.reconcile {
@@ -262,6 +277,9 @@ async fn schedule_loop(service: Arc<Service>, job: Arc<Job>, stop: Arc<AtomicBoo
         }
         // The next job time always follows the current schedule, so a change takes effect at once.
         next_outbound = schedule.next_after(Utc::now());
+        if activity_due {
+            next_activity = activity_schedule.and_then(|s| s.next_after_in(Utc::now(), tz));
+        }
     }
 }
 
