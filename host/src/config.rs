@@ -107,8 +107,9 @@ pub struct ConnectionConfig {
     pub marketing: String,
     #[serde(default = "default_objects")]
     pub objects: Vec<String>,
-    #[serde(default)]
-    pub schedule: Schedule,
+    /// The audience job; unset: the platform's default (see [`Self::schedule`]).
+    #[serde(rename = "schedule", default)]
+    pub schedule_set: Option<Schedule>,
     #[serde(default = "default_page_size")]
     pub page_size: usize,
     /// Tag added to records created from Salesforce (platforms with tags;
@@ -557,6 +558,20 @@ impl ConnectionConfig {
         }
     }
 
+    /// When the audience job runs: as set, else the platform's own
+    /// integration's schedule, else manual.
+    pub fn schedule(&self) -> Schedule {
+        let default = self.vendor().and_then(|v| v.default_schedules.0).and_then(|s| s.parse().ok());
+        self.schedule_set.or(default).unwrap_or_default()
+    }
+
+    /// When the activity pass runs apart from the audience job: as set, else
+    /// the platform's default; `None`: with every job.
+    pub fn activity_schedule(&self) -> Option<Schedule> {
+        let default = self.vendor().and_then(|v| v.default_schedules.1).and_then(|s| s.parse().ok());
+        self.activities.schedule.or(default)
+    }
+
     /// Whether marketing activities become Salesforce Tasks.
     pub fn activity_tasks(&self) -> bool {
         let feed = self.vendor().is_some_and(|v| v.capabilities.activities);
@@ -706,7 +721,7 @@ refresh_token = {{ env = "SF_TOKEN" }}
         let c = Config::parse(&minimal()).unwrap();
         let acme = &c.connections["acme"];
         assert_eq!(acme.objects, ["Lead", "Contact"]);
-        assert_eq!(acme.schedule, Schedule::EveryHours(4));
+        assert_eq!(acme.schedule(), Schedule::EveryHours(4));
         assert_eq!(acme.inbound.batch_records, 100);
         assert_eq!(acme.inbound_window(), Duration::from_secs(600));
         assert_eq!(c.service.admin_addr, "127.0.0.1:8477");
@@ -834,5 +849,40 @@ refresh_token = {{ env = "SF_TOKEN" }}
         );
         let config = Config::parse(&text).expect("parses");
         assert_eq!(config.connections["acme"].activities.schedule, Some(midnight));
+    }
+
+    #[test]
+    fn a_mailchimp_connection_defaults_to_its_integrations_schedules() {
+        let mc = vendors::vendor("mailchimp").expect("in the table");
+        let section = (mc.sandbox_section)("http://127.0.0.1:2", Path::new("/run/secrets/m"));
+        let mut news = toml::Table::new();
+        news.insert("mailchimp".into(), section);
+        let mut connections = toml::Table::new();
+        connections.insert("news".into(), news.into());
+        let mut root = toml::Table::new();
+        root.insert("connections".into(), connections.into());
+        let rest = toml::to_string(&root).unwrap();
+        let text = |extra: &str| {
+            format!(
+                "[connections.news]\nmarketing = \"mailchimp\"\n{extra}\n[connections.news.salesforce]\n\
+                 login_url = \"http://127.0.0.1:1\"\nclient_id = \"id\"\nrefresh_token = {{ env = \"SF_TOKEN\" }}\n{rest}"
+            )
+        };
+        let config = Config::parse(&text("")).expect("parses");
+        let news = &config.connections["news"];
+        assert_eq!(news.schedule(), Schedule::EveryHours(1));
+        assert_eq!(news.activity_schedule(), Some("daily at 00:00".parse().unwrap()));
+        let set = Config::parse(&text(
+            "schedule = \"every 6 hours\"\nactivities = { schedule = \"daily at 02:00\" }",
+        ))
+        .expect("parses");
+        let news = &set.connections["news"];
+        assert_eq!(news.schedule(), Schedule::EveryHours(6));
+        assert_eq!(news.activity_schedule(), Some("daily at 02:00".parse().unwrap()));
+        // ActiveCampaign's integration has none: manual, activities with every job.
+        let acme = &Config::parse(&minimal().replace("schedule = \"every 4 hours\"\n", ""))
+            .unwrap()
+            .connections["acme"];
+        assert_eq!((acme.schedule(), acme.activity_schedule()), (Schedule::Manual, None));
     }
 }

@@ -44,6 +44,10 @@ pub struct Vendor {
     /// audience it names), as a sandbox seed fragment merged into the
     /// demo's or a test's seed: `{"<sandbox vendor>": {...}}`, or `{}`.
     pub sandbox_seed: fn() -> serde_json::Value,
+    /// The platform's own integration's schedules, the defaults of a
+    /// connection that sets none: the audience job and the activity pass
+    /// (as `schedule` strings; `None`: manual, and activities with every job).
+    pub default_schedules: (Option<&'static str>, Option<&'static str>),
 }
 
 /// For a vendor whose sandbox section needs nothing seeded.

@@ -315,7 +315,7 @@ impl Service {
     /// The connection's schedule: the one set through the admin API, else the config's.
     pub fn schedule(&self, name: &str) -> Schedule {
         let saved = self.state.schedule(name).ok().flatten().and_then(|s| s.parse().ok());
-        saved.unwrap_or_else(|| self.connections.get(name).map(|c| c.config.schedule).unwrap_or_default())
+        saved.unwrap_or_else(|| self.connections.get(name).map(|c| c.config.schedule()).unwrap_or_default())
     }
 
     /// Replaces the connection's schedule (kept across restarts).

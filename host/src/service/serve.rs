@@ -212,7 +212,7 @@ async fn schedule_loop(service: Arc<Service>, job: Arc<Job>, stop: Arc<AtomicBoo
     let mut next_poll = tokio::time::Instant::now() + poll;
     // The activity pass on its own schedule ("daily at" in the org's time
     // zone), else with every job.
-    let activity_schedule = job.conn.config.activities.schedule;
+    let activity_schedule = job.conn.config.activity_schedule();
     let tz = match activity_schedule {
         Some(_) => {
             let configured = job.conn.config.time_zone.as_deref().and_then(|tz| tz.parse().ok());

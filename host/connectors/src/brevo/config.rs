@@ -30,6 +30,7 @@ pub const VENDOR_ENTRY: Vendor = Vendor {
     build,
     sandbox_section,
     sandbox_seed: crate::vendors::no_sandbox_seed,
+    default_schedules: (None, None),
 };
 
 /// The API's address.

@@ -29,6 +29,8 @@ pub const VENDOR_ENTRY: Vendor = Vendor {
     build,
     sandbox_section,
     sandbox_seed,
+    // Audience data hourly, campaign activity daily at midnight (org time).
+    default_schedules: (Some("every 1 hour"), Some("daily at 00:00")),
 };
 
 /// ```toml
