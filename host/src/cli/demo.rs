@@ -145,7 +145,13 @@ async fn demo(data_dir: &Path, args: &DemoArgs) -> Result<(), String> {
     for (role, plugin) in service.registry.active().map_err(|e| e.to_string())? {
         println!("rules:   {plugin} active as the {} (built into crmsync)", role.1);
     }
-    let cycle = |dry_run: bool| RunOptions { dry_run, force: true, outbound: true, ..Default::default() };
+    let cycle = |dry_run: bool| RunOptions {
+        dry_run,
+        force: true,
+        outbound: true,
+        activities: true,
+        ..Default::default()
+    };
 
     let first = timed(&service, &conn, cycle(false)).await?;
     print_report("1. initial sync, Salesforce → marketing", &first.0.outbound, first.1);

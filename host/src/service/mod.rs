@@ -287,7 +287,9 @@ impl Service {
             marketing_name: &conn.config.marketing,
             time_zone: conn.config.time_zone.as_deref().and_then(|tz| tz.parse().ok()),
         };
-        let opts = RunOptions { activities: conn.config.activity_tasks(), ..opts };
+        // The caller says whether this run is the activity job (serve's own
+        // schedule for it); the connection whether it has one at all.
+        let opts = RunOptions { activities: opts.activities && conn.config.activity_tasks(), ..opts };
         let record = tracing::Instrument::instrument(cycle::run(&live, run_id, opts), span).await;
         if !opts.dry_run {
             let json = serde_json::to_value(&record).map_err(|e| ServiceError::Other(e.to_string()))?;
