@@ -852,37 +852,39 @@ refresh_token = {{ env = "SF_TOKEN" }}
     }
 
     #[test]
-    fn a_mailchimp_connection_defaults_to_its_integrations_schedules() {
-        let mc = vendors::vendor("mailchimp").expect("in the table");
-        let section = (mc.sandbox_section)("http://127.0.0.1:2", Path::new("/run/secrets/m"));
-        let mut news = toml::Table::new();
-        news.insert("mailchimp".into(), section);
-        let mut connections = toml::Table::new();
-        connections.insert("news".into(), news.into());
-        let mut root = toml::Table::new();
-        root.insert("connections".into(), connections.into());
-        let rest = toml::to_string(&root).unwrap();
-        let text = |extra: &str| {
-            format!(
-                "[connections.news]\nmarketing = \"mailchimp\"\n{extra}\n[connections.news.salesforce]\n\
-                 login_url = \"http://127.0.0.1:1\"\nclient_id = \"id\"\nrefresh_token = {{ env = \"SF_TOKEN\" }}\n{rest}"
-            )
-        };
-        let config = Config::parse(&text("")).expect("parses");
-        let news = &config.connections["news"];
-        assert_eq!(news.schedule(), Schedule::EveryHours(1));
-        assert_eq!(news.activity_schedule(), Some("daily at 00:00".parse().unwrap()));
-        let set = Config::parse(&text(
-            "schedule = \"every 6 hours\"\nactivities = { schedule = \"daily at 02:00\" }",
-        ))
-        .expect("parses");
-        let news = &set.connections["news"];
-        assert_eq!(news.schedule(), Schedule::EveryHours(6));
-        assert_eq!(news.activity_schedule(), Some("daily at 02:00".parse().unwrap()));
-        // ActiveCampaign's integration has none: manual, activities with every job.
-        let acme = &Config::parse(&minimal().replace("schedule = \"every 4 hours\"\n", ""))
-            .unwrap()
-            .connections["acme"];
-        assert_eq!((acme.schedule(), acme.activity_schedule()), (Schedule::Manual, None));
+    fn a_connection_without_schedules_gets_its_platforms_own() {
+        for vendor in vendors::VENDORS {
+            let section = (vendor.sandbox_section)("http://127.0.0.1:2", Path::new("/run/secrets/m"));
+            let mut news = toml::Table::new();
+            news.insert(vendor.name.into(), section);
+            let mut connections = toml::Table::new();
+            connections.insert("news".into(), news.into());
+            let mut root = toml::Table::new();
+            root.insert("connections".into(), connections.into());
+            let rest = toml::to_string(&root).unwrap();
+            let text = |extra: &str| {
+                format!(
+                    "[connections.news]\nmarketing = \"{}\"\n{extra}\n[connections.news.salesforce]\n\
+                     login_url = \"http://127.0.0.1:1\"\nclient_id = \"id\"\nrefresh_token = {{ env = \"SF_TOKEN\" }}\n{rest}",
+                    vendor.name
+                )
+            };
+            let parse =
+                |s: Option<&str>| s.map(|s| s.parse::<Schedule>().expect("a default schedule parses"));
+            let (job, activity) = vendor.default_schedules;
+            let config = Config::parse(&text("")).expect("parses");
+            let news = &config.connections["news"];
+            assert_eq!(news.schedule(), parse(job).unwrap_or_default(), "{}", vendor.name);
+            assert_eq!(news.activity_schedule(), parse(activity), "{}", vendor.name);
+            if !vendor.capabilities.activities {
+                continue;
+            }
+            // A connection's own settings win.
+            let set = text("schedule = \"every 6 hours\"\nactivities = { schedule = \"daily at 02:00\" }");
+            let config = Config::parse(&set).expect("parses");
+            let news = &config.connections["news"];
+            assert_eq!(news.schedule(), Schedule::EveryHours(6));
+            assert_eq!(news.activity_schedule(), Some("daily at 02:00".parse().unwrap()));
+        }
     }
 }

@@ -212,6 +212,12 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_integrations_own_schedules_are_the_defaults() {
+        // Seed 003: audience data hourly, campaign activity daily at midnight.
+        assert_eq!(VENDOR_ENTRY.default_schedules, (Some("every 1 hour"), Some("daily at 00:00")));
+    }
+
+    #[test]
     fn data_centre_is_the_suffix() {
         assert_eq!(data_centre("0123456789abcdef0123456789abcdef-us21"), Some("us21"));
         assert_eq!(data_centre("nodash"), None);
