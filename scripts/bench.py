@@ -817,6 +817,29 @@ def watch(pid: int, sb: "Sandbox", vendors: list[str], deadline_s: float, stacks
 RUNS_STARTED = 0
 
 
+def vm_hwm_kib(pid: int | str) -> int | None:
+    """The process's own peak RSS so far (`VmHWM`, KiB), or None once it is gone."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    except (OSError, ValueError):
+        return None
+    return None
+
+
+def sample_hwm(pid: int, peak: list, done: threading.Event) -> None:
+    """Keeps the child's `VmHWM` (a high-water mark, so the last sample before it exits is
+    its peak but for the last 50 ms). wait4's ru_maxrss cannot be used alone: Linux carries the
+    parent's high-water RSS over the child's exec, so after the harness has read a large sandbox
+    state every child would report at least the harness's own peak."""
+    while not done.wait(0.05):
+        v = vm_hwm_kib(pid)
+        if v is None:
+            return
+        peak[0] = max(peak[0], v)
+
+
 def crmsync_run(label: str, workdir: Path, config: Path, data: Path, sb: Sandbox,
                 vendors: list[str], timeout_s: float) -> dict:
     """`crmsync run --once --json` as a child: wall, rusage, run record, and the
@@ -830,14 +853,19 @@ def crmsync_run(label: str, workdir: Path, config: Path, data: Path, sb: Sandbox
     timed_out, done = threading.Event(), threading.Event()
     with open(out_path, "wb") as out, open(err_path, "wb") as err:
         t0 = time.monotonic()
+        own_peak = vm_hwm_kib("self") or 0
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=err, env=secrets_env(sb))
         watchdog = threading.Thread(target=watch, daemon=True, args=(
             proc.pid, sb, vendors, timeout_s, workdir / f"{label}.hung.txt", timed_out, done))
         watchdog.start()
+        peak = [0]
+        sampler = threading.Thread(target=sample_hwm, daemon=True, args=(proc.pid, peak, done))
+        sampler.start()
         _, status, ru = os.wait4(proc.pid, 0)
         wall = time.monotonic() - t0
         done.set()
         watchdog.join()
+        sampler.join()
     proc.returncode = os.waitstatus_to_exitcode(status)
     sb_cpu = sb.cpu_s() - sb_cpu0
     after = {v: sb.calls(v) for v in vendors}
@@ -851,7 +879,10 @@ def crmsync_run(label: str, workdir: Path, config: Path, data: Path, sb: Sandbox
         "cpu_user_s": ru.ru_utime,
         "cpu_sys_s": ru.ru_stime,
         "cpu_s": ru.ru_utime + ru.ru_stime,
-        "max_rss_mib": ru.ru_maxrss / 1024,  # Linux: KiB
+        # The child's own VmHWM, sampled; wait4's figure is floored by the harness's RSS at spawn.
+        "max_rss_mib": (peak[0] or ru.ru_maxrss) / 1024,
+        "max_rss_mib_wait4": ru.ru_maxrss / 1024,  # Linux: KiB
+        "harness_peak_rss_mib_at_spawn": own_peak / 1024,
         "sandbox_cpu_s": sb_cpu,
         "loadavg_1m_before": load[0],
         "record": records[0] if records else None,
@@ -1344,8 +1375,10 @@ def render(r: dict) -> str:
     add("Setup: the vendor sandbox (`crmsync-sandbox`) runs as its own process on 127.0.0.1, a fresh one "
         "per repeat, seeded with generated Salesforce Leads and Contacts (half each) plus the write-back "
         "fields. crmsync runs as a child process, `crmsync run --once --json`, with a fresh data "
-        "directory; its wall time, CPU time (user + system) and peak RSS come from `wait4`'s rusage, so "
-        "they are crmsync's alone. API calls are the sandbox's own per-endpoint counters "
+        "directory; its wall time and CPU time (user + system) come from `wait4`'s rusage, so they are "
+        "crmsync's alone; its peak RSS is its own `VmHWM`, sampled every 50 ms (wait4's `ru_maxrss` is "
+        "floored by the harness's own peak RSS, which Linux carries over the child's exec; both are in the "
+        "JSON). API calls are the sandbox's own per-endpoint counters "
         "(`GET /__sandbox/calls`) taken around each run, and are checked against the run record's `calls`. "
         "The machine is shared: the 1-minute load average before each run is in the JSON. A ratio "
         "computed inside one repeat is the figure that travels; absolute times vary with the machine.\n")
