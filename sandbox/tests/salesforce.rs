@@ -808,7 +808,7 @@ async fn describe_reports_types_lengths_and_picklists() {
     let global = sf.get(&format!("{V}/sobjects")).await;
     let names: Vec<&str> =
         global.body["sobjects"].as_array().expect("list").iter().filter_map(|o| o["name"].as_str()).collect();
-    assert_eq!(names, ["Lead", "Contact", "Account", "Task", "Organization"]);
+    assert_eq!(names, ["Lead", "Contact", "Account", "Task", "Case", "Organization"]);
     sf.shutdown().await;
 }
 
