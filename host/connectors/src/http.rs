@@ -357,6 +357,18 @@ pub fn status_error(vendor: &'static str, reply: &Reply, message: String) -> Con
     }
 }
 
+/// A per-record rejection (HTTP 400, 404, 422) becomes that record's error,
+/// read from the vendor's message by `parse`; anything else fails the batch.
+pub fn per_record(
+    e: crate::ConnectorError,
+    parse: impl FnOnce(&str) -> crate::VendorError,
+) -> Result<crate::WriteResult, crate::ConnectorError> {
+    match e {
+        crate::ConnectorError::Rejected { status: 400 | 404 | 422, message, .. } => Ok(Err(parse(&message))),
+        other => Err(other),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

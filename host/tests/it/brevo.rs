@@ -376,17 +376,7 @@ async fn every_attribute_type_round_trips_through_the_connector() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_demo_runs_against_brevo() {
-    let dir = tempfile::tempdir().unwrap();
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_crmsync"))
-        .args(["demo", "--marketing", "brevo"])
-        .current_dir(dir.path())
-        .env_remove("CRMSYNC_DATA_DIR")
-        .env_remove("CRMSYNC_CONFIG")
-        .output()
-        .await
-        .expect("crmsync runs");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    let (_dir, stdout) = crate::common::demo(&["--marketing", "brevo"]).await;
     assert!(stdout.contains("Salesforce ⇄ Brevo"), "{stdout}");
     assert!(stdout.contains("the Lead in Salesforce now has FirstName = \"Augusta\""), "{stdout}");
 }

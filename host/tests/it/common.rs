@@ -434,3 +434,21 @@ impl Served {
         self.child.wait().await.unwrap()
     }
 }
+
+/// `crmsync demo ARGS` from an empty directory, without the config or data
+/// directory variables; the directory (kept) and stdout, once it succeeded.
+pub async fn demo(args: &[&str]) -> (tempfile::TempDir, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_crmsync"))
+        .arg("demo")
+        .args(args)
+        .current_dir(dir.path())
+        .env_remove("CRMSYNC_DATA_DIR")
+        .env_remove("CRMSYNC_CONFIG")
+        .output()
+        .await
+        .expect("crmsync runs");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    (dir, stdout)
+}

@@ -348,17 +348,7 @@ async fn a_salesforce_deletion_archives_deletes_or_leaves_the_member_by_policy()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_demo_runs_against_mailchimp() {
-    let dir = tempfile::tempdir().unwrap();
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_crmsync"))
-        .args(["demo", "--marketing", "mailchimp"])
-        .current_dir(dir.path())
-        .env_remove("CRMSYNC_DATA_DIR")
-        .env_remove("CRMSYNC_CONFIG")
-        .output()
-        .await
-        .expect("crmsync runs");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    let (_dir, stdout) = crate::common::demo(&["--marketing", "mailchimp"]).await;
     assert!(stdout.contains("Salesforce ⇄ Mailchimp"), "{stdout}");
     assert!(stdout.contains("created 952"), "{stdout}");
     assert!(stdout.contains("the Lead in Salesforce now has FirstName = \"Augusta\""), "{stdout}");

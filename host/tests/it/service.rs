@@ -473,17 +473,7 @@ async fn a_lead_linked_contact_sent_back_as_contact_creates_a_contact_and_leaves
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_demo_runs_from_an_empty_directory_with_the_binary_alone() {
     // No plugin files, no config, no data directory: the default rules are built in.
-    let dir = tempfile::tempdir().unwrap();
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_crmsync"))
-        .arg("demo")
-        .current_dir(dir.path())
-        .env_remove("CRMSYNC_DATA_DIR")
-        .env_remove("CRMSYNC_CONFIG")
-        .output()
-        .await
-        .expect("crmsync runs");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    let (dir, stdout) = crate::common::demo(&[]).await;
     assert!(stdout.contains("(built into crmsync)"), "{stdout}");
     assert!(stdout.contains("created 1002"), "{stdout}");
     assert!(stdout.contains("the Lead in Salesforce now has FirstName = \"Augusta\""), "{stdout}");

@@ -26,10 +26,6 @@ use crate::{ConnectorError, VendorError, Write, WriteKey, WriteResult, Written};
 const EMAIL: &str = "email";
 const UNSUBSCRIBE: &str = crmsync_core::connector::fields::UNSUBSCRIBE;
 
-fn record_error(code: &str, message: impl Into<String>) -> VendorError {
-    VendorError::permanent(code, message)
-}
-
 /// `local@domain.tld`, no spaces: checked before sending so one bad address
 /// never fails an import.
 fn plausible_email(email: &str) -> bool {
@@ -107,17 +103,17 @@ fn convert(
     match key {
         WriteKey::Id(id) => c.id = Some(id.clone()),
         WriteKey::Email(_) | WriteKey::New { .. } if email.is_none() => {
-            return Err(record_error("missing_parameter", "the contact has no email address"));
+            return Err(VendorError::permanent("missing_parameter", "the contact has no email address"));
         }
         WriteKey::Name(_) => {
-            return Err(record_error("invalid_parameter", "Brevo contacts have no name key"));
+            return Err(VendorError::permanent("invalid_parameter", "Brevo contacts have no name key"));
         }
         _ => {}
     }
     if let Some(e) = &email
         && !plausible_email(e)
     {
-        return Err(record_error("invalid_parameter", "Invalid email address"));
+        return Err(VendorError::permanent("invalid_parameter", "Invalid email address"));
     }
     c.email = email;
     for (name, value) in &record.fields {
@@ -136,7 +132,7 @@ fn convert(
             }
             None if value.is_empty() => continue,
             None => {
-                return Err(record_error(
+                return Err(VendorError::permanent(
                     "invalid_attribute",
                     format!(
                         "no Brevo contact attribute {upper}: create it in Brevo (a list needs a multiple-choice attribute with its options)"
@@ -152,13 +148,10 @@ fn convert(
 /// A per-record rejection (400, 404, 422) becomes that record's error; anything
 /// else fails the batch.
 fn to_record_error(e: ConnectorError) -> Result<WriteResult, ConnectorError> {
-    match e {
-        ConnectorError::Rejected { status: 400 | 404 | 422, message, .. } => {
-            let (code, text) = message.split_once(": ").unwrap_or(("invalid_parameter", message.as_str()));
-            Ok(Err(record_error(code, text)))
-        }
-        other => Err(other),
-    }
+    crate::http::per_record(e, |message| {
+        let (code, text) = message.split_once(": ").unwrap_or(("invalid_parameter", message));
+        VendorError::permanent(code, text)
+    })
 }
 
 /// An HTTP `Date` header as a time (Brevo's clock, to the second).
@@ -233,7 +226,7 @@ impl BrevoConnector {
         }
         Ok(results
             .into_iter()
-            .map(|r| r.unwrap_or_else(|| Err(record_error("unknown", "no result"))))
+            .map(|r| r.unwrap_or_else(|| Err(VendorError::permanent("unknown", "no result"))))
             .collect())
     }
 
@@ -383,7 +376,7 @@ impl BrevoConnector {
             Ok(r) => r,
             Err(ConnectorError::Rejected { status: 400, message, .. }) => {
                 for c in chunk {
-                    results[c.index] = Some(Err(record_error("import_refused", message.clone())));
+                    results[c.index] = Some(Err(VendorError::permanent("import_refused", message.clone())));
                 }
                 return Ok(());
             }
@@ -439,7 +432,7 @@ impl BrevoConnector {
             let found = c.email.as_deref().and_then(|e| ids.get(e));
             results[c.index] = Some(match found {
                 Some((id, created)) => Ok(Written { id: id.clone(), created: *created }),
-                None => Err(record_error(
+                None => Err(VendorError::permanent(
                     "import_invalid",
                     "Brevo's import refused this contact (see the import's invalid rows)",
                 )),

@@ -11,8 +11,9 @@ use std::io::Read;
 use reqwest::Method;
 use serde_json::{Value as Json, json};
 
-use super::write::{Member, contact_id, record_error, vendor_error};
+use super::write::{Member, contact_id, vendor_error};
 use super::{MailchimpConnector, VENDOR, bad, problem_message};
+use crate::VendorError;
 use crate::{ConnectorError, WriteResult, Written};
 
 /// Operations in one batch (Mailchimp documents no cap; this keeps one
@@ -97,9 +98,10 @@ impl MailchimpConnector {
         }
         for m in chunk {
             results[m.index] = Some(match by_index.remove(&m.index) {
-                None => {
-                    Err(record_error("no-result", format!("batch {id} reported nothing for this member")))
-                }
+                None => Err(VendorError::permanent(
+                    "no-result",
+                    format!("batch {id} reported nothing for this member"),
+                )),
                 Some(r) => outcome(&r)?,
             });
         }

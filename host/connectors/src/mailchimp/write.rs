@@ -72,10 +72,6 @@ impl Member {
     }
 }
 
-pub(super) fn record_error(code: &str, message: impl Into<String>) -> VendorError {
-    VendorError { code: code.into(), message: message.into(), retryable: false }
-}
-
 /// Mailchimp's email check (`local@domain.tld`, no spaces), before sending.
 fn plausible_email(email: &str) -> bool {
     let Some((local, domain)) = email.rsplit_once('@') else { return false };
@@ -106,10 +102,7 @@ fn to_mc(kind: &str, v: &Value) -> Json {
 
 /// A per-record rejection becomes that record's error; anything else fails the batch.
 pub(super) fn to_record_error(e: ConnectorError) -> Result<WriteResult, ConnectorError> {
-    match e {
-        ConnectorError::Rejected { status: 400 | 404 | 422, message, .. } => Ok(Err(vendor_error(&message))),
-        other => Err(other),
-    }
+    crate::http::per_record(e, vendor_error)
 }
 
 /// A Mailchimp `Title: detail` message as a record error: the title, as a
@@ -120,7 +113,7 @@ pub(super) fn vendor_error(message: &str) -> VendorError {
         title.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' }).collect();
     let lower = message.to_lowercase();
     if lower.contains("compliance state") {
-        return record_error(
+        return VendorError::permanent(
             "member-in-compliance-state",
             format!(
                 "{message} — the member unsubscribed, bounced or is under compliance review; crmsync never re-subscribes it"
@@ -151,17 +144,20 @@ impl MailchimpConnector {
         let id = match key {
             WriteKey::Id(id) => Some(id.clone()),
             WriteKey::Email(_) | WriteKey::New { .. } if email.is_none() => {
-                return Err(record_error("missing-email", "a member needs an email address"));
+                return Err(VendorError::permanent("missing-email", "a member needs an email address"));
             }
             WriteKey::Email(_) | WriteKey::New { .. } => None,
             WriteKey::Name(_) => {
-                return Err(record_error("unsupported-key", "Mailchimp members are not found by name"));
+                return Err(VendorError::permanent(
+                    "unsupported-key",
+                    "Mailchimp members are not found by name",
+                ));
             }
         };
         if let Some(e) = &email
             && !plausible_email(e)
         {
-            return Err(record_error(
+            return Err(VendorError::permanent(
                 "invalid-email",
                 format!("{e:?} is not an email address Mailchimp takes"),
             ));
@@ -176,7 +172,7 @@ impl MailchimpConnector {
                 n => {
                     let tag = n.trim().to_ascii_uppercase();
                     let f = fields.get(&tag).ok_or_else(|| {
-                        record_error(
+                        VendorError::permanent(
                             "unknown-merge-field",
                             format!(
                                 "audience {audience} has no merge field {tag} (add it with `crmsync mailchimp add-field`)"
@@ -240,7 +236,7 @@ impl MailchimpConnector {
         }
         Ok(results
             .into_iter()
-            .map(|r| r.unwrap_or_else(|| Err(record_error("unknown", "no result"))))
+            .map(|r| r.unwrap_or_else(|| Err(VendorError::permanent("unknown", "no result"))))
             .collect())
     }
 
@@ -299,7 +295,7 @@ impl MailchimpConnector {
         let mut live = Vec::new();
         for m in members {
             if archived.contains(&m.hash()) {
-                results[m.index] = Some(Err(record_error(
+                results[m.index] = Some(Err(VendorError::permanent(
                     "archived-member",
                     "this email's member is archived in the audience; crmsync does not bring archived members back (restore it in Mailchimp to sync it)",
                 )));
@@ -397,9 +393,10 @@ impl MailchimpConnector {
                     }
                     Err(e)
                 }
-                (None, None) => {
-                    Err(record_error("no-result", "the batch subscribe reported nothing for this member"))
-                }
+                (None, None) => Err(VendorError::permanent(
+                    "no-result",
+                    "the batch subscribe reported nothing for this member",
+                )),
             });
         }
         Ok(existing)
