@@ -1,10 +1,13 @@
 //! Tracing setup: human-readable or JSON lines on stderr, filtered by
 //! `RUST_LOG` (default `info`, `warn` for commands whose output is a report,
 //! such as `demo`). Colours only on a terminal. Log lines never carry contact
-//! data or secrets.
+//! data or secrets. While a terminal progress bar is drawn ([`show_bar`]),
+//! each log line is written above it, never through it.
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
+use std::sync::Mutex;
 
+use indicatif::ProgressBar;
 use tracing_subscriber::EnvFilter;
 
 /// The log format, chosen with `--log-format`.
@@ -15,6 +18,41 @@ pub enum LogFormat {
     Json,
 }
 
+/// The progress bar drawn on stderr now, if any.
+static BAR: Mutex<Option<ProgressBar>> = Mutex::new(None);
+
+/// Log lines go above this bar until [`hide_bar`].
+pub fn show_bar(bar: &ProgressBar) {
+    *BAR.lock().unwrap_or_else(|p| p.into_inner()) = Some(bar.clone());
+}
+
+pub fn hide_bar() {
+    if let Some(bar) = BAR.lock().unwrap_or_else(|p| p.into_inner()).take() {
+        bar.finish_and_clear();
+    }
+}
+
+/// Stderr, stepping around the progress bar when one is drawn.
+struct Stderr;
+
+impl Write for Stderr {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.write_all(buf).map(|()| buf.len())
+    }
+
+    fn write_all(&mut self, buf: &[u8]) -> std::io::Result<()> {
+        let bar = BAR.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        match bar {
+            Some(bar) => bar.suspend(|| std::io::stderr().write_all(buf)),
+            None => std::io::stderr().write_all(buf),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stderr().flush()
+    }
+}
+
 /// Installs the global subscriber once; later calls do nothing. `default`
 /// is the filter when `RUST_LOG` is not set.
 pub fn init(format: LogFormat, default: &str) {
@@ -22,7 +60,7 @@ pub fn init(format: LogFormat, default: &str) {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr);
+        .with_writer(|| Stderr);
     let _ = match format {
         LogFormat::Human => builder.try_init(),
         LogFormat::Json => builder.json().try_init(),

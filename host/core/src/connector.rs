@@ -53,6 +53,10 @@ pub struct Changes {
     pub next: Option<Cursor>,
     /// Whether more changes are waiting after `next`.
     pub more: bool,
+    /// How many changed records wait after this page, when the vendor's
+    /// listing says (Salesforce's `totalSize`, a marketing listing's total):
+    /// the total a progress bar shows. `None` when unknown.
+    pub remaining: Option<u64>,
 }
 
 /// A record that is gone from its system.

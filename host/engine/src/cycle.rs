@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::activity::{self, ActivityReport, TaskPass};
 use crate::budget::{Budget, BudgetState};
-use crate::{ConnectionSpec, Pass, PassReport, SyncError, inbound, outbound, reconcile};
+use crate::{ConnectionSpec, Pass, PassReport, Progress, SyncError, inbound, outbound, reconcile};
 
 /// How one cycle behaves.
 #[derive(Debug, Clone, Copy, Default)]
@@ -27,6 +27,8 @@ pub struct RunOptions<'a> {
     /// Write marketing activities as Salesforce Tasks (after a forced or outbound cycle).
     pub activities: bool,
     pub stop: Option<&'a AtomicBool>,
+    /// Where readers follow the cycle (cleared when it ends).
+    pub progress: Option<&'a Progress>,
 }
 
 /// What one cycle did, as stored and shown.
@@ -143,7 +145,11 @@ pub async fn run(conn: &Connection<'_>, run_id: String, opts: RunOptions<'_>) ->
         budget: Some(conn.budget),
         stop: opts.stop,
         force: opts.force,
+        progress: opts.progress,
     };
+    if let Some(p) = opts.progress {
+        p.start(&run_id);
+    }
     let mut outbound_report = PassReport::default();
     let mut inbound_report = PassReport::default();
     let result: Result<(), SyncError> = async {
@@ -180,6 +186,9 @@ pub async fn run(conn: &Connection<'_>, run_id: String, opts: RunOptions<'_>) ->
         {
             error = Some(format!("activity retention: {e}"));
         }
+    }
+    if let Some(p) = opts.progress {
+        p.finish();
     }
     let usage = conn.salesforce.api_usage();
     RunRecord {

@@ -60,6 +60,7 @@ async fn object_pass(pass: &Pass<'_>, object: &str, report: &mut PassReport) -> 
         }
         let changes = marketing.fetch_changes(object, cursor.as_ref(), spec.page_size).await?;
         report.read += changes.records.len();
+        pass.page_read(Direction::ToSalesforce, object, changes.records.len(), changes.remaining);
         let mut page = Page {
             pass,
             object,
@@ -81,6 +82,7 @@ async fn object_pass(pass: &Pass<'_>, object: &str, report: &mut PassReport) -> 
             store.enqueue_and_advance(&spec.name, &entries, next)?;
             flush(pass, report).await?;
         }
+        pass.page_written(Direction::ToSalesforce, object, changes.remaining, report);
         match changes.next {
             Some(next) if changes.more && Some(&next) != cursor.as_ref() => cursor = Some(next),
             _ => return Ok(true),

@@ -18,6 +18,7 @@
 //!   activities, and the actions (add to an automation, send a campaign).
 //! - [`cycle`]: one run of a connection — the passes in order, and its [`RunRecord`].
 //! - [`report`]: what a pass did ([`PassReport`]).
+//! - [`progress`]: where a running cycle is, for progress bars, status and metrics.
 //! - [`testing`] (feature `testing`): in-memory connectors, rules and store.
 
 pub mod activity;
@@ -28,6 +29,7 @@ mod identity;
 pub mod inbound;
 pub mod outbound;
 pub mod outbox;
+pub mod progress;
 pub mod reconcile;
 pub mod report;
 pub mod spec;
@@ -43,6 +45,7 @@ use crmsync_core::{ConnectorError, Context, Direction, MarketingApi, Rules, Sale
 
 pub use budget::{Budget, BudgetConfig, BudgetState};
 pub use cycle::{RunOptions, RunRecord};
+pub use progress::{Progress, ProgressSnapshot};
 pub use report::{PassReport, PlannedWrite};
 pub use spec::{ConnectionSpec, DeletePolicy, OnDelete, WriteBack};
 
@@ -72,6 +75,8 @@ pub struct Pass<'a> {
     pub stop: Option<&'a AtomicBool>,
     /// Send marketing → Salesforce batches now, whatever their size or age.
     pub force: bool,
+    /// Where readers follow the pass page by page; none when nobody watches.
+    pub progress: Option<&'a Progress>,
 }
 
 impl<'a> Pass<'a> {
@@ -95,6 +100,7 @@ impl<'a> Pass<'a> {
             budget: None,
             stop: None,
             force: true,
+            progress: None,
         }
     }
 
@@ -117,6 +123,38 @@ impl<'a> Pass<'a> {
             return false;
         }
         true
+    }
+
+    /// A page of `object` was read: `read` records, `remaining` after it as
+    /// the vendor says. Readers see it while the page is being written.
+    pub(crate) fn page_read(&self, direction: Direction, object: &str, read: usize, remaining: Option<u64>) {
+        if let Some(p) = self.progress {
+            p.page(direction, object, read as u64, remaining);
+        }
+    }
+
+    /// A page of `object` was written: the pass's totals so far (and what the
+    /// vendor said is left), to readers and as one `progress` log line.
+    pub(crate) fn page_written(
+        &self,
+        direction: Direction,
+        object: &str,
+        remaining: Option<u64>,
+        report: &PassReport,
+    ) {
+        if let Some(p) = self.progress {
+            p.written((report.created + report.updated) as u64, report.errors as u64);
+        }
+        tracing::info!(
+            direction = direction_name(direction),
+            object = %object,
+            read = report.read,
+            remaining,
+            created = report.created,
+            updated = report.updated,
+            errors = report.errors,
+            "progress"
+        );
     }
 
     /// The context rules get in this pass.

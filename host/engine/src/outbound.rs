@@ -55,6 +55,12 @@ async fn object_pass(pass: &Pass<'_>, object: &str, report: &mut PassReport) -> 
         }
         let mut changes = salesforce.fetch_changes(object, cursor.as_ref(), spec.page_size).await?;
         report.read += changes.records.len();
+        pass.page_read(
+            Direction::ToMarketing,
+            object,
+            changes.records.len() + changes.deleted.len(),
+            changes.remaining,
+        );
         let removals = if dry_run { Vec::new() } else { follow_identity(spec, store, &mut changes, report)? };
         let ctx = pass.context(Direction::ToMarketing, Some(spec.marketing_object_for(object).into()));
         let (mut entries, planned) = plan(pass, &ctx, object, std::mem::take(&mut changes.records), report)?;
@@ -65,15 +71,8 @@ async fn object_pass(pass: &Pass<'_>, object: &str, report: &mut PassReport) -> 
             let next = changes.next.as_ref().map(|c| (Side::Salesforce, object, c));
             store.enqueue_and_advance(&spec.name, &entries, next)?;
             flush(pass, report).await?;
-            tracing::info!(
-                object = %object,
-                read = report.read,
-                created = report.created,
-                updated = report.updated,
-                errors = report.errors,
-                "progress"
-            );
         }
+        pass.page_written(Direction::ToMarketing, object, changes.remaining, report);
         // A dry run pages on from the cursor it was given, storing nothing.
         match changes.next {
             Some(next) if changes.more && Some(&next) != cursor.as_ref() => cursor = Some(next),

@@ -450,9 +450,10 @@ impl Vendor {
         }
         stamped.sort_by_key(|(s, ..)| *s);
         let more = stamped.len() > limit;
+        let remaining = Some(stamped.len().saturating_sub(limit) as u64);
         stamped.truncate(limit);
         let next = stamped.last().map(|(s, ..)| Cursor(s.to_string())).or_else(|| since.cloned());
-        let mut changes = Changes { next, more, ..Changes::default() };
+        let mut changes = Changes { next, more, remaining, ..Changes::default() };
         for (_, r, d) in stamped {
             changes.records.extend(r);
             changes.deleted.extend(d);

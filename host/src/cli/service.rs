@@ -2,13 +2,18 @@
 //! and `serve`. Each loads the config (`--config`), opens the data directory
 //! and builds the connections through [`crate::service::Service`].
 
+use std::io::IsTerminal;
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::config::Config;
-use crate::service::{Service, usage_text};
+use crate::service::{Connection, Service, ServiceError, usage_text};
+use crate::telemetry;
+use crmsync_engine::ProgressSnapshot;
 use crmsync_engine::cycle::{RunOptions, RunRecord};
+use indicatif::{ProgressBar, ProgressStyle};
 
 use super::fail;
 
@@ -29,6 +34,9 @@ pub struct RunArgs {
     /// Print the run records as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Draw no progress bar (one is drawn only when stderr is a terminal, never with `--json`).
+    #[arg(long)]
+    pub no_progress: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -94,6 +102,7 @@ pub fn run(config: &Path, data_dir: &Path, args: RunArgs) -> ExitCode {
             Some(n) => vec![service.connection(n).map_err(|e| e.to_string())?.name.clone()],
             None => service.connections.keys().cloned().collect(),
         };
+        let bar = !args.json && !args.no_progress && std::io::stderr().is_terminal();
         let mut failed = false;
         for name in names {
             if !service.is_active(&name) {
@@ -110,8 +119,9 @@ pub fn run(config: &Path, data_dir: &Path, args: RunArgs) -> ExitCode {
                 reconcile: args.reconcile,
                 activities: true,
                 stop: None,
+                progress: None,
             };
-            let record = rt.block_on(service.run(&conn, opts)).map_err(|e| e.to_string())?;
+            let record = rt.block_on(run_cycle(&service, &conn, opts, bar)).map_err(|e| e.to_string())?;
             failed |= record.error.is_some();
             if args.json {
                 println!("{}", serde_json::to_string_pretty(&record).unwrap_or_default());
@@ -127,6 +137,62 @@ pub fn run(config: &Path, data_dir: &Path, args: RunArgs) -> ExitCode {
         Ok(true) => ExitCode::from(1),
         Err(e) => fail(e),
     }
+}
+
+/// Runs one cycle; with `bar`, a progress bar on stderr follows it page by
+/// page (log lines are written above it).
+async fn run_cycle(
+    service: &Service,
+    conn: &Connection,
+    opts: RunOptions<'_>,
+    bar: bool,
+) -> Result<RunRecord, ServiceError> {
+    if !bar {
+        return service.run(conn, opts).await;
+    }
+    let pb = ProgressBar::new_spinner();
+    telemetry::show_bar(&pb);
+    let follow = async {
+        let mut tick = tokio::time::interval(Duration::from_millis(100));
+        loop {
+            tick.tick().await;
+            if let Some(p) = conn.progress.snapshot() {
+                draw(&pb, &conn.name, &p);
+            }
+        }
+    };
+    let record = tokio::select! {
+        record = service.run(conn, opts) => record,
+        () = follow => unreachable!("the bar follows until the run ends"),
+    };
+    telemetry::hide_bar();
+    record
+}
+
+/// The bar for a snapshot: a bar with an ETA when the vendor gave a total,
+/// else a spinner with the count.
+fn draw(pb: &ProgressBar, connection: &str, p: &ProgressSnapshot) {
+    let template = match p.total {
+        Some(total) => {
+            pb.set_length(total);
+            "{spinner} {msg} [{bar:30}] {human_pos}/{human_len} ({eta} left)"
+        }
+        None => "{spinner} {msg} {human_pos} read",
+    };
+    if let Ok(style) = ProgressStyle::with_template(template) {
+        pb.set_style(style.progress_chars("=> "));
+    }
+    pb.set_position(p.read);
+    pb.set_message(bar_message(connection, p));
+}
+
+fn bar_message(connection: &str, p: &ProgressSnapshot) -> String {
+    let direction = match p.direction {
+        "to-marketing" => "Salesforce → marketing",
+        "to-salesforce" => "marketing → Salesforce",
+        _ => return format!("{connection}: starting"),
+    };
+    format!("{connection}: {direction}, {}: written {}, errors {}", p.object, p.written, p.errors)
 }
 
 /// A run, for the operator.

@@ -27,7 +27,7 @@ use crmsync_engine::activity::Marketing;
 use crmsync_engine::budget::Budget;
 use crmsync_engine::cycle::{self, RunOptions, RunRecord};
 use crmsync_engine::spec::WriteBack;
-use crmsync_engine::{ConnectionSpec, SyncError};
+use crmsync_engine::{ConnectionSpec, Progress, ProgressSnapshot, SyncError};
 use crmsync_runtime::registry::Registry;
 use crmsync_runtime::{Limits, PluginRules, Role, Runtime, watch};
 use crmsync_store::{SledStore, State};
@@ -66,6 +66,8 @@ pub struct Connection {
     pub budget: Budget,
     /// Held for the length of a cycle: one cycle per connection at a time.
     running: tokio::sync::Mutex<()>,
+    /// Where the running cycle is (status, metrics, the terminal's bar).
+    pub progress: Progress,
 }
 
 impl Connection {
@@ -92,6 +94,8 @@ pub struct ConnectionStatus {
     pub active: bool,
     /// The platform's monthly task quota this month, if it has one.
     pub tasks: Option<TaskQuota>,
+    /// Where the cycle running now is (`None` between runs).
+    pub progress: Option<ProgressSnapshot>,
 }
 
 /// Where a connection stands against its platform's monthly task quota.
@@ -289,7 +293,11 @@ impl Service {
         };
         // The caller says whether this run is the activity job (serve's own
         // schedule for it); the connection whether it has one at all.
-        let opts = RunOptions { activities: opts.activities && conn.config.activity_tasks(), ..opts };
+        let opts = RunOptions {
+            activities: opts.activities && conn.config.activity_tasks(),
+            progress: Some(&conn.progress),
+            ..opts
+        };
         let record = tracing::Instrument::instrument(cycle::run(&live, run_id, opts), span).await;
         if !opts.dry_run {
             let json = serde_json::to_value(&record).map_err(|e| ServiceError::Other(e.to_string()))?;
@@ -343,6 +351,7 @@ impl Service {
                 recent_errors: errors.into_iter().take(10).collect(),
                 active: self.is_active(name),
                 tasks: self.task_quota(conn)?,
+                progress: conn.progress.snapshot(),
             });
         }
         Ok(out)
@@ -416,6 +425,7 @@ fn build(name: &str, cc: &ConnectionConfig, registry: &Arc<Registry>) -> Result<
         marketing,
         budget: Budget::new(cc.budget),
         running: tokio::sync::Mutex::new(()),
+        progress: Progress::default(),
     })
 }
 

@@ -261,6 +261,7 @@ async fn schedule_loop(service: Arc<Service>, job: Arc<Job>, stop: Arc<AtomicBoo
                 reconcile: (requested || outbound_due) && last_reconcile != Some(Utc::now().date_naive()),
                 activities: activity_schedule.is_none() || requested || activity_due,
                 stop: Some(&stop),
+                progress: None,
             };
             if opts.reconcile {
                 last_reconcile = Some(Utc::now().date_naive());
@@ -505,6 +506,31 @@ async fn metrics(State(app): State<App>) -> Response {
         "Tasks (records written) this month against the platform's monthly quota: ≥ 0.8 warns, ≥ 1 pauses.",
         "gauge",
         quota,
+    );
+    let running: Vec<(String, &crmsync_engine::ProgressSnapshot)> = status
+        .iter()
+        .filter_map(|s| {
+            let p = s.progress.as_ref()?;
+            Some((
+                format!(
+                    "connection=\"{}\",direction=\"{}\",object=\"{}\"",
+                    s.connection, p.direction, p.object
+                ),
+                p,
+            ))
+        })
+        .collect();
+    line(
+        "crmsync_sync_progress_read_records",
+        "Records the running pass has read of its object (absent between runs).",
+        "gauge",
+        running.iter().map(|(l, p)| (l.clone(), p.read as f64)).collect(),
+    );
+    line(
+        "crmsync_sync_progress_total_records",
+        "What the running pass will read of its object, as the vendor's listing says (absent when unknown).",
+        "gauge",
+        running.iter().filter_map(|(l, p)| Some((l.clone(), p.total? as f64))).collect(),
     );
     let mut calls = Vec::new();
     let mut usage = Vec::new();

@@ -426,6 +426,11 @@ impl Served {
         Served { child, base }
     }
 
+    /// SIGKILL: the process dies wherever it is.
+    pub async fn kill(mut self) {
+        self.child.kill().await.expect("serve is killed");
+    }
+
     /// SIGTERM, then the exit status.
     pub async fn terminate(mut self) -> ExitStatus {
         let pid = self.child.id().expect("running");

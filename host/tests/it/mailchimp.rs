@@ -553,3 +553,86 @@ async fn campaign_activity_becomes_salesforce_tasks_once() {
     let refused = crmsync(&env, &["run", "--once"]).await;
     assert!(!refused.ok() && refused.stderr.contains("activities.retention_days"), "{refused}");
 }
+
+/// A large initial sync shows where it is — `/connections` and `/metrics`
+/// while `serve` runs it — and, killed halfway, resumes from its cursor:
+/// the next run reads only what was left, and every contact is one member.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_initial_sync_shows_its_progress_and_resumes_where_it_was_killed() {
+    let seed = json!({"salesforce": {"generate": {"Contact": 1000}}});
+    let env = mc_env(seed, json!({"objects": ["Contact"], "page_size": 200})).await;
+    let ctx = env.sandbox.ctx(Vendor::Mailchimp);
+    // The first batch subscribe never answers: the cycle stays on its first page.
+    ctx.add_fault(FaultRule {
+        endpoint: Some("POST /3.0/lists/".into()),
+        times: None,
+        fault: Fault::Timeout,
+    });
+    let server = crate::common::Served::start(&env).await;
+    let http = reqwest::Client::new();
+    let get = |path: &str| {
+        http.get(format!("{}{path}", server.base)).bearer_auth(crate::common::ADMIN_TOKEN).send()
+    };
+    let queued = http
+        .post(format!("{}/connections/main/run", server.base))
+        .bearer_auth(crate::common::ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(queued.status(), 202);
+
+    let mut progress = Value::Null;
+    for _ in 0..600 {
+        let status: Value = get("/connections").await.unwrap().json().await.unwrap();
+        progress = status[0]["progress"].clone();
+        if progress["direction"] == "to-marketing" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        (progress["object"].as_str(), progress["read"].as_u64(), progress["total"].as_u64()),
+        (Some("Contact"), Some(200), Some(1000)),
+        "{progress}"
+    );
+    let metrics = get("/metrics").await.unwrap().text().await.unwrap();
+    let labels = r#"{connection="main",direction="to-marketing",object="Contact"}"#;
+    for line in [
+        format!("crmsync_sync_progress_read_records{labels} 200"),
+        format!("crmsync_sync_progress_total_records{labels} 1000"),
+    ] {
+        assert!(metrics.lines().any(|l| l == line), "no `{line}` in\n{metrics}");
+    }
+
+    server.kill().await;
+    ctx.clear_faults();
+    let out =
+        crmsync_with(&env, &["--log-format", "json", "run", "--once", "--json"], &[("RUST_LOG", "info")])
+            .await;
+    assert!(out.ok(), "{out}");
+    let run: Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(
+        (run["outbound"]["created"].as_u64(), run["outbound"]["errors"].as_u64()),
+        (Some(800), Some(0)),
+        "the killed run's page went out from the outbox: {run}"
+    );
+    // The first page the resumed run read was the second (200 new members);
+    // from the start it would have been the first 200, linked by the outbox's flush.
+    let first = out
+        .stderr
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|l| l["fields"]["message"] == "progress" && l["fields"]["direction"] == "to-marketing")
+        .unwrap_or_else(|| panic!("no progress line: {out}"));
+    assert_eq!(
+        (first["fields"]["read"].as_u64(), first["fields"]["created"].as_u64()),
+        (Some(200), Some(200)),
+        "resumed from the stored cursor: {first}"
+    );
+    let all = members(&env);
+    let emails: std::collections::HashSet<&str> =
+        all.iter().filter_map(|m| m["email_address"].as_str()).collect();
+    assert_eq!((all.len(), emails.len()), (1000, 1000), "every contact once, none twice");
+    let status: Value = serde_json::from_str(&crmsync(&env, &["status", "--json"]).await.stdout).unwrap();
+    assert_eq!(status[0]["progress"], Value::Null, "no cycle runs: {status}");
+}

@@ -196,7 +196,7 @@ impl ActiveCampaignConnector {
         };
         self.with_account_fields(&mut records, &by_id).await?;
         let next = if more { offset.to_string() } else { "0".to_string() };
-        Ok(Changes { records, deleted: Vec::new(), next: Some(Cursor(next)), more })
+        Ok(Changes { records, next: Some(Cursor(next)), more, ..Changes::default() })
     }
 
     /// Adds the custom field values of these accounts: one listing of every

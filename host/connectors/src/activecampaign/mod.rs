@@ -528,7 +528,7 @@ impl Connector for ActiveCampaignConnector {
             }
         };
         let records = self.with_unsubscribes(self.with_field_values(fresh).await?).await?;
-        Ok(Changes { records, deleted: Vec::new(), next: Some(cursor.encode()), more })
+        Ok(Changes { records, next: Some(cursor.encode()), more, ..Changes::default() })
     }
 
     async fn get(&self, object: &str, ids: &[String]) -> Result<Vec<Record>, ConnectorError> {

@@ -533,7 +533,7 @@ impl Connector for BrevoConnector {
             cursor.watermark = newest.map(|n| n - OVERLAP).max(cursor.watermark);
             None
         };
-        Ok(Changes { records, deleted: Vec::new(), next: Some(cursor.encode()), more })
+        Ok(Changes { records, next: Some(cursor.encode()), more, ..Changes::default() })
     }
 
     async fn get(&self, object: &str, ids: &[String]) -> Result<Vec<Record>, ConnectorError> {

@@ -445,12 +445,14 @@ impl MailchimpConnector {
     }
 
     /// One page of the member listing.
-    async fn members(&self, query: Vec<(&str, String)>) -> Result<Vec<Json>, ConnectorError> {
-        let page = self.get_json("members", &self.list_path("/members"), &query).await?;
-        page.get("members")
-            .and_then(Json::as_array)
-            .cloned()
-            .ok_or_else(|| bad("a member page without members"))
+    /// A page of members, and how many match the query (`total_items`).
+    async fn members(&self, query: Vec<(&str, String)>) -> Result<(Vec<Json>, Option<u64>), ConnectorError> {
+        let mut page = self.get_json("members", &self.list_path("/members"), &query).await?;
+        let total = page.get("total_items").and_then(Json::as_u64);
+        match page.get_mut("members").map(Json::take) {
+            Some(Json::Array(members)) => Ok((members, total)),
+            _ => Err(bad("a member page without members")),
+        }
     }
 }
 
@@ -519,13 +521,15 @@ impl Connector for MailchimpConnector {
         if let Some(at) = cursor.at {
             query.push(("since_last_changed", fmt_ts(at)));
         }
-        let page = self.members(query).await?;
+        let (page, total) = self.members(query).await?;
         let full = page.len() >= count;
         let seen: HashSet<&str> = cursor.ids.iter().map(String::as_str).collect();
         let mut records = Vec::new();
         let mut next = cursor.clone();
         let mut cut = false;
+        let mut consumed = 0;
         for m in &page {
+            consumed += 1;
             let record = Self::to_record(m).ok_or_else(|| bad("a member without contact_id"))?;
             let at = record.modified_at.ok_or_else(|| bad("a member without last_changed"))?;
             let id = record.id.clone().unwrap_or_default();
@@ -534,6 +538,7 @@ impl Connector for MailchimpConnector {
             }
             if records.len() == limit {
                 cut = true;
+                consumed -= 1;
                 break;
             }
             if next.at != Some(at) {
@@ -549,6 +554,7 @@ impl Connector for MailchimpConnector {
             records.push(record);
         }
         let more = full || cut;
+        let remaining = total.map(|t| t.saturating_sub((offset + consumed) as u64));
         // The newest second may still gain members (Mailchimp keeps whole
         // seconds): until it is safely past, the next read starts at it again.
         if !more
@@ -557,7 +563,13 @@ impl Connector for MailchimpConnector {
         {
             next = MemberCursor { at: Some(t), ids: Vec::new(), skip: 0 };
         }
-        Ok(Changes { records, deleted: Vec::new(), next: next.encode().or_else(|| since.cloned()), more })
+        Ok(Changes {
+            records,
+            next: next.encode().or_else(|| since.cloned()),
+            more,
+            remaining,
+            ..Changes::default()
+        })
     }
 
     async fn get(&self, object: &str, ids: &[String]) -> Result<Vec<Record>, ConnectorError> {
@@ -632,7 +644,7 @@ impl Connector for MailchimpConnector {
                 message: format!("not an offset cursor: {}", c.0),
             })?,
         };
-        let page = self
+        let (page, _) = self
             .members(vec![
                 ("fields", "members.contact_id,total_items".into()),
                 ("count", limit.to_string()),

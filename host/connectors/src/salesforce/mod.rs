@@ -586,7 +586,8 @@ impl Connector for SalesforceConnector {
         let page = self.query_page(&soql, true, limit).await?;
         let taken = page.records.len().min(limit);
         let more = page.total_size > taken;
-        let mut changes = Changes { more, ..Changes::default() };
+        let remaining = Some(page.total_size.saturating_sub(taken) as u64);
+        let mut changes = Changes { more, remaining, ..Changes::default() };
         let mut last = None;
         for raw in page.records.into_iter().take(limit) {
             let id = raw.get("Id").and_then(Json::as_str).unwrap_or_default().to_string();
