@@ -430,10 +430,29 @@ impl Config {
 
     /// Parses and checks config text.
     pub fn parse(text: &str) -> Result<Config, ConfigErrors> {
+        let (config, problems) = Config::parse_partial(text)?;
+        if problems.is_empty() { Ok(config) } else { Err(ConfigErrors(problems)) }
+    }
+
+    /// Parses config text into what could be read (a connection that does
+    /// not deserialize is left out) and every problem found; only a syntax
+    /// error stops it.
+    pub fn parse_partial(text: &str) -> Result<(Config, Vec<ConfigError>), ConfigErrors> {
         let mut root: toml::Table = text.parse::<toml::Table>().map_err(|e| {
+            // A syntax error has no key path yet: name the line and the text
+            // the parser stopped in (for a duplicate, the repeated key's line).
             let at = e
                 .span()
-                .map(|s| format!("line {}", text[..s.start.min(text.len())].matches('\n').count() + 1))
+                .map(|s| {
+                    let start = s.start.min(text.len());
+                    let line = text[..start].matches('\n').count() + 1;
+                    let found = text.lines().nth(line - 1).unwrap_or_default().trim();
+                    if found.is_empty() || found.len() > 80 {
+                        format!("line {line}")
+                    } else {
+                        format!("line {line} ({found})")
+                    }
+                })
                 .unwrap_or_else(|| "config".into());
             ConfigError::new(at, e.message().trim().to_string())
         })?;
@@ -467,7 +486,7 @@ impl Config {
         }
         let config = Config { service, connections, base_dir: PathBuf::new() };
         problems.extend(config.check());
-        if problems.is_empty() { Ok(config) } else { Err(ConfigErrors(problems)) }
+        Ok((config, problems))
     }
 
     /// Every semantic problem, each naming its key.

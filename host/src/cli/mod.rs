@@ -6,6 +6,7 @@
 //! what is wrong).
 
 pub mod activity;
+pub mod config;
 pub mod demo;
 pub mod plugin;
 pub mod sandbox;
@@ -51,6 +52,9 @@ pub enum Command {
     Plugin(plugin::PluginCommand),
     /// Runs the offline vendor sandbox (Salesforce and every marketing platform).
     Sandbox(sandbox::SandboxArgs),
+    /// Checks a config file, or prints a commented example.
+    #[command(subcommand)]
+    Config(config::ConfigCommand),
     /// Runs one sync cycle per connection (`--once`), or previews it (`--dry-run`).
     Run(service::RunArgs),
     /// Per connection: last and next run, counts, errors, API budget.
@@ -81,6 +85,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Demo(args) => demo::run(&cli.data_dir, args),
         Command::Plugin(cmd) => plugin::run(&cli.data_dir, cmd),
         Command::Sandbox(args) => sandbox::run(args),
+        Command::Config(cmd) => config::run(&cli.config, cmd),
         Command::Run(args) => service::run(&cli.config, &cli.data_dir, args),
         Command::Status(args) => service::status(&cli.config, &cli.data_dir, args),
         Command::Connect(cmd) => service::connect(&cli.config, &cli.data_dir, cmd),

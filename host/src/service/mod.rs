@@ -167,9 +167,7 @@ impl Service {
                 Ok(conn) => built.push(conn),
                 Err(e) => problems.push(e),
             }
-        }
-        for conn in &built {
-            problems.extend(missing_plugin_files(&config, conn));
+            problems.extend(missing_plugin_files(&config, name, cc));
         }
         if !problems.is_empty() {
             return Err(ConfigErrors(problems).into());
@@ -181,6 +179,21 @@ impl Service {
         }
         let store = state.store();
         Ok(Service { config, state, registry, store, connections })
+    }
+
+    /// Every problem `open` would refuse the config for, found without a
+    /// state directory or a network call: plugin files that do not exist
+    /// and, with `secrets`, what building each connection finds (its
+    /// secrets resolved, its vendor section and rule configs read).
+    pub fn check(config: &Config, secrets: bool) -> Vec<ConfigError> {
+        let mut problems = Vec::new();
+        for (name, cc) in &config.connections {
+            if secrets && let Err(e) = configure(name, cc) {
+                problems.push(e);
+            }
+            problems.extend(missing_plugin_files(config, name, cc));
+        }
+        problems
     }
 
     pub fn connection(&self, name: &str) -> Result<&Arc<Connection>, ServiceError> {
@@ -368,6 +381,30 @@ impl Service {
 
 /// A connection from its (checked) config: connectors, spec, rules, budget.
 fn build(name: &str, cc: &ConnectionConfig, registry: &Arc<Registry>) -> Result<Connection, ConfigError> {
+    let Configured { salesforce, marketing, spec, rule_configs } = configure(name, cc)?;
+    Ok(Connection {
+        name: name.to_string(),
+        config: cc.clone(),
+        spec,
+        rules: PluginRules::new(registry.clone(), rule_configs),
+        salesforce,
+        marketing,
+        budget: Budget::new(cc.budget),
+        running: tokio::sync::Mutex::new(()),
+        progress: Progress::default(),
+    })
+}
+
+/// What a connection is made of before it meets the plugin registry.
+struct Configured {
+    salesforce: Arc<SalesforceConnector>,
+    marketing: Arc<dyn MarketingApi>,
+    spec: ConnectionSpec,
+    rule_configs: HashMap<Role, String>,
+}
+
+/// Connectors (secrets resolved, no call made), spec and rule configs from a connection's config.
+fn configure(name: &str, cc: &ConnectionConfig) -> Result<Configured, ConfigError> {
     let key = |k: &str| format!("connections.{name}.{k}");
     let http = cc.http.options(&key("http"))?;
     let salesforce = Arc::new(cc.salesforce.build(&key("salesforce"), http.clone())?);
@@ -416,17 +453,7 @@ fn build(name: &str, cc: &ConnectionConfig, registry: &Arc<Registry>) -> Result<
     if let Some(field) = &cc.opt_out_field {
         spec.opt_out_field = Some(field.clone()).filter(|f| !f.is_empty());
     }
-    Ok(Connection {
-        name: name.to_string(),
-        config: cc.clone(),
-        spec,
-        rules: PluginRules::new(registry.clone(), configs),
-        salesforce,
-        marketing,
-        budget: Budget::new(cc.budget),
-        running: tokio::sync::Mutex::new(()),
-        progress: Progress::default(),
-    })
+    Ok(Configured { salesforce, marketing, spec, rule_configs: configs })
 }
 
 /// The selector's config under the platform's own opt-in for creating
@@ -556,12 +583,12 @@ fn default_rule_config(cc: &ConnectionConfig, role: Role) -> serde_json::Value {
 }
 
 /// Configured plugin files that do not exist (all of them, before anything is installed).
-fn missing_plugin_files(config: &Config, conn: &Connection) -> Vec<ConfigError> {
+fn missing_plugin_files(config: &Config, name: &str, cc: &ConnectionConfig) -> Vec<ConfigError> {
     Role::ALL
         .into_iter()
         .filter_map(|role| {
-            let path = config.path(rule(&conn.config, role)?.plugin.as_ref()?);
-            let key = format!("connections.{}.rules.{role}.plugin", conn.name);
+            let path = config.path(rule(cc, role)?.plugin.as_ref()?);
+            let key = format!("connections.{name}.rules.{role}.plugin");
             (!path.exists()).then(|| ConfigError::new(key, format!("{} does not exist", path.display())))
         })
         .collect()

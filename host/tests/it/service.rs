@@ -573,3 +573,113 @@ async fn under_serve_a_paused_budget_rechecks_usage_and_resumes_when_it_falls() 
     assert_eq!(written_back, 30, "the deferred status write-backs went out: {resumed}");
     assert!(server.terminate().await.success());
 }
+
+/// `crmsync ARGS` in `dir` with only `vars` set of the secrets, `stdin` piped in.
+async fn crmsync_in(
+    dir: &std::path::Path,
+    args: &[&str],
+    vars: &[(&str, &str)],
+    stdin: &str,
+) -> crate::common::Output {
+    use tokio::io::AsyncWriteExt;
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_crmsync"));
+    cmd.args(args).current_dir(dir).env("RUST_LOG", "warn").env_remove("CRMSYNC_CONFIG");
+    for var in ["SF_CLIENT_SECRET", "SF_REFRESH_TOKEN", "AC_API_TOKEN", "MAILCHIMP_API_KEY", "BREVO_API_KEY"]
+    {
+        cmd.env_remove(var);
+    }
+    cmd.envs(vars.iter().copied());
+    cmd.stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = cmd.spawn().expect("crmsync runs");
+    let mut input = child.stdin.take().unwrap();
+    input.write_all(stdin.as_bytes()).await.unwrap();
+    drop(input);
+    let out = child.wait_with_output().await.unwrap();
+    crate::common::Output {
+        code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn config_example_passes_config_check_and_each_problem_is_named_by_its_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let example = crmsync_in(dir.path(), &["config", "example"], &[], "").await;
+    assert!(example.ok() && example.stdout.contains("[connections."), "{example}");
+
+    // Without the secrets: the form is checked, and what is missing is named.
+    let piped =
+        crmsync_in(dir.path(), &["config", "check", "-", "--skip-secrets"], &[], &example.stdout).await;
+    assert!(piped.ok() && piped.stdout.contains("ok — 3 connection(s)"), "{piped}");
+    std::fs::write(dir.path().join("crmsync.toml"), &example.stdout).unwrap();
+    let unset = crmsync_in(dir.path(), &["config", "check"], &[], "").await;
+    assert_eq!(unset.code, Some(2), "{unset}");
+    assert!(
+        unset.stderr.contains(
+            "connections.acme.salesforce.refresh_token: environment variable SF_REFRESH_TOKEN is not set"
+        ),
+        "{unset}"
+    );
+    let secrets = [
+        ("SF_CLIENT_SECRET", "s"),
+        ("SF_REFRESH_TOKEN", "r"),
+        ("AC_API_TOKEN", "a"),
+        ("MAILCHIMP_API_KEY", "0123456789abcdef0123456789abcdef-us6"),
+        ("BREVO_API_KEY", "b"),
+        ("CRMSYNC_ADMIN_TOKEN", "t"),
+    ];
+    let full = crmsync_in(dir.path(), &["config", "check"], &secrets, "").await;
+    assert!(full.ok(), "{full}");
+
+    // Every problem at once, each with its key path, nothing started.
+    let broken = r#"
+[service]
+admin_token = "literal-token"
+
+[connections.acme]
+marketing = "activecampaign"
+page_size = 0
+
+[connections.acme.salesforce]
+login_url = "login.salesforce.com"
+client_id = "x"
+refresh_token = { envv = "SF_REFRESH_TOKEN" }
+
+[connections.acme.activecampaign]
+api_url = "https://acme.api-us1.com"
+api_token = { env = "AC_API_TOKEN" }
+
+[connections.acme.rules.selector]
+plugin = "plugins/missing.wasm"
+
+[connections.news]
+marketing = "mailchimpp"
+
+[connections.news.salesforce]
+login_url = "https://login.salesforce.com"
+client_id = "x"
+refresh_token = { env = "SF_REFRESH_TOKEN" }
+"#;
+    let out = crmsync_in(dir.path(), &["config", "check", "-"], &secrets, broken).await;
+    assert_eq!(out.code, Some(2), "{out}");
+    for key in [
+        "service.admin_token: secrets are not written in the config file",
+        "connections.acme.page_size: must be between 1 and 2000",
+        "connections.acme.salesforce.login_url: \"login.salesforce.com\" is not a URL",
+        "connections.acme.salesforce.refresh_token: a secret is written { env = \"NAME\" } or { file = \"path\" }; found { envv }",
+        "connections.acme.rules.selector.plugin:",
+        "connections.news.marketing: \"mailchimpp\" is not a marketing platform",
+    ] {
+        assert!(out.stderr.contains(key), "no `{key}` in\n{out}");
+    }
+    assert!(out.stderr.contains("has 6 problems"), "{out}");
+    assert!(!dir.path().join(".crmsync").exists(), "a check opens no state");
+
+    let duplicate = "[connections.a]\nmarketing = \"brevo\"\n[connections.a]\nobjects = []\n";
+    let out = crmsync_in(dir.path(), &["config", "check", "-"], &[], duplicate).await;
+    assert_eq!(out.code, Some(2), "{out}");
+    assert!(out.stderr.contains("line 3 ([connections.a]): duplicate key"), "{out}");
+}
