@@ -76,6 +76,23 @@ impl RunRecord {
     }
 }
 
+impl RunRecord {
+    /// How the run ended, in one word: `failed`, `stopped` (shutdown came
+    /// first; the rest waits for the next run), `paused` (the API budget
+    /// held Salesforce work back) or `ok`.
+    pub fn outcome(&self) -> &'static str {
+        if self.error.is_some() {
+            "failed"
+        } else if self.outbound.stopped || self.inbound.stopped || self.activities.stopped {
+            "stopped"
+        } else if self.outbound.budget_paused || self.inbound.budget_paused || self.activities.budget_paused {
+            "paused"
+        } else {
+            "ok"
+        }
+    }
+}
+
 /// A connection as a cycle needs it.
 pub struct Connection<'a> {
     pub spec: &'a ConnectionSpec,

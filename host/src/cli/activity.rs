@@ -127,7 +127,7 @@ where
 }
 
 fn print_json<T: serde::Serialize>(value: &T) {
-    println!("{}", serde_json::to_string_pretty(value).unwrap_or_default());
+    out!("{}", serde_json::to_string_pretty(value).unwrap_or_default());
 }
 
 pub fn activities(config: &Path, data_dir: &Path, args: ActivitiesArgs) -> ExitCode {
@@ -143,7 +143,7 @@ pub fn activities(config: &Path, data_dir: &Path, args: ActivitiesArgs) -> ExitC
             print_json(&found);
             return Ok(());
         }
-        println!(
+        out!(
             "{} {} ({} contact {}): {} most recent activities",
             found.sf_object,
             found.sf_id,
@@ -152,7 +152,7 @@ pub fn activities(config: &Path, data_dir: &Path, args: ActivitiesArgs) -> ExitC
             found.activities.len()
         );
         for a in &found.activities {
-            println!("  {}  {}", a.at.format("%Y-%m-%d %H:%M:%S UTC"), a.summary);
+            out!("  {}  {}", a.at.format("%Y-%m-%d %H:%M:%S UTC"), a.summary);
         }
         Ok(())
     })
@@ -164,13 +164,21 @@ fn print_done(done: &ActionDone, json: bool) {
         return;
     }
     match &done.campaign {
-        Some(c) => println!(
+        Some(c) => out!(
             "campaign {:?} (id {}) sent to {} (contact {}) through automation {:?} (id {})",
-            c.name, c.id, done.sf_id, done.contact, done.automation.name, done.automation.id
+            c.name,
+            c.id,
+            done.sf_id,
+            done.contact,
+            done.automation.name,
+            done.automation.id
         ),
-        None => println!(
+        None => out!(
             "{} (contact {}) added to automation {:?} (id {})",
-            done.sf_id, done.contact, done.automation.name, done.automation.id
+            done.sf_id,
+            done.contact,
+            done.automation.name,
+            done.automation.id
         ),
     }
 }
@@ -184,17 +192,17 @@ pub fn action(config: &Path, data_dir: &Path, cmd: ActionCommand) -> ExitCode {
                     print_json(&offered);
                     return Ok(());
                 }
-                println!("campaigns labelled {}:", activity::LABEL);
+                out!("campaigns labelled {}:", activity::LABEL);
                 for c in &offered.campaigns {
                     let how = match &c.automation {
                         Some(a) => format!("sent through automation {a}"),
                         None => "one-off list campaign: cannot be sent to one contact".into(),
                     };
-                    println!("  {}  {} ({how})", c.id, c.name);
+                    out!("  {}  {} ({how})", c.id, c.name);
                 }
-                println!("automations labelled {}:", activity::LABEL);
+                out!("automations labelled {}:", activity::LABEL);
                 for a in &offered.automations {
-                    println!("  {}  {}{}", a.id, a.name, if a.active { "" } else { " (inactive)" });
+                    out!("  {}  {}{}", a.id, a.name, if a.active { "" } else { " (inactive)" });
                 }
                 Ok(())
             })

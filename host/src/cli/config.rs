@@ -34,14 +34,14 @@ pub enum ConfigCommand {
 pub fn run(config: &Path, cmd: ConfigCommand) -> ExitCode {
     match cmd {
         ConfigCommand::Example => {
-            print!("{EXAMPLE}");
+            out!("{}", EXAMPLE.trim_end());
             ExitCode::SUCCESS
         }
         ConfigCommand::Check { file, skip_secrets } => {
             let file = file.unwrap_or_else(|| config.to_path_buf());
             match check(&file, !skip_secrets) {
                 Ok(summary) => {
-                    println!("{summary}");
+                    out!("{summary}");
                     ExitCode::SUCCESS
                 }
                 Err(problems) => {

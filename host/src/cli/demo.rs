@@ -119,7 +119,7 @@ async fn demo(data_dir: &Path, args: &DemoArgs) -> Result<(), String> {
         }
         None => &vendors::VENDORS[0],
     };
-    println!("crmsync demo — Salesforce ⇄ {} against the offline vendor sandbox\n", vendor.display);
+    out!("crmsync demo — Salesforce ⇄ {} against the offline vendor sandbox\n", vendor.display);
     // Whatever the vendor's sandbox section needs (e.g. its audience) is seeded too.
     let mut seed = seed();
     if let (Some(all), serde_json::Value::Object(extra)) = (seed.as_object_mut(), (vendor.sandbox_seed)()) {
@@ -136,14 +136,9 @@ async fn demo(data_dir: &Path, args: &DemoArgs) -> Result<(), String> {
     let config = config(&sandbox, vendor, &dir)?;
     let service = Service::open(config, &dir.join("state")).map_err(|e| e.to_string())?;
     let conn = service.connection("demo").map_err(|e| e.to_string())?.clone();
-    println!(
-        "sandbox: Salesforce {}  {} {}",
-        sandbox.salesforce_url(),
-        vendor.display,
-        conn.marketing.vendor()
-    );
+    out!("sandbox: Salesforce {}  {} {}", sandbox.salesforce_url(), vendor.display, conn.marketing.vendor());
     for (role, plugin) in service.registry.active().map_err(|e| e.to_string())? {
-        println!("rules:   {plugin} active as the {} (built into crmsync)", role.1);
+        out!("rules:   {plugin} active as the {} (built into crmsync)", role.1);
     }
     let cycle = |dry_run: bool| RunOptions {
         dry_run,
@@ -157,12 +152,12 @@ async fn demo(data_dir: &Path, args: &DemoArgs) -> Result<(), String> {
     print_report("1. initial sync, Salesforce → marketing", &first.0.outbound, first.1);
 
     edit_leads(&conn).await?;
-    println!("\nedited in Salesforce: one Lead's LastName (mapped), another's Status (not mapped)");
+    out!("\nedited in Salesforce: one Lead's LastName (mapped), another's Status (not mapped)");
     let dry = service.run(&conn, cycle(true)).await.map_err(|e| e.to_string())?;
-    println!("\n2. dry run — what the next sync would write:");
+    out!("\n2. dry run — what the next sync would write:");
     for planned in &dry.outbound.planned {
         for (field, old, new) in &planned.fields {
-            println!("   {} → {}: {field}: {old:?} → {new:?}", planned.sf_id, planned.key);
+            out!("   {} → {}: {field}: {old:?} → {new:?}", planned.sf_id, planned.key);
         }
     }
     let second = timed(&service, &conn, cycle(false)).await?;
@@ -170,22 +165,22 @@ async fn demo(data_dir: &Path, args: &DemoArgs) -> Result<(), String> {
 
     let email = "gen-lead-3@example.com";
     edit_marketing(&conn, email, "Augusta").await?;
-    println!("\nedited in {}: {email}'s first name → \"Augusta\"", vendor.display);
+    out!("\nedited in {}: {email}'s first name → \"Augusta\"", vendor.display);
     let back = timed(&service, &conn, cycle(false)).await?;
     print_report(&format!("4. {} → Salesforce", vendor.display), &back.0.inbound, back.1);
     let lead = lead_by_email(&conn, email).await?;
-    println!(
+    out!(
         "   the Lead in Salesforce now has FirstName = {:?}",
         lead.as_ref().and_then(|l| l.text("FirstName")).unwrap_or("?")
     );
 
-    println!("\nper-record errors kept for the operator:");
+    out!("\nper-record errors kept for the operator:");
     for e in crmsync_core::Store::errors(&service.store, "demo").map_err(|e| e.to_string())?.iter().take(5) {
-        println!("   {} {}: {} — {}", e.object, e.record, e.code, e.message);
+        out!("   {} {}: {} — {}", e.object, e.record, e.code, e.message);
     }
     print_calls(&sandbox, vendor);
-    println!("\nFor your own connections: write a crmsync.toml (see README.md), then");
-    println!("`crmsync run --once --dry-run`, `crmsync run --once`, `crmsync status`, `crmsync serve`.");
+    out!("\nFor your own connections: write a crmsync.toml (see README.md), then");
+    out!("`crmsync run --once --dry-run`, `crmsync run --once`, `crmsync status`, `crmsync serve`.");
     sandbox.shutdown().await;
     Ok(())
 }
@@ -267,24 +262,28 @@ async fn lead_by_email(conn: &Connection, email: &str) -> Result<Option<Record>,
 }
 
 fn print_calls(sandbox: &Sandbox, vendor: &Vendor) {
-    println!("\nAPI calls per vendor (whole demo):");
+    out!("\nAPI calls per vendor (whole demo):");
     let marketing = SandboxVendor::from_key(vendor.name).unwrap_or(SandboxVendor::Salesforce);
     for v in [SandboxVendor::Salesforce, marketing] {
         let telemetry = &sandbox.ctx(v).telemetry;
         let mut endpoints: Vec<(String, u64)> = telemetry.by_endpoint().into_iter().collect();
         endpoints.sort_by_key(|e| std::cmp::Reverse(e.1));
         let top: Vec<String> = endpoints.iter().take(4).map(|(e, n)| format!("{e} ×{n}")).collect();
-        println!("   {:<15} {:>4} calls  ({})", v.name(), telemetry.total(), top.join(", "));
+        out!("   {:<15} {:>4} calls  ({})", v.name(), telemetry.total(), top.join(", "));
     }
 }
 
 fn print_report(title: &str, r: &PassReport, took: std::time::Duration) {
-    println!("\n{title} — {:.2} s", took.as_secs_f64());
-    println!(
+    out!("\n{title} — {:.2} s", took.as_secs_f64());
+    out!(
         "   read {}, created {}, updated {}, unchanged {}, errors {}",
-        r.read, r.created, r.updated, r.unchanged, r.errors
+        r.read,
+        r.created,
+        r.updated,
+        r.unchanged,
+        r.errors
     );
     for (reason, n) in &r.skipped {
-        println!("   skipped {n}: {reason}");
+        out!("   skipped {n}: {reason}");
     }
 }

@@ -5,6 +5,14 @@
 //! expectation not met); 2 bad input or a refused plugin (the message says
 //! what is wrong).
 
+/// `println!` for a command's output: a reader that went away (`crmsync
+/// status | head -1`) ends the command quietly instead of a panic.
+macro_rules! out {
+    ($($arg:tt)*) => {
+        $crate::cli::write_out(format_args!($($arg)*))
+    };
+}
+
 pub mod activity;
 pub mod config;
 pub mod demo;
@@ -101,4 +109,20 @@ pub fn run(cli: Cli) -> ExitCode {
 pub(crate) fn fail(message: impl std::fmt::Display) -> ExitCode {
     eprintln!("error: {message}");
     ExitCode::from(2)
+}
+
+/// Writes one line of output; a closed pipe ends the process quietly (exit
+/// 0: what was asked for was read), any other failure with exit code 2.
+pub(crate) fn write_out(line: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    let written = stdout.write_fmt(line).and_then(|()| stdout.write_all(b"\n")).and_then(|()| stdout.flush());
+    match written {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(0),
+        Err(e) => {
+            eprintln!("error: cannot write the output: {e}");
+            std::process::exit(2)
+        }
+    }
 }

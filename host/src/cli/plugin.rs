@@ -141,17 +141,17 @@ pub fn run(data_dir: &Path, cmd: PluginCommand) -> ExitCode {
         }
         PluginCommand::Activate { plugin, connection, role } => with_registry(data_dir, |r| {
             let id = r.activate(&connection, role, &plugin).map_err(|e| e.to_string())?;
-            println!("{id} is now the {role} of connection {connection}");
+            out!("{id} is now the {role} of connection {connection}");
             Ok(())
         }),
         PluginCommand::Rollback { connection, role } => with_registry(data_dir, |r| {
             let id = r.rollback(&connection, role).map_err(|e| e.to_string())?;
-            println!("rolled back: {id} is again the {role} of connection {connection}");
+            out!("rolled back: {id} is again the {role} of connection {connection}");
             Ok(())
         }),
         PluginCommand::List => with_registry(data_dir, |r| {
             let active = r.active().map_err(|e| e.to_string())?;
-            println!("{:<32} {:<10} {:<14} {:<8} active for", "plugin", "sha256", "roles", "fixtures");
+            out!("{:<32} {:<10} {:<14} {:<8} active for", "plugin", "sha256", "roles", "fixtures");
             for v in r.list().map_err(|e| e.to_string())? {
                 let key = v.id.to_string();
                 let used: Vec<String> = active
@@ -160,7 +160,7 @@ pub fn run(data_dir: &Path, cmd: PluginCommand) -> ExitCode {
                     .map(|((c, role), _)| format!("{c}/{role}"))
                     .collect();
                 let roles: Vec<String> = v.roles.iter().map(Role::to_string).collect();
-                println!(
+                out!(
                     "{key:<32} {:<10} {:<14} {:<8} {}",
                     &v.id.sha256[..10],
                     roles.join(","),
@@ -183,20 +183,20 @@ pub fn run(data_dir: &Path, cmd: PluginCommand) -> ExitCode {
             let watcher = watch::watch(&dir, registry, connection, |path, result| match result {
                 Ok(applied) => {
                     let to: Vec<String> = applied.activated.iter().map(|(c, r)| format!("{c}/{r}")).collect();
-                    println!(
+                    out!(
                         "{}: installed {} and activated it for {}",
                         path.display(),
                         applied.plugin,
                         to.join(" ")
                     );
                 }
-                Err(e) => println!("{}: refused: {e}", path.display()),
+                Err(e) => out!("{}: refused: {e}", path.display()),
             });
             let _watcher = match watcher {
                 Ok(w) => w,
                 Err(e) => return fail(e),
             };
-            println!("watching {} (Ctrl-C stops)", dir.display());
+            out!("watching {} (Ctrl-C stops)", dir.display());
             let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
                 Ok(rt) => rt,
                 Err(e) => return fail(e),
@@ -298,10 +298,10 @@ fn test(
                 format!("FAIL: {why}")
             }
         };
-        println!("{}\t{}\t{}", o.name, verdict, o.output);
+        out!("{}\t{}\t{}", o.name, verdict, o.output);
     }
     let checked = outcomes.iter().filter(|o| o.verdict.is_some()).count();
-    println!("{} passed, {} failed", checked - failed, failed);
+    out!("{} passed, {} failed", checked - failed, failed);
     if failed > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS }
 }
 
@@ -335,7 +335,7 @@ fn validate(data_dir: &Path, file: &Path, roles: &[Role], fixtures_path: Option<
         }
     }
     let roles: Vec<String> = roles.iter().map(Role::to_string).collect();
-    println!(
+    out!(
         "valid: {} plays {} (contract crmsync:plugin@{}); {passed} fixtures passed",
         file.display(),
         roles.join(", "),
@@ -366,7 +366,7 @@ fn install(
         let manifest = Manifest { name: name.unwrap_or_else(|| file_stem(file)), version, roles, fixtures };
         let installed = registry.install(&bytes, &manifest).map_err(|e| e.to_string())?;
         let roles: Vec<String> = installed.roles.iter().map(Role::to_string).collect();
-        println!(
+        out!(
             "installed {} ({}; {} fixtures passed)",
             installed.id,
             roles.join(", "),
@@ -380,7 +380,7 @@ fn install(
         for connection in activate {
             for role in &activate_roles {
                 registry.activate(connection, *role, &installed.id.to_string()).map_err(|e| e.to_string())?;
-                println!("{} is now the {role} of connection {connection}", installed.id);
+                out!("{} is now the {role} of connection {connection}", installed.id);
             }
         }
         Ok(())

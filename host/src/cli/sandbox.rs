@@ -60,15 +60,15 @@ pub fn run(args: SandboxArgs) -> ExitCode {
             if let Err(e) = sandbox.write_ca_pem(&args.ca_file) {
                 return super::fail(format!("cannot write the CA to {}: {e}", args.ca_file.display()));
             }
-            println!(
+            out!(
                 "HTTPS: trust {} (http = {{ ca_file = \"{}\" }})",
                 args.ca_file.display(),
                 args.ca_file.display()
             );
         }
         let c = &sandbox.credentials;
-        println!("crmsync vendor sandbox (offline; admin API under /__sandbox/ on each port)");
-        println!(
+        out!("crmsync vendor sandbox (offline; admin API under /__sandbox/ on each port)");
+        out!(
             "  Salesforce      {}   client_id={} client_secret={} username={} password={} refresh_token={}",
             sandbox.salesforce_url(),
             c.salesforce_client_id,
@@ -79,10 +79,10 @@ pub fn run(args: SandboxArgs) -> ExitCode {
         );
         for vendor in Vendor::ALL {
             if let Some(key) = sandbox.api_key(vendor) {
-                println!("  {:<15} {}   API key: {key}", vendor.name(), sandbox.base_url(vendor));
+                out!("  {:<15} {}   API key: {key}", vendor.name(), sandbox.base_url(vendor));
             }
         }
-        println!("Ctrl-C stops it.");
+        out!("Ctrl-C stops it.");
         let _ = tokio::signal::ctrl_c().await;
         sandbox.shutdown().await;
         ExitCode::SUCCESS

@@ -146,9 +146,9 @@ pub fn run(lang: Lang, name: &str, dir: Option<&Path>) -> std::process::ExitCode
     match scaffold(lang, name, &dir) {
         Ok(files) => {
             let root = dir.join(name);
-            println!("created {} ({} files)", root.display(), files.len());
-            println!("next: cd {} && ./build.sh", root.display());
-            println!("then: crmsync plugin test {name}.wasm --role mapper --input fixtures.jsonl");
+            out!("created {} ({} files)", root.display(), files.len());
+            out!("next: cd {} && ./build.sh", root.display());
+            out!("then: crmsync plugin test {name}.wasm --role mapper --input fixtures.jsonl");
             std::process::ExitCode::SUCCESS
         }
         Err(e) => super::fail(e),

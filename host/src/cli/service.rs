@@ -31,7 +31,8 @@ pub struct RunArgs {
     /// Only this connection (default: every configured one).
     #[arg(long)]
     pub connection: Option<String>,
-    /// Print the run records as JSON.
+    /// Print the run record as JSON (one document: an array of records when
+    /// several connections run).
     #[arg(long)]
     pub json: bool,
     /// Draw no progress bar (one is drawn only when stderr is a terminal, never with `--json`).
@@ -65,7 +66,7 @@ pub fn connection(config: &Path, data_dir: &Path, cmd: ConnectionCommand) -> Exi
         let service = open(config, data_dir)?;
         service.set_active(&name, active).map_err(|e| e.to_string())?;
         service.state.flush().map_err(|e| e.to_string())?;
-        println!("{name}: {}", if active { "active" } else { "draft (inactive)" });
+        out!("{name}: {}", if active { "active" } else { "draft (inactive)" });
         Ok::<(), String>(())
     })();
     match result {
@@ -104,14 +105,21 @@ pub fn run(config: &Path, data_dir: &Path, args: RunArgs) -> ExitCode {
         };
         let bar = !args.json && !args.no_progress && std::io::stderr().is_terminal();
         let mut failed = false;
-        for name in names {
-            if !service.is_active(&name) {
-                println!(
+        let mut records = Vec::new();
+        for name in &names {
+            if !service.is_active(name) {
+                let note = format!(
                     "{name}: a draft (inactive), not run; `crmsync connection activate {name}` starts it"
                 );
+                // JSON mode keeps stdout one document.
+                if args.json {
+                    eprintln!("{note}")
+                } else {
+                    out!("{note}")
+                }
                 continue;
             }
-            let conn = service.connections[&name].clone();
+            let conn = service.connections[name].clone();
             let opts = RunOptions {
                 dry_run: args.dry_run,
                 force: true,
@@ -123,11 +131,18 @@ pub fn run(config: &Path, data_dir: &Path, args: RunArgs) -> ExitCode {
             };
             let record = rt.block_on(run_cycle(&service, &conn, opts, bar)).map_err(|e| e.to_string())?;
             failed |= record.error.is_some();
-            if args.json {
-                println!("{}", serde_json::to_string_pretty(&record).unwrap_or_default());
-            } else {
+            if !args.json {
                 print_run(&record);
             }
+            records.push(record);
+        }
+        if args.json {
+            // One document: the run record, or an array of them when several connections ran.
+            let doc = match (names.len(), records.as_slice()) {
+                (1, [record]) => serde_json::to_string_pretty(record),
+                _ => serde_json::to_string_pretty(&records),
+            };
+            out!("{}", doc.unwrap_or_default());
         }
         service.state.flush().map_err(|e| e.to_string())?;
         Ok::<bool, String>(failed)
@@ -199,32 +214,37 @@ fn bar_message(connection: &str, p: &ProgressSnapshot) -> String {
 pub fn print_run(r: &RunRecord) {
     let took = (r.finished_at - r.started_at).num_milliseconds() as f64 / 1000.0;
     let what = if r.dry_run { "dry run" } else { "run" };
-    println!("{} {what} {} — {took:.2} s", r.connection, r.run_id);
+    out!("{} {what} {} — {took:.2} s, {}", r.connection, r.run_id, r.outcome());
     for (label, p) in [("Salesforce → marketing", &r.outbound), ("marketing → Salesforce", &r.inbound)] {
-        println!(
+        out!(
             "  {label}: read {}, created {}, updated {}, unchanged {}, errors {}, conflicts {}, relinked {}, deferred {}",
-            p.read, p.created, p.updated, p.unchanged, p.errors, p.conflicts, p.relinked, p.deferred
+            p.read,
+            p.created,
+            p.updated,
+            p.unchanged,
+            p.errors,
+            p.conflicts,
+            p.relinked,
+            p.deferred
         );
         for (reason, n) in &p.skipped {
-            println!("    skipped {n}: {reason}");
+            out!("    skipped {n}: {reason}");
         }
         for w in &p.planned {
             for (field, old, new) in &w.fields {
-                println!("    would write {} ({}): {field}: {old:?} → {new:?}", w.sf_id, w.key);
+                out!("    would write {} ({}): {field}: {old:?} → {new:?}", w.sf_id, w.key);
             }
         }
         if p.budget_paused {
-            println!("    paused by the Salesforce API budget; the rest waits for the next run");
+            out!("    paused by the Salesforce API budget; the rest waits for the next run");
         }
     }
     let calls: Vec<String> = r.calls.iter().map(|(v, n)| format!("{v} {n}")).collect();
-    println!(
-        "  API calls: {}; Salesforce daily usage {}",
-        calls.join(", "),
-        usage_text(r.api_used, r.api_limit)
-    );
+    out!("  API calls: {}; Salesforce daily usage {}", calls.join(", "), usage_text(r.api_used, r.api_limit));
     if let Some(e) = &r.error {
-        println!("  FAILED: {e}");
+        out!("  FAILED: {e}");
+    } else if r.outcome() == "stopped" {
+        out!("  stopped before the end (shutdown); the next run goes on from there");
     }
 }
 
@@ -235,25 +255,25 @@ pub fn status(config: &Path, data_dir: &Path, args: StatusArgs) -> ExitCode {
         let service = open(config, data_dir)?;
         let status = service.status().map_err(|e| e.to_string())?;
         if args.json {
-            println!("{}", serde_json::to_string_pretty(&status).unwrap_or_default());
+            out!("{}", serde_json::to_string_pretty(&status).unwrap_or_default());
             return Ok(());
         }
         for s in status {
-            println!("{} (Salesforce ⇄ {})", s.connection, s.marketing);
-            println!(
+            out!("{} (Salesforce ⇄ {})", s.connection, s.marketing);
+            out!(
                 "  schedule: {}; next run: {}",
                 s.schedule,
                 s.next_run.map_or("on request".into(), |t| t.to_rfc3339())
             );
             match &s.last_run {
                 Some(r) => {
-                    println!(
+                    out!(
                         "  last run: {} ({}), {} runs in all",
                         r.finished_at.to_rfc3339(),
-                        if r.error.is_some() { "failed" } else { "ok" },
+                        r.outcome(),
                         s.runs
                     );
-                    println!(
+                    out!(
                         "  last run counts: out created {} updated {} errors {}; in created {} updated {} errors {}",
                         r.outbound.created,
                         r.outbound.updated,
@@ -262,19 +282,19 @@ pub fn status(config: &Path, data_dir: &Path, args: StatusArgs) -> ExitCode {
                         r.inbound.updated,
                         r.inbound.errors
                     );
-                    println!(
+                    out!(
                         "  API budget: Salesforce {} (state {:?})",
                         usage_text(r.api_used, r.api_limit),
                         r.budget
                     );
                 }
-                None => println!("  last run: never"),
+                None => out!("  last run: never"),
             }
             if !s.active {
-                println!("  draft (inactive): not run until activated");
+                out!("  draft (inactive): not run until activated");
             }
             if let Some(q) = &s.tasks {
-                println!(
+                out!(
                     "  monthly tasks: {}/{} ({:.0} %, {}){}",
                     q.used,
                     q.limit,
@@ -288,12 +308,14 @@ pub fn status(config: &Path, data_dir: &Path, args: StatusArgs) -> ExitCode {
                     }
                 );
             }
-            println!(
+            out!(
                 "  linked records: {}; pending writes: {}; record errors: {}",
-                s.links, s.pending_writes, s.errors
+                s.links,
+                s.pending_writes,
+                s.errors
             );
             for e in &s.recent_errors {
-                println!(
+                out!(
                     "    {} {} {}: {} — {}",
                     e.at.format("%Y-%m-%d %H:%M"),
                     e.object,
@@ -324,10 +346,10 @@ pub fn connect(config: &Path, data_dir: &Path, cmd: ConnectCommand) -> ExitCode 
             }
             for (vendor, outcome) in rt.block_on(service.connect_test(conn)) {
                 match outcome {
-                    Ok(()) => println!("{name}: {vendor}: Connected"),
+                    Ok(()) => out!("{name}: {vendor}: Connected"),
                     Err(e) => {
                         all_ok = false;
-                        println!("{name}: {vendor}: {e}");
+                        out!("{name}: {vendor}: {e}");
                     }
                 }
             }

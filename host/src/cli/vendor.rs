@@ -69,7 +69,7 @@ pub fn run(config: &Path, data_dir: &Path, args: Vec<String>) -> ExitCode {
         let tag = rt
             .block_on(conn.marketing.add_field(&name, &kind, tag.as_deref(), required))
             .map_err(|e| e.to_string())?;
-        println!("{connection}: {}: added field {name:?} ({kind}) as {tag}", vendor.display);
+        out!("{connection}: {}: added field {name:?} ({kind}) as {tag}", vendor.display);
         Ok::<(), String>(())
     })();
     match result {

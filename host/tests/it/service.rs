@@ -683,3 +683,85 @@ refresh_token = { env = "SF_REFRESH_TOKEN" }
     assert_eq!(out.code, Some(2), "{out}");
     assert!(out.stderr.contains("line 3 ([connections.a]): duplicate key"), "{out}");
 }
+
+/// Two connections run in one invocation: `--json` prints one document (an
+/// array of run records), a draft's note goes to stderr, and a reader that
+/// went away (`| head -1`) ends the output quietly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_json_is_one_document_across_connections_and_a_closed_pipe_ends_quietly() {
+    let env = Env::start(seed(5, 5), all_selection(), json!({})).await;
+    let text = std::fs::read_to_string(&env.config).unwrap();
+    let mut config: toml::Table = text.parse().unwrap();
+    let main = config["connections"]["main"].clone();
+    let connections = config["connections"].as_table_mut().unwrap();
+    connections.insert("second".into(), main.clone());
+    let mut draft = main.as_table().unwrap().clone();
+    draft.insert("active".into(), false.into());
+    connections.insert("third".into(), draft.into());
+    std::fs::write(&env.config, toml::to_string(&config).unwrap()).unwrap();
+
+    let out = crmsync(&env, &["run", "--once", "--json"]).await;
+    assert!(out.ok(), "{out}");
+    let runs: Value = serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {out}"));
+    let names: Vec<&str> = runs.as_array().unwrap().iter().filter_map(|r| r["connection"].as_str()).collect();
+    assert_eq!(names, ["main", "second"], "{out}");
+    assert!(out.stderr.contains("third: a draft (inactive), not run"), "{out}");
+
+    let one = crmsync(&env, &["run", "--once", "--json", "--connection", "main"]).await;
+    let record: Value = serde_json::from_str(&one.stdout).unwrap_or_else(|e| panic!("{e}: {one}"));
+    assert_eq!(record["connection"], "main", "one connection, one record: {one}");
+
+    // `crmsync status | head -1`: the reader is gone before the first write.
+    let mut status = env.command(&["status"]).spawn().unwrap();
+    drop(status.stdout.take());
+    let exit = status.wait_with_output().await.unwrap();
+    let stderr = String::from_utf8_lossy(&exit.stderr);
+    assert_eq!(exit.status.code(), Some(0), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+/// SIGTERM in the middle of a run: the batch in hand finishes, and the run
+/// is recorded — and shown by `status` — as stopped, not as ok.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_stopped_by_sigterm_says_stopped() {
+    use crmsync_sandbox::common::{Fault, FaultRule};
+    let seed = json!({"salesforce": {"generate": {"Contact": 600}}});
+    let env = crate::mailchimp::mc_env(seed, json!({"objects": ["Contact"], "page_size": 200})).await;
+    let ctx = env.sandbox.ctx(Vendor::Mailchimp);
+    // Writes take long enough for SIGTERM to land while the first is in hand.
+    ctx.add_fault(FaultRule {
+        endpoint: Some("POST /3.0/lists/".into()),
+        times: None,
+        fault: Fault::Latency { ms: 1500 },
+    });
+    let server = crate::common::Served::start(&env).await;
+    let http = reqwest::Client::new();
+    let queued = http
+        .post(format!("{}/connections/main/run", server.base))
+        .bearer_auth(crate::common::ADMIN_TOKEN)
+        .send();
+    assert_eq!(queued.await.unwrap().status(), 202);
+    for _ in 0..600 {
+        let status: Value = http
+            .get(format!("{}/connections", server.base))
+            .bearer_auth(crate::common::ADMIN_TOKEN)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if status[0]["progress"]["direction"] == "to-marketing" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(server.terminate().await.success());
+
+    let status = crmsync(&env, &["status"]).await;
+    assert!(status.stdout.contains("(stopped)"), "{status}");
+    let json: Value = serde_json::from_str(&crmsync(&env, &["status", "--json"]).await.stdout).unwrap();
+    let last = &json[0]["last_run"];
+    assert_eq!((last["outbound"]["stopped"].as_bool(), last["error"].as_str()), (Some(true), None), "{json}");
+    assert_eq!(last["outbound"]["created"], 200, "the batch in hand was finished: {json}");
+}
