@@ -13,7 +13,7 @@ use std::sync::Mutex;
 
 use chrono::{DateTime, Utc};
 use crmsync_core::Direction;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::direction_name;
 
@@ -22,12 +22,12 @@ use crate::direction_name;
 pub struct Progress(Mutex<Option<ProgressSnapshot>>);
 
 /// What a reader sees while a cycle runs.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProgressSnapshot {
     pub run_id: String,
     pub started_at: DateTime<Utc>,
     /// `to-salesforce` or `to-marketing`.
-    pub direction: &'static str,
+    pub direction: String,
     /// The object being paged (`Contact`, `member`, …).
     pub object: String,
     /// Records of this object read so far in this pass.
@@ -57,7 +57,7 @@ impl Progress {
         *self.lock() = Some(ProgressSnapshot {
             run_id: run_id.to_string(),
             started_at: Utc::now(),
-            direction: "",
+            direction: String::new(),
             object: String::new(),
             read: 0,
             total: None,
@@ -72,7 +72,7 @@ impl Progress {
         let Some(p) = slot.as_mut() else { return };
         let direction = direction_name(direction);
         if p.direction != direction || p.object != object {
-            p.direction = direction;
+            p.direction = direction.to_string();
             p.object = object.to_string();
             p.read = 0;
         }
@@ -112,14 +112,14 @@ mod tests {
         p.page(Direction::ToSalesforce, "member", 100, Some(50));
         let s = p.snapshot().unwrap();
         assert_eq!(
-            (s.direction, s.read, s.total, s.written, s.errors),
+            (s.direction.as_str(), s.read, s.total, s.written, s.errors),
             ("to-salesforce", 200, Some(250), 98, 2)
         );
         assert_eq!(s.ratio(), Some(0.8));
         p.page(Direction::ToMarketing, "Contact", 10, None);
         let s = p.snapshot().unwrap();
         assert_eq!(
-            (s.direction, s.object.as_str(), s.read, s.total, s.ratio()),
+            (s.direction.as_str(), s.object.as_str(), s.read, s.total, s.ratio()),
             ("to-marketing", "Contact", 10, None, None)
         );
         p.finish();

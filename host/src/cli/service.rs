@@ -9,7 +9,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::config::Config;
-use crate::service::{Connection, Service, ServiceError, usage_text};
+use crate::service::lease::{self, Lease};
+use crate::service::{Connection, ConnectionStatus, Service, ServiceError, usage_text};
 use crate::telemetry;
 use crmsync_engine::ProgressSnapshot;
 use crmsync_engine::cycle::{RunOptions, RunRecord};
@@ -85,8 +86,46 @@ pub enum ConnectCommand {
 }
 
 pub(crate) fn open(config: &Path, data_dir: &Path) -> Result<Service, String> {
-    let config = Config::load(config).map_err(|e| format!("config {}:\n{e}", config.display()))?;
+    let config = load(config)?;
+    if let Some(lease) = lease::holder(data_dir) {
+        return Err(format!(
+            "{} is held by {lease}: stop it first, or use its admin API (`status` and `run --once` go through it)",
+            data_dir.display()
+        ));
+    }
     Service::open(config, data_dir).map_err(|e| e.to_string())
+}
+
+fn load(config: &Path) -> Result<Config, String> {
+    Config::load(config).map_err(|e| format!("config {}:\n{e}", config.display()))
+}
+
+/// A call to the admin API of the `serve` that holds the data directory.
+async fn remote<T: serde::de::DeserializeOwned>(
+    config: &Config,
+    lease: &Lease,
+    method: reqwest::Method,
+    path: &str,
+) -> Result<T, String> {
+    let token = match &config.service.admin_token {
+        Some(r) => r.resolve("service.admin_token").map_err(|e| e.to_string())?,
+        None => {
+            return Err(format!(
+                "{lease} holds the data directory, and its admin API needs service.admin_token"
+            ));
+        }
+    };
+    let url = format!("{}{path}", lease.admin.trim_end_matches('/'));
+    let reply =
+        reqwest::Client::new().request(method, &url).bearer_auth(token.expose()).send().await.map_err(
+            |e| format!("{lease} holds the data directory, but its admin API did not answer: {e}"),
+        )?;
+    let status = reply.status();
+    let body = reply.text().await.map_err(|e| format!("admin API {path}: {e}"))?;
+    if !status.is_success() {
+        return Err(format!("admin API {path}: {status}: {body}"));
+    }
+    serde_json::from_str(&body).map_err(|e| format!("admin API {path}: an answer crmsync cannot read ({e})"))
 }
 
 pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, String> {
@@ -98,6 +137,10 @@ pub fn run(config: &Path, data_dir: &Path, args: RunArgs) -> ExitCode {
         let rt = runtime()?;
         // Built inside the runtime: connectors spawn nothing, but their clients need a reactor.
         let _guard = rt.enter();
+        if let Some(lease) = lease::holder(data_dir).filter(|_| !args.dry_run) {
+            let config = load(config)?;
+            return rt.block_on(run_remote(&config, &lease, &args));
+        }
         let service = open(config, data_dir)?;
         let names: Vec<String> = match &args.connection {
             Some(n) => vec![service.connection(n).map_err(|e| e.to_string())?.name.clone()],
@@ -136,14 +179,7 @@ pub fn run(config: &Path, data_dir: &Path, args: RunArgs) -> ExitCode {
             }
             records.push(record);
         }
-        if args.json {
-            // One document: the run record, or an array of them when several connections ran.
-            let doc = match (names.len(), records.as_slice()) {
-                (1, [record]) => serde_json::to_string_pretty(record),
-                _ => serde_json::to_string_pretty(&records),
-            };
-            out!("{}", doc.unwrap_or_default());
-        }
+        print_json_runs(&args, names.len(), &records);
         service.state.flush().map_err(|e| e.to_string())?;
         Ok::<bool, String>(failed)
     })();
@@ -152,6 +188,45 @@ pub fn run(config: &Path, data_dir: &Path, args: RunArgs) -> ExitCode {
         Ok(true) => ExitCode::from(1),
         Err(e) => fail(e),
     }
+}
+
+/// `run --once` while `serve` holds the data directory: the service runs
+/// each cycle now (its run-now) and answers with the run record.
+async fn run_remote(config: &Config, lease: &Lease, args: &RunArgs) -> Result<bool, String> {
+    if args.reconcile {
+        return Err(format!(
+            "{lease} holds the data directory and reconciles daily on its own; stop it to reconcile now"
+        ));
+    }
+    let names: Vec<String> = match &args.connection {
+        Some(n) => vec![n.clone()],
+        None => config.connections.keys().cloned().collect(),
+    };
+    tracing::info!("{lease} holds the data directory: the cycles run there");
+    let mut records = Vec::new();
+    for name in &names {
+        let record: RunRecord =
+            remote(config, lease, reqwest::Method::POST, &format!("/connections/{name}/run?wait=true"))
+                .await?;
+        if !args.json {
+            print_run(&record);
+        }
+        records.push(record);
+    }
+    print_json_runs(args, names.len(), &records);
+    Ok(records.iter().any(|r| r.error.is_some()))
+}
+
+/// `run --once --json`: one document, the run record or an array of them when several connections ran.
+fn print_json_runs(args: &RunArgs, connections: usize, records: &[RunRecord]) {
+    if !args.json {
+        return;
+    }
+    let doc = match (connections, records) {
+        (1, [record]) => serde_json::to_string_pretty(record),
+        _ => serde_json::to_string_pretty(records),
+    };
+    out!("{}", doc.unwrap_or_default());
 }
 
 /// Runs one cycle; with `bar`, a progress bar on stderr follows it page by
@@ -202,7 +277,7 @@ fn draw(pb: &ProgressBar, connection: &str, p: &ProgressSnapshot) {
 }
 
 fn bar_message(connection: &str, p: &ProgressSnapshot) -> String {
-    let direction = match p.direction {
+    let direction = match p.direction.as_str() {
         "to-marketing" => "Salesforce → marketing",
         "to-salesforce" => "marketing → Salesforce",
         _ => return format!("{connection}: starting"),
@@ -252,8 +327,13 @@ pub fn status(config: &Path, data_dir: &Path, args: StatusArgs) -> ExitCode {
     let result = (|| {
         let rt = runtime()?;
         let _guard = rt.enter();
-        let service = open(config, data_dir)?;
-        let status = service.status().map_err(|e| e.to_string())?;
+        let status: Vec<ConnectionStatus> = match lease::holder(data_dir) {
+            Some(lease) => {
+                let config = load(config)?;
+                rt.block_on(remote(&config, &lease, reqwest::Method::GET, "/connections"))?
+            }
+            None => open(config, data_dir)?.status().map_err(|e| e.to_string())?,
+        };
         if args.json {
             out!("{}", serde_json::to_string_pretty(&status).unwrap_or_default());
             return Ok(());
@@ -373,11 +453,12 @@ pub fn serve(config: &Path, data_dir: &Path) -> ExitCode {
             let listener = tokio::net::TcpListener::bind(&addr)
                 .await
                 .map_err(|e| format!("service.admin_addr: cannot listen on {addr}: {e}"))?;
-            eprintln!(
-                "crmsync serving {} connection(s); admin API on http://{}",
-                service.connections.len(),
-                listener.local_addr().map(|a| a.to_string()).unwrap_or(addr)
-            );
+            let admin = format!("http://{}", listener.local_addr().map(|a| a.to_string()).unwrap_or(addr));
+            eprintln!("crmsync serving {} connection(s); admin API on {admin}", service.connections.len());
+            // Other commands on this data directory find the service through it.
+            let _lease = lease::take(service.state.dir(), admin).map_err(|e| {
+                format!("cannot write {}: {e}", service.state.dir().join("serve.json").display())
+            })?;
             crate::service::serve::serve(service, listener, crate::service::serve::shutdown_signal())
                 .await
                 .map_err(|e| e.to_string())

@@ -10,8 +10,10 @@
 //! - this module: [`Service`], [`Connection`], [`ConnectionStatus`].
 //! - [`serve`]: the scheduler, the HTTP admin API and graceful shutdown.
 //! - [`activity_api`]: the admin API routes for activities and actions.
+//! - [`lease`]: which running `serve` holds a data directory.
 
 pub mod activity_api;
+pub mod lease;
 pub mod serve;
 
 use std::collections::{BTreeMap, HashMap};
@@ -31,7 +33,7 @@ use crmsync_engine::{ConnectionSpec, Progress, ProgressSnapshot, SyncError};
 use crmsync_runtime::registry::Registry;
 use crmsync_runtime::{Limits, PluginRules, Role, Runtime, watch};
 use crmsync_store::{SledStore, State};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::config::{Config, ConfigErrors, ConnectionConfig, RuleConfig, Schedule};
 
@@ -77,8 +79,8 @@ impl Connection {
     }
 }
 
-/// `crmsync status` for one connection.
-#[derive(Debug, Clone, Serialize)]
+/// `crmsync status` for one connection (also `GET /connections`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ConnectionStatus {
     pub connection: String,
     pub marketing: String,
@@ -99,7 +101,7 @@ pub struct ConnectionStatus {
 }
 
 /// Where a connection stands against its platform's monthly task quota.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TaskQuota {
     /// `YYYY-MM` (UTC).
     pub month: String,
@@ -110,7 +112,7 @@ pub struct TaskQuota {
     pub resumes: DateTime<Utc>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum QuotaState {
     Ok,

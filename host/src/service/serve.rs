@@ -285,20 +285,26 @@ async fn schedule_loop(service: Arc<Service>, job: Arc<Job>, stop: Arc<AtomicBoo
 }
 
 async fn auth(State(app): State<App>, req: Request, next: Next) -> Response {
+    // The scheme is case-insensitive (RFC 9110 §11.1).
     let given = req
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
-    match (&app.token, given) {
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim());
+    let refused = match (&app.token, given) {
         (Some(token), Some(given)) if constant_eq(token.expose().as_bytes(), given.as_bytes()) => {
-            next.run(req).await
+            return next.run(req).await;
         }
-        (None, _) => {
-            problem(StatusCode::UNAUTHORIZED, "the admin API has no token configured (service.admin_token)")
-        }
-        _ => problem(StatusCode::UNAUTHORIZED, "missing or wrong bearer token"),
-    }
+        (None, _) => "the admin API has no token configured (service.admin_token)",
+        _ => "missing or wrong bearer token",
+    };
+    let mut response = problem(StatusCode::UNAUTHORIZED, refused);
+    response
+        .headers_mut()
+        .insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer realm=\"crmsync\""));
+    response
 }
 
 fn constant_eq(a: &[u8], b: &[u8]) -> bool {

@@ -765,3 +765,50 @@ async fn a_run_stopped_by_sigterm_says_stopped() {
     assert_eq!((last["outbound"]["stopped"].as_bool(), last["error"].as_str()), (Some(true), None), "{json}");
     assert_eq!(last["outbound"]["created"], 200, "the batch in hand was finished: {json}");
 }
+
+/// While `serve` holds the data directory, `status` and `run --once` go
+/// through its admin API; other commands say who holds it, not "lock".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_works_beside_a_running_service() {
+    let env = Env::start(seed(10, 5), all_selection(), json!({})).await;
+    let server = crate::common::Served::start(&env).await;
+
+    let run = crmsync(&env, &["run", "--once", "--json"]).await;
+    assert!(run.ok(), "{run}");
+    let record: Value = serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("{e}: {run}"));
+    assert_eq!(record["outbound"]["created"], 15, "{record}");
+    assert_eq!(ac_contacts(&env).len(), 15);
+
+    let status = crmsync(&env, &["status", "--json"]).await;
+    assert!(status.ok(), "{status}");
+    let status: Value = serde_json::from_str(&status.stdout).unwrap();
+    assert_eq!(
+        (status[0]["connection"].as_str(), status[0]["links"].as_u64()),
+        (Some("main"), Some(15)),
+        "{status}"
+    );
+    let human = crmsync(&env, &["status"]).await;
+    assert!(human.ok() && human.stdout.contains("last run:") && human.stdout.contains("(ok)"), "{human}");
+
+    let held = crmsync(&env, &["connection", "deactivate", "main"]).await;
+    assert_eq!(held.code, Some(2), "{held}");
+    assert!(held.stderr.contains("is held by crmsync serve (pid") && !held.stderr.contains("lock"), "{held}");
+
+    // The admin API takes the scheme in any case; a 401 says how to authenticate.
+    let http = reqwest::Client::new();
+    let lower = http
+        .get(format!("{}/connections", server.base))
+        .header("authorization", format!("bearer {}", crate::common::ADMIN_TOKEN))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(lower.status(), 200);
+    let refused = http.get(format!("{}/connections", server.base)).send().await.unwrap();
+    assert_eq!(refused.status(), 401);
+    assert_eq!(refused.headers()["www-authenticate"], "Bearer realm=\"crmsync\"");
+
+    assert!(server.terminate().await.success());
+    assert!(!env.data.join("serve.json").exists(), "serve leaves no lease behind");
+    let after = crmsync(&env, &["status", "--json"]).await;
+    assert!(after.ok(), "the state is the CLI's again: {after}");
+}
