@@ -11,9 +11,11 @@
 //! - [`serve`]: the scheduler, the HTTP admin API and graceful shutdown.
 //! - [`activity_api`]: the admin API routes for activities and actions.
 //! - [`lease`]: which running `serve` holds a data directory.
+//! - [`run_stats`]: runs by outcome and duration since start, for `/metrics`.
 
 pub mod activity_api;
 pub mod lease;
+pub mod run_stats;
 pub mod serve;
 
 use std::collections::{BTreeMap, HashMap};
@@ -70,6 +72,8 @@ pub struct Connection {
     running: tokio::sync::Mutex<()>,
     /// Where the running cycle is (status, metrics, the terminal's bar).
     pub progress: Progress,
+    /// Its runs since start, by outcome and duration (metrics).
+    pub run_stats: run_stats::RunStats,
 }
 
 impl Connection {
@@ -253,8 +257,17 @@ impl Service {
         Ok(())
     }
 
-    /// Runs one cycle of a connection and stores its record (dry runs are not stored).
+    /// Runs one cycle of a connection and stores its record (dry runs are
+    /// neither stored nor counted).
     pub async fn run(&self, conn: &Connection, opts: RunOptions<'_>) -> Result<RunRecord, ServiceError> {
+        let record = self.run_cycle(conn, opts).await?;
+        if !opts.dry_run {
+            conn.run_stats.record(&record);
+        }
+        Ok(record)
+    }
+
+    async fn run_cycle(&self, conn: &Connection, opts: RunOptions<'_>) -> Result<RunRecord, ServiceError> {
         let _one_at_a_time = conn.running.lock().await;
         let run_id = format!("{}-{}", conn.name, Utc::now().format("%Y%m%dT%H%M%S%.3fZ"));
         if !self.is_active(&conn.name) {
@@ -394,6 +407,7 @@ fn build(name: &str, cc: &ConnectionConfig, registry: &Arc<Registry>) -> Result<
         budget: Budget::new(cc.budget),
         running: tokio::sync::Mutex::new(()),
         progress: Progress::default(),
+        run_stats: run_stats::RunStats::default(),
     })
 }
 

@@ -495,7 +495,30 @@ async fn metrics(State(app): State<App>) -> Response {
         "gauge",
         per(&|s| s.errors as f64),
     );
-    line("crmsync_runs", "Runs recorded.", "counter", per(&|s| s.runs as f64));
+    let runs: Vec<(String, super::run_stats::RunCounts)> = status
+        .iter()
+        .filter_map(|s| Some((s.connection.clone(), app.jobs.get(&s.connection)?.conn.run_stats.counts())))
+        .collect();
+    line(
+        "crmsync_runs_total",
+        "Runs since start by outcome: ok, failed, stopped (shutdown first), paused (API budget).",
+        "counter",
+        runs.iter()
+            .flat_map(|(c, r)| {
+                r.by_outcome
+                    .iter()
+                    .map(move |(o, n)| (format!("connection=\"{c}\",outcome=\"{o}\""), *n as f64))
+            })
+            .collect(),
+    );
+    line(
+        "crmsync_last_success_timestamp_seconds",
+        "When the last run that ended ok finished (Unix time; absent before one).",
+        "gauge",
+        runs.iter()
+            .filter_map(|(c, r)| Some((format!("connection=\"{c}\""), r.last_success?.timestamp() as f64)))
+            .collect(),
+    );
     line(
         "crmsync_connection_active",
         "1 when the connection runs, 0 for a draft.",
@@ -561,5 +584,22 @@ async fn metrics(State(app): State<App>) -> Response {
         "gauge",
         usage,
     );
+    let _ = writeln!(
+        out,
+        "# HELP crmsync_run_duration_seconds How long runs took since start.\n# TYPE crmsync_run_duration_seconds histogram"
+    );
+    for (c, r) in &runs {
+        let mut cumulative = 0;
+        for (i, n) in r.buckets.iter().enumerate() {
+            cumulative += n;
+            let le = super::run_stats::DURATION_BUCKETS.get(i).map_or("+Inf".to_string(), |b| b.to_string());
+            let _ = writeln!(
+                out,
+                "crmsync_run_duration_seconds_bucket{{connection=\"{c}\",le=\"{le}\"}} {cumulative}"
+            );
+        }
+        let _ = writeln!(out, "crmsync_run_duration_seconds_sum{{connection=\"{c}\"}} {}", r.seconds);
+        let _ = writeln!(out, "crmsync_run_duration_seconds_count{{connection=\"{c}\"}} {}", r.total());
+    }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
 }

@@ -231,6 +231,15 @@ async fn serve_runs_on_request_reports_metrics_and_stops_cleanly_on_sigterm() {
         metrics.contains("crmsync_api_calls_total{connection=\"main\",vendor=\"salesforce\"}"),
         "{metrics}"
     );
+    for line in [
+        "crmsync_runs_total{connection=\"main\",outcome=\"ok\"} 1",
+        "crmsync_run_duration_seconds_bucket{connection=\"main\",le=\"+Inf\"} 1",
+        "crmsync_run_duration_seconds_count{connection=\"main\"} 1",
+        "# TYPE crmsync_run_duration_seconds histogram",
+    ] {
+        assert!(metrics.lines().any(|l| l == line), "no `{line}` in\n{metrics}");
+    }
+    assert!(metrics.contains("crmsync_last_success_timestamp_seconds{connection=\"main\"} 1"), "{metrics}");
 
     let exit = server.terminate().await;
     assert!(exit.success(), "SIGTERM ends serve with success: {exit:?}");
