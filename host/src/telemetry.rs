@@ -53,9 +53,18 @@ impl Write for Stderr {
     }
 }
 
+/// Whether stderr carries JSON lines only (`--log-format json`).
+static JSON: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Whether stderr must stay JSON lines: a notice goes through `tracing` then.
+pub fn json() -> bool {
+    JSON.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// Installs the global subscriber once; later calls do nothing. `default`
 /// is the filter when `RUST_LOG` is not set.
 pub fn init(format: LogFormat, default: &str) {
+    JSON.store(format == LogFormat::Json, std::sync::atomic::Ordering::Relaxed);
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -65,4 +74,13 @@ pub fn init(format: LogFormat, default: &str) {
         LogFormat::Human => builder.try_init(),
         LogFormat::Json => builder.json().try_init(),
     };
+}
+
+/// A line for the operator on stderr: plain text, or a JSON log line in JSON mode.
+pub fn notice(text: &str) {
+    if json() {
+        tracing::warn!("{text}");
+    } else {
+        eprintln!("{text}");
+    }
 }

@@ -107,7 +107,11 @@ pub fn run(cli: Cli) -> ExitCode {
 
 /// Prints an error for the operator and returns exit code 2.
 pub(crate) fn fail(message: impl std::fmt::Display) -> ExitCode {
-    eprintln!("error: {message}");
+    if telemetry::json() {
+        tracing::error!("{message}");
+    } else {
+        eprintln!("error: {message}");
+    }
     ExitCode::from(2)
 }
 

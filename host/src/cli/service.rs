@@ -454,7 +454,12 @@ pub fn serve(config: &Path, data_dir: &Path) -> ExitCode {
                 .await
                 .map_err(|e| format!("service.admin_addr: cannot listen on {addr}: {e}"))?;
             let admin = format!("http://{}", listener.local_addr().map(|a| a.to_string()).unwrap_or(addr));
-            eprintln!("crmsync serving {} connection(s); admin API on {admin}", service.connections.len());
+            let n = service.connections.len();
+            if telemetry::json() {
+                tracing::info!(connections = n, admin = %admin, "crmsync serving; admin API on {admin}");
+            } else {
+                eprintln!("crmsync serving {n} connection(s); admin API on {admin}");
+            }
             // Other commands on this data directory find the service through it.
             let _lease = lease::take(service.state.dir(), admin).map_err(|e| {
                 format!("cannot write {}: {e}", service.state.dir().join("serve.json").display())

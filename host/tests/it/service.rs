@@ -821,3 +821,31 @@ async fn the_cli_works_beside_a_running_service() {
     let after = crmsync(&env, &["status", "--json"]).await;
     assert!(after.ok(), "the state is the CLI's again: {after}");
 }
+
+/// `--log-format json`: a full sync (and a failing command) writes JSON
+/// lines only to stderr — at debug level too — and none carries a secret
+/// or an email address.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_logs_are_json_lines_only_and_carry_no_secret_or_email() {
+    let env = Env::start(seed(20, 10), all_selection(), json!({})).await;
+    let vars = [("RUST_LOG", "debug")];
+    let run =
+        crate::common::crmsync_with(&env, &["--log-format", "json", "run", "--once", "--json"], &vars).await;
+    assert!(run.ok(), "{run}");
+    let failing =
+        crate::common::crmsync_with(&env, &["--log-format", "json", "connection", "activate", "nope"], &vars)
+            .await;
+    assert_eq!(failing.code, Some(2), "{failing}");
+    let mut lines = 0;
+    for line in run.stderr.lines().chain(failing.stderr.lines()) {
+        let parsed: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        assert!(parsed["level"].is_string(), "{line}");
+        assert!(!line.contains("@example.com"), "an email in a log line: {line}");
+        for (var, secret) in env.secrets() {
+            assert!(!line.contains(&secret), "{var}'s value in a log line: {line}");
+        }
+        lines += 1;
+    }
+    assert!(lines > 10, "the run logged: {run}");
+    assert!(failing.stderr.contains("no connection named"), "{failing}");
+}
