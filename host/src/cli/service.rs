@@ -20,8 +20,9 @@ use super::fail;
 
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
-    /// Run one cycle per connection and exit (`serve` runs them on their schedules).
-    #[arg(long, required = true)]
+    /// One cycle per connection, then exit — what `run` does; the flag is
+    /// kept for scripts (`serve` runs cycles on their schedules).
+    #[arg(long)]
     pub once: bool,
     /// Print the changes a run would write, per record and field, and write nothing.
     #[arg(long)]
@@ -343,13 +344,13 @@ pub fn status(config: &Path, data_dir: &Path, args: StatusArgs) -> ExitCode {
             out!(
                 "  schedule: {}; next run: {}",
                 s.schedule,
-                s.next_run.map_or("on request".into(), |t| t.to_rfc3339())
+                s.next_run.map_or("on request".into(), |t| t.format("%Y-%m-%d %H:%M UTC").to_string())
             );
             match &s.last_run {
                 Some(r) => {
                     out!(
                         "  last run: {} ({}), {} runs in all",
-                        r.finished_at.to_rfc3339(),
+                        r.finished_at.format("%Y-%m-%d %H:%M:%S UTC"),
                         r.outcome(),
                         s.runs
                     );
@@ -395,7 +396,7 @@ pub fn status(config: &Path, data_dir: &Path, args: StatusArgs) -> ExitCode {
                 s.errors
             );
             for e in &s.recent_errors {
-                out!(
+                let line = format!(
                     "    {} {} {}: {} — {}",
                     e.at.format("%Y-%m-%d %H:%M"),
                     e.object,
@@ -403,6 +404,7 @@ pub fn status(config: &Path, data_dir: &Path, args: StatusArgs) -> ExitCode {
                     e.code,
                     e.message
                 );
+                out!("{}", fit(&line, 100));
             }
         }
         Ok::<(), String>(())
@@ -472,5 +474,27 @@ pub fn serve(config: &Path, data_dir: &Path) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => fail(e),
+    }
+}
+
+/// `line` cut to `width` characters (an ellipsis marks the cut): status
+/// output fits a 100-column terminal; `--json` has every message whole.
+fn fit(line: &str, width: usize) -> String {
+    if line.chars().count() <= width {
+        return line.to_string();
+    }
+    let mut cut: String = line.chars().take(width - 1).collect();
+    cut.push('…');
+    cut
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn fit_cuts_long_lines_with_an_ellipsis_and_keeps_short_ones() {
+        assert_eq!(super::fit("short", 100), "short");
+        let long = "é".repeat(150);
+        let cut = super::fit(&long, 100);
+        assert_eq!((cut.chars().count(), cut.ends_with('…')), (100, true));
     }
 }

@@ -13,7 +13,7 @@
 //! | GET | `/metrics` | Prometheus text |
 //! | GET | `/connections` | status of every connection |
 //! | GET | `/connections/{name}/runs` | the last 50 runs |
-//! | GET | `/connections/{name}/errors` | per-record errors |
+//! | GET | `/connections/{name}/errors` | per-record errors, newest first: `{total, offset, limit, errors}`; `?limit=` (≤ 1000, default 100), `offset`, `object`, `code`, `record` |
 //! | POST | `/connections/{name}/run` | run the whole cycle now; `?wait=true` answers with the run |
 //! | PUT | `/connections/{name}/schedule` | `{"schedule": "every 2 hours"}` replaces the job; `"manual"` removes it |
 //! | POST | `/connections/{name}/activate` | a draft (inactive) connection starts running |
@@ -345,14 +345,44 @@ async fn runs(State(app): State<App>, Path(name): Path<String>) -> Response {
     }
 }
 
-async fn errors(State(app): State<App>, Path(name): Path<String>) -> Response {
+/// `GET /connections/{name}/errors?limit=&offset=&object=&code=&record=`.
+#[derive(Deserialize)]
+struct ErrorQuery {
+    #[serde(default = "default_error_page")]
+    limit: usize,
+    #[serde(default)]
+    offset: usize,
+    object: Option<String>,
+    code: Option<String>,
+    record: Option<String>,
+}
+
+fn default_error_page() -> usize {
+    100
+}
+
+/// The most errors one page holds.
+const MAX_ERROR_PAGE: usize = 1000;
+
+/// Per-record errors, newest first, filtered and paged: `total` is how many
+/// match, `errors` the page.
+async fn errors(State(app): State<App>, Path(name): Path<String>, Query(q): Query<ErrorQuery>) -> Response {
     if let Err(r) = job(&app, &name) {
         return r;
     }
-    match app.service.store.errors(&name) {
-        Ok(errors) => Json(errors).into_response(),
-        Err(e) => problem(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    if q.limit == 0 || q.limit > MAX_ERROR_PAGE {
+        return problem(StatusCode::BAD_REQUEST, format!("limit must be between 1 and {MAX_ERROR_PAGE}"));
     }
+    let mut errors = match app.service.store.errors(&name) {
+        Ok(errors) => errors,
+        Err(e) => return problem(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    };
+    let keep = |want: &Option<String>, have: &str| want.as_deref().is_none_or(|w| w == have);
+    errors.retain(|e| keep(&q.object, &e.object) && keep(&q.code, &e.code) && keep(&q.record, &e.record));
+    errors.sort_by_key(|e| std::cmp::Reverse(e.at));
+    let total = errors.len();
+    let page: Vec<_> = errors.into_iter().skip(q.offset).take(q.limit).collect();
+    Json(json!({"total": total, "offset": q.offset, "limit": q.limit, "errors": page})).into_response()
 }
 
 #[derive(Deserialize)]

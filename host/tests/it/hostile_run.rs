@@ -93,5 +93,26 @@ async fn under_serve_a_hostile_rule_neither_kills_the_worker_nor_hides_the_error
         .unwrap();
     let text = errors.to_string();
     assert!(text.contains("panicked on purpose"), "{text}");
+    // Paged and filtered, newest first.
+    let page = |query: &'static str| {
+        let url = format!("{}/connections/main/errors{query}", server.base);
+        async move { reqwest::Client::new().get(url).bearer_auth(ADMIN_TOKEN).send().await.unwrap() }
+    };
+    let total = errors["total"].as_u64().unwrap();
+    assert!(total >= 2 && errors["errors"].as_array().unwrap().len() as u64 == total.min(100), "{errors}");
+    let one: Value = page("?limit=1").await.json().await.unwrap();
+    assert_eq!(
+        (one["total"].as_u64(), one["errors"].as_array().map(Vec::len)),
+        (Some(total), Some(1)),
+        "{one}"
+    );
+    let second: Value = page("?limit=1&offset=1").await.json().await.unwrap();
+    assert!(
+        second["errors"][0]["at"].as_str() <= one["errors"][0]["at"].as_str(),
+        "newest first: {one} {second}"
+    );
+    let none: Value = page("?code=no-such-code").await.json().await.unwrap();
+    assert_eq!(none["total"], 0, "{none}");
+    assert_eq!(page("?limit=5000").await.status(), 400);
     assert!(server.terminate().await.success());
 }

@@ -716,9 +716,14 @@ async fn run_json_is_one_document_across_connections_and_a_closed_pipe_ends_quie
     assert_eq!(names, ["main", "second"], "{out}");
     assert!(out.stderr.contains("third: a draft (inactive), not run"), "{out}");
 
-    let one = crmsync(&env, &["run", "--once", "--json", "--connection", "main"]).await;
+    // `run` is one cycle; `--once` may be left out.
+    let one = crmsync(&env, &["run", "--json", "--connection", "main"]).await;
     let record: Value = serde_json::from_str(&one.stdout).unwrap_or_else(|e| panic!("{e}: {one}"));
     assert_eq!(record["connection"], "main", "one connection, one record: {one}");
+    let status = crmsync(&env, &["status"]).await;
+    assert!(status.ok() && status.stdout.contains("third"), "{status}");
+    let wide: Vec<&str> = status.stdout.lines().filter(|l| l.chars().count() > 100).collect();
+    assert!(wide.is_empty(), "status fits 100 columns: {wide:?}");
 
     // `crmsync status | head -1`: the reader is gone before the first write.
     let mut status = env.command(&["status"]).spawn().unwrap();
