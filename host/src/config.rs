@@ -87,13 +87,26 @@ pub struct Config {
 pub struct ServiceConfig {
     #[serde(default = "default_admin_addr")]
     pub admin_addr: String,
-    /// Bearer token of the admin API; without it the API refuses every call but `/health`.
+    /// Bearer token of the admin API's admin role (every route); without
+    /// it the API refuses every call but `/health` and `/ready`.
     pub admin_token: Option<SecretRef>,
+    /// Bearer token of the standard role: reads (status, runs, errors,
+    /// records, activities, metrics) and record actions — no configuration.
+    pub standard_token: Option<SecretRef>,
 }
 
 impl Default for ServiceConfig {
     fn default() -> Self {
-        ServiceConfig { admin_addr: default_admin_addr(), admin_token: None }
+        ServiceConfig { admin_addr: default_admin_addr(), admin_token: None, standard_token: None }
+    }
+}
+
+impl ServiceConfig {
+    /// The configured admin API tokens, each with its key.
+    pub fn tokens(&self) -> impl Iterator<Item = (&'static str, &SecretRef)> {
+        [("service.admin_token", &self.admin_token), ("service.standard_token", &self.standard_token)]
+            .into_iter()
+            .filter_map(|(k, t)| Some((k, t.as_ref()?)))
     }
 }
 
@@ -492,8 +505,8 @@ impl Config {
     /// Every semantic problem, each naming its key.
     pub fn check(&self) -> Vec<ConfigError> {
         let mut problems = Vec::new();
-        if let Some(token) = &self.service.admin_token {
-            problems.extend(token.check("service.admin_token").err());
+        for (key, token) in self.service.tokens() {
+            problems.extend(token.check(key).err());
         }
         if self.service.admin_addr.parse::<std::net::SocketAddr>().is_err() {
             problems.push(ConfigError::new(

@@ -87,8 +87,10 @@ fn check(file: &Path, secrets: bool) -> Result<String, ConfigErrors> {
         .map_err(|e| crmsync_core::ConfigError::new("-", format!("cannot start the async runtime: {e}")))?;
     let _guard = rt.enter();
     problems.extend(Service::check(&config, build));
-    if build && let Some(token) = &config.service.admin_token {
-        problems.extend(token.resolve("service.admin_token").err());
+    if build {
+        for (key, token) in config.service.tokens() {
+            problems.extend(token.resolve(key).err());
+        }
     }
     if !problems.is_empty() {
         return Err(ConfigErrors(problems));

@@ -6,24 +6,30 @@
 //! pass finishes the page in hand (queued and flushed), the scheduler tasks
 //! end, and the state is flushed to disk before the process exits.
 //!
-//! # Admin API (JSON; every route but `/health` needs `Authorization: Bearer <token>`)
-//! | method | path | |
-//! |---|---|---|
-//! | GET | `/health` | `{"status": "ok"}` |
-//! | GET | `/metrics` | Prometheus text |
-//! | GET | `/connections` | status of every connection |
-//! | GET | `/connections/{name}/runs` | the last 50 runs |
-//! | GET | `/connections/{name}/errors` | per-record errors, newest first: `{total, offset, limit, errors}`; `?limit=` (≤ 1000, default 100), `offset`, `object`, `code`, `record` |
-//! | POST | `/connections/{name}/run` | run the whole cycle now; `?wait=true` answers with the run |
-//! | PUT | `/connections/{name}/schedule` | `{"schedule": "every 2 hours"}` replaces the job; `"manual"` removes it |
-//! | POST | `/connections/{name}/activate` | a draft (inactive) connection starts running |
-//! | POST | `/connections/{name}/deactivate` | the connection becomes a draft: saved, not run |
-//! | POST | `/connections/{name}/plugins/{role}/activate` | `{"plugin": "name@version"}` |
-//! | POST | `/connections/{name}/plugins/{role}/rollback` | |
-//! | GET | `/connections/{name}/records/{sf_id}/activities` | the record's 20 most recent marketing activities |
-//! | GET | `/connections/{name}/actions` | campaigns and automations labelled Salesforce |
-//! | POST | `/connections/{name}/records/{sf_id}/add-to-automation` | `{"automation": "id or name"}` |
-//! | POST | `/connections/{name}/records/{sf_id}/send-campaign` | `{"campaign": "id or name"}` |
+//! # Admin API (JSON; `Authorization: Bearer <token>`)
+//! Two roles: the admin token (`service.admin_token`) may call every route;
+//! the standard token (`service.standard_token`) the *standard* ones —
+//! reads and record actions. No or a wrong token: 401; the standard token
+//! on an admin route: 403.
+//!
+//! | method | path | role | |
+//! |---|---|---|---|
+//! | GET | `/health` | none | `{"status": "ok"}` |
+//! | GET | `/ready` | none | 200 while running, 503 once shutdown began |
+//! | GET | `/metrics` | standard | Prometheus text |
+//! | GET | `/connections` | standard | status of every connection |
+//! | GET | `/connections/{name}/runs` | standard | the last 50 runs |
+//! | GET | `/connections/{name}/errors` | standard | per-record errors, newest first: `{total, offset, limit, errors}`; `?limit=` (≤ 1000, default 100), `offset`, `object`, `code`, `record` |
+//! | GET | `/connections/{name}/records/{sf_id}/activities` | standard | the record's 20 most recent marketing activities |
+//! | GET | `/connections/{name}/actions` | standard | campaigns and automations labelled Salesforce |
+//! | POST | `/connections/{name}/records/{sf_id}/add-to-automation` | standard | `{"automation": "id or name"}` |
+//! | POST | `/connections/{name}/records/{sf_id}/send-campaign` | standard | `{"campaign": "id or name"}` |
+//! | POST | `/connections/{name}/run` | admin | run the whole cycle now; `?wait=true` answers with the run |
+//! | PUT | `/connections/{name}/schedule` | admin | `{"schedule": "every 2 hours"}` replaces the job; `"manual"` removes it |
+//! | POST | `/connections/{name}/activate` | admin | a draft (inactive) connection starts running |
+//! | POST | `/connections/{name}/deactivate` | admin | the connection becomes a draft: saved, not run |
+//! | POST | `/connections/{name}/plugins/{role}/activate` | admin | `{"plugin": "name@version"}` |
+//! | POST | `/connections/{name}/plugins/{role}/rollback` | admin | |
 
 // Handlers answer errors as ready responses; their size does not matter here.
 #![allow(clippy::result_large_err)]
@@ -66,7 +72,9 @@ struct Job {
 struct App {
     service: Arc<Service>,
     jobs: Arc<HashMap<String, Arc<Job>>>,
-    token: Option<Arc<Secret>>,
+    tokens: Arc<Tokens>,
+    /// Set when shutdown begins: `/ready` answers 503 from then on.
+    stopping: Arc<AtomicBool>,
 }
 
 /// Runs the service until `shutdown` resolves, then shuts down gracefully.
@@ -75,10 +83,12 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServiceError> {
-    let token = match &service.config.service.admin_token {
-        Some(r) => Some(Arc::new(r.resolve("service.admin_token")?)),
-        None => None,
-    };
+    let resolve =
+        |r: &Option<crmsync_core::SecretRef>, key: &str| r.as_ref().map(|r| r.resolve(key)).transpose();
+    let tokens = Arc::new(Tokens {
+        admin: resolve(&service.config.service.admin_token, "service.admin_token")?,
+        standard: resolve(&service.config.service.standard_token, "service.standard_token")?,
+    });
     let stop = Arc::new(AtomicBool::new(false));
     let mut jobs = HashMap::new();
     for (name, conn) in &service.connections {
@@ -99,21 +109,27 @@ pub async fn serve(
     for job in jobs.values() {
         tasks.push(tokio::spawn(supervise(service.clone(), job.clone(), stop.clone())));
     }
-    let app = App { service: service.clone(), jobs: jobs.clone(), token };
-    let router = axum::Router::new()
+    let app = App { service: service.clone(), jobs: jobs.clone(), tokens, stopping: stop.clone() };
+    // Each route's role is the group it is in.
+    let standard = axum::Router::new()
         .route("/metrics", get(metrics))
         .route("/connections", get(connections))
         .route("/connections/{name}/runs", get(runs))
         .route("/connections/{name}/errors", get(errors))
+        .merge(super::activity_api::routes(service.clone()))
+        .route_layer(middleware::from_fn_with_state(app.clone(), standard_role));
+    let admin = axum::Router::new()
         .route("/connections/{name}/run", post(run_now))
         .route("/connections/{name}/schedule", put(set_schedule))
         .route("/connections/{name}/activate", post(activate_connection))
         .route("/connections/{name}/deactivate", post(deactivate_connection))
         .route("/connections/{name}/plugins/{role}/activate", post(activate))
         .route("/connections/{name}/plugins/{role}/rollback", post(rollback))
-        .merge(super::activity_api::routes(service.clone()))
-        .route_layer(middleware::from_fn_with_state(app.clone(), auth))
+        .route_layer(middleware::from_fn_with_state(app.clone(), admin_role));
+    let router = standard
+        .merge(admin)
         .route("/health", get(|| async { Json(json!({"status": "ok"})) }))
+        .route("/ready", get(ready))
         .with_state(app);
     tracing::info!(addr = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), "admin API listening");
     let stopping = stop.clone();
@@ -284,27 +300,79 @@ async fn schedule_loop(service: Arc<Service>, job: Arc<Job>, stop: Arc<AtomicBoo
     }
 }
 
-async fn auth(State(app): State<App>, req: Request, next: Next) -> Response {
-    // The scheme is case-insensitive (RFC 9110 §11.1).
-    let given = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split_once(' '))
-        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .map(|(_, token)| token.trim());
-    let refused = match (&app.token, given) {
-        (Some(token), Some(given)) if constant_eq(token.expose().as_bytes(), given.as_bytes()) => {
-            return next.run(req).await;
+/// The admin API's two roles, as the seed integrations' two permission sets.
+struct Tokens {
+    /// Everything: connections, schedules, plugins, activation.
+    admin: Option<Secret>,
+    /// Reads and record actions.
+    standard: Option<Secret>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Access {
+    Standard,
+    Admin,
+}
+
+impl Tokens {
+    /// The role a request's bearer token carries (the scheme in any case, RFC 9110 §11.1).
+    fn role(&self, req: &Request) -> Option<Access> {
+        let given = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, token)| token.trim().as_bytes())?;
+        let is = |t: &Option<Secret>| t.as_ref().is_some_and(|t| constant_eq(t.expose().as_bytes(), given));
+        // Both compared, whichever matches: the time taken says nothing of either.
+        match (is(&self.admin), is(&self.standard)) {
+            (true, _) => Some(Access::Admin),
+            (false, true) => Some(Access::Standard),
+            (false, false) => None,
         }
-        (None, _) => "the admin API has no token configured (service.admin_token)",
-        _ => "missing or wrong bearer token",
+    }
+}
+
+async fn standard_role(State(app): State<App>, req: Request, next: Next) -> Response {
+    authorize(&app, Access::Standard, req, next).await
+}
+
+async fn admin_role(State(app): State<App>, req: Request, next: Next) -> Response {
+    authorize(&app, Access::Admin, req, next).await
+}
+
+/// Lets the request through when its token's role covers `needed`: no or a
+/// wrong token is 401 (with `WWW-Authenticate`), the standard token on an
+/// admin route 403.
+async fn authorize(app: &App, needed: Access, req: Request, next: Next) -> Response {
+    let refused = match app.tokens.role(&req) {
+        Some(Access::Admin) => return next.run(req).await,
+        Some(Access::Standard) if needed == Access::Standard => return next.run(req).await,
+        Some(Access::Standard) => {
+            return problem(
+                StatusCode::FORBIDDEN,
+                "this route changes configuration: it needs the admin token",
+            );
+        }
+        None if app.tokens.admin.is_none() && app.tokens.standard.is_none() => {
+            "the admin API has no token configured (service.admin_token)"
+        }
+        None => "missing or wrong bearer token",
     };
     let mut response = problem(StatusCode::UNAUTHORIZED, refused);
     response
         .headers_mut()
         .insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer realm=\"crmsync\""));
     response
+}
+
+/// Ready while the service runs its schedules; 503 once shutdown began.
+async fn ready(State(app): State<App>) -> Response {
+    if app.stopping.load(Ordering::SeqCst) {
+        return problem(StatusCode::SERVICE_UNAVAILABLE, "shutting down");
+    }
+    Json(json!({"status": "ready", "connections": app.jobs.len()})).into_response()
 }
 
 fn constant_eq(a: &[u8], b: &[u8]) -> bool {

@@ -44,6 +44,8 @@ pub fn connect(
 }
 
 pub const ADMIN_TOKEN: &str = "admin-token-for-tests";
+/// The admin API's standard role (reads and record actions).
+pub const STANDARD_TOKEN: &str = "standard-token-for-tests";
 
 pub struct Env {
     pub sandbox: Sandbox,
@@ -235,7 +237,8 @@ impl Env {
             }
         }
         let config = json!({
-            "service": {"admin_addr": "127.0.0.1:0", "admin_token": {"env": "CRMSYNC_ADMIN_TOKEN"}},
+            "service": {"admin_addr": "127.0.0.1:0", "admin_token": {"env": "CRMSYNC_ADMIN_TOKEN"},
+                "standard_token": {"env": "CRMSYNC_STANDARD_TOKEN"}},
             "connections": {"main": main},
         });
         let path = dir.path().join("crmsync.toml");
@@ -252,6 +255,7 @@ impl Env {
             ("AC_TOKEN", c.activecampaign_api_token.clone()),
             ("BREVO_KEY", c.brevo_api_key.clone()),
             ("CRMSYNC_ADMIN_TOKEN", ADMIN_TOKEN.to_string()),
+            ("CRMSYNC_STANDARD_TOKEN", STANDARD_TOKEN.to_string()),
         ]
     }
 

@@ -639,6 +639,7 @@ async fn config_example_passes_config_check_and_each_problem_is_named_by_its_key
         ("MAILCHIMP_API_KEY", "0123456789abcdef0123456789abcdef-us6"),
         ("BREVO_API_KEY", "b"),
         ("CRMSYNC_ADMIN_TOKEN", "t"),
+        ("CRMSYNC_STANDARD_TOKEN", "u"),
     ];
     let full = crmsync_in(dir.path(), &["config", "check"], &secrets, "").await;
     assert!(full.ok(), "{full}");
@@ -853,4 +854,81 @@ async fn json_logs_are_json_lines_only_and_carry_no_secret_or_email() {
     }
     assert!(lines > 10, "the run logged: {run}");
     assert!(failing.stderr.contains("no connection named"), "{failing}");
+}
+
+/// Every admin API route against no token, a wrong token, the standard
+/// token and the admin token: 401 (saying how to authenticate), 401, 403 on
+/// the routes that change configuration, and through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_route_checks_its_role() {
+    use crate::common::{ADMIN_TOKEN, STANDARD_TOKEN};
+    let env = Env::start(seed(3, 2), all_selection(), json!({})).await;
+    let server = crate::common::Served::start(&env).await;
+    let http = reqwest::Client::new();
+    let (get, post, put) = (reqwest::Method::GET, reqwest::Method::POST, reqwest::Method::PUT);
+    // (method, path, body, admin only)
+    let routes = [
+        (get.clone(), "/metrics", None, false),
+        (get.clone(), "/connections", None, false),
+        (get.clone(), "/connections/main/runs", None, false),
+        (get.clone(), "/connections/main/errors", None, false),
+        (get.clone(), "/connections/main/records/00Q000000000001AAA/activities", None, false),
+        (get.clone(), "/connections/main/actions", None, false),
+        (
+            post.clone(),
+            "/connections/main/records/00Q000000000001AAA/add-to-automation",
+            Some(json!({"automation": "x"})),
+            false,
+        ),
+        (
+            post.clone(),
+            "/connections/main/records/00Q000000000001AAA/send-campaign",
+            Some(json!({"campaign": "x"})),
+            false,
+        ),
+        (post.clone(), "/connections/main/run", None, true),
+        (put.clone(), "/connections/main/schedule", Some(json!({"schedule": "manual"})), true),
+        (post.clone(), "/connections/main/deactivate", None, true),
+        (post.clone(), "/connections/main/activate", None, true),
+        (
+            post.clone(),
+            "/connections/main/plugins/mapper/activate",
+            Some(json!({"plugin": "nope@9.9.9"})),
+            true,
+        ),
+        (post.clone(), "/connections/main/plugins/mapper/rollback", None, true),
+    ];
+    let call = |method: &reqwest::Method, path: &str, body: &Option<Value>, token: Option<&str>| {
+        let mut req = http.request(method.clone(), format!("{}{path}", server.base));
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        req.send()
+    };
+    for (method, path, body, admin_only) in &routes {
+        let none = call(method, path, body, None).await.unwrap();
+        assert_eq!(none.status(), 401, "{method} {path} without a token");
+        assert_eq!(none.headers()["www-authenticate"], "Bearer realm=\"crmsync\"", "{method} {path}");
+        let wrong = call(method, path, body, Some("not-the-token")).await.unwrap();
+        assert_eq!(wrong.status(), 401, "{method} {path} with a wrong token");
+        let standard = call(method, path, body, Some(STANDARD_TOKEN)).await.unwrap().status();
+        if *admin_only {
+            assert_eq!(standard, 403, "{method} {path}: the standard token changes no configuration");
+        } else {
+            assert!(
+                standard != 401 && standard != 403,
+                "{method} {path} with the standard token: {standard}"
+            );
+        }
+    }
+    for (method, path, body, _) in &routes {
+        let admin = call(method, path, body, Some(ADMIN_TOKEN)).await.unwrap().status();
+        assert!(admin != 401 && admin != 403, "{method} {path} with the admin token: {admin}");
+    }
+    let ready: Value = http.get(format!("{}/ready", server.base)).send().await.unwrap().json().await.unwrap();
+    assert_eq!(ready["status"], "ready", "{ready}");
+    assert!(server.terminate().await.success());
 }
