@@ -11,10 +11,12 @@
 //! - [`serve`]: the scheduler, the HTTP admin API and graceful shutdown.
 //! - [`activity_api`]: the admin API routes for activities and actions.
 //! - [`lease`]: which running `serve` holds a data directory.
+//! - [`plugin_api`]: the admin API's plugin upload and list routes.
 //! - [`run_stats`]: runs by outcome and duration since start, for `/metrics`.
 
 pub mod activity_api;
 pub mod lease;
+pub mod plugin_api;
 pub mod run_stats;
 pub mod serve;
 

@@ -30,6 +30,8 @@
 //! | POST | `/connections/{name}/deactivate` | admin | the connection becomes a draft: saved, not run |
 //! | POST | `/connections/{name}/plugins/{role}/activate` | admin | `{"plugin": "name@version"}` |
 //! | POST | `/connections/{name}/plugins/{role}/rollback` | admin | |
+//! | GET | `/plugins` | standard | installed versions and the active one per connection and role |
+//! | POST | `/plugins` | admin | multipart: `name`, `version`, `component` (.wasm), optional `fixtures`, `activate` (a connection), `role`; validated before anything changes (422 when refused) |
 
 // Handlers answer errors as ready responses; their size does not matter here.
 #![allow(clippy::result_large_err)]
@@ -117,6 +119,9 @@ pub async fn serve(
         .route("/connections/{name}/runs", get(runs))
         .route("/connections/{name}/errors", get(errors))
         .merge(super::activity_api::routes(service.clone()))
+        .merge(
+            axum::Router::new().route("/plugins", get(super::plugin_api::list)).with_state(service.clone()),
+        )
         .route_layer(middleware::from_fn_with_state(app.clone(), standard_role));
     let admin = axum::Router::new()
         .route("/connections/{name}/run", post(run_now))
@@ -125,6 +130,12 @@ pub async fn serve(
         .route("/connections/{name}/deactivate", post(deactivate_connection))
         .route("/connections/{name}/plugins/{role}/activate", post(activate))
         .route("/connections/{name}/plugins/{role}/rollback", post(rollback))
+        .merge(
+            axum::Router::new()
+                .route("/plugins", post(super::plugin_api::upload))
+                .layer(axum::extract::DefaultBodyLimit::max(super::plugin_api::MAX_COMPONENT))
+                .with_state(service.clone()),
+        )
         .route_layer(middleware::from_fn_with_state(app.clone(), admin_role));
     let router = standard
         .merge(admin)

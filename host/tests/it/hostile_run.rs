@@ -116,3 +116,93 @@ async fn under_serve_a_hostile_rule_neither_kills_the_worker_nor_hides_the_error
     assert_eq!(page("?limit=5000").await.status(), 400);
     assert!(server.terminate().await.success());
 }
+
+/// A new rule version uploaded while `serve` runs: a hostile one (its own
+/// fixture spins forever) and a wrong-contract one are refused and the
+/// running version keeps serving; a good one is installed, activated and
+/// used by the next run — no restart. The standard token may list, not upload.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plugins_are_uploaded_validated_and_activated_through_the_admin_api() {
+    use crate::common::STANDARD_TOKEN;
+    use reqwest::multipart::{Form, Part};
+    let env = Env::start(json!({"salesforce": {"generate": {"Lead": 4}}}), all_selection(), json!({})).await;
+    let server = Served::start(&env).await;
+    let http = reqwest::Client::new();
+    let plugins = plugins_dir();
+    let form = |name: &str, file: &str, fixtures: Option<String>| {
+        let bytes = std::fs::read(plugins.join(file)).unwrap();
+        let mut form = Form::new()
+            .text("name", name.to_string())
+            .text("version", "2.0.0")
+            .part("component", Part::bytes(bytes).file_name(file.to_string()))
+            .text("activate", "main")
+            .text("role", "mapper");
+        if let Some(f) = fixtures {
+            form = form.text("fixtures", f);
+        }
+        form
+    };
+    let upload = |form: Form, token: &'static str| {
+        http.post(format!("{}/plugins", server.base)).bearer_auth(token).multipart(form).send()
+    };
+    let active_mapper = || async {
+        let list: Value = http
+            .get(format!("{}/plugins", server.base))
+            .bearer_auth(STANDARD_TOKEN)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let active = list["active"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["connection"] == "main" && a["role"] == "mapper");
+        active.and_then(|a| a["plugin"].as_str()).map(str::to_string).unwrap_or_default()
+    };
+    let before = active_mapper().await;
+    assert!(before.starts_with("standard-mapping@"), "{before}");
+
+    let forbidden = upload(form("mapping", "standard-mapping.wasm", None), STANDARD_TOKEN).await.unwrap();
+    assert_eq!(forbidden.status(), 403);
+
+    let spins = r#"{"name":"spins","input":{"system":"salesforce","object":"Lead","id":"00Q1","fields":{"LastName":"attack:loop","Email":"a@example.com"}},"expect":{"ok":{"system":"activecampaign","object":"contact","fields":{}}}}"#;
+    let hostile = upload(form("evil", "hostile.wasm", Some(spins.into())), ADMIN_TOKEN).await.unwrap();
+    assert_eq!(hostile.status(), 422);
+    let why: Value = hostile.json().await.unwrap();
+    assert!(why["error"].as_str().is_some_and(|e| e.contains("spins")), "{why}");
+    let wrong = upload(form("wrong", "wrong-contract.wasm", None), ADMIN_TOKEN).await.unwrap();
+    assert_eq!(wrong.status(), 422, "{}", wrong.text().await.unwrap());
+    assert_eq!(active_mapper().await, before, "the running version keeps serving");
+
+    let fixtures = std::fs::read_to_string(plugins.join("standard-mapping.fixtures.jsonl")).unwrap();
+    let good = upload(form("mapping", "standard-mapping.wasm", Some(fixtures)), ADMIN_TOKEN).await.unwrap();
+    assert_eq!(good.status(), 201);
+    let good: Value = good.json().await.unwrap();
+    assert!(good["fixtures_passed"].as_u64().unwrap() > 10, "{good}");
+    assert_eq!(
+        good["active"]["plugin"].as_str().map(|p| p.starts_with("mapping@2.0.0")),
+        Some(true),
+        "{good}"
+    );
+    assert!(active_mapper().await.starts_with("mapping@2.0.0"));
+
+    let run: Value = http
+        .post(format!("{}/connections/main/run?wait=true", server.base))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (run["outbound"]["created"].as_u64(), run["outbound"]["errors"].as_u64()),
+        (Some(4), Some(0)),
+        "{run}"
+    );
+    assert_eq!(ac_contacts(&env).len(), 4);
+    assert!(server.terminate().await.success());
+}

@@ -886,6 +886,8 @@ async fn every_route_checks_its_role() {
             Some(json!({"campaign": "x"})),
             false,
         ),
+        (get.clone(), "/plugins", None, false),
+        (post.clone(), "/plugins", Some(json!({"not": "a form"})), true),
         (post.clone(), "/connections/main/run", None, true),
         (put.clone(), "/connections/main/schedule", Some(json!({"schedule": "manual"})), true),
         (post.clone(), "/connections/main/deactivate", None, true),

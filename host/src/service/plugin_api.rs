@@ -1,0 +1,160 @@
+//! The admin API's plugin routes: upload a new version while the service
+//! runs (validated — contract and its own fixtures — before anything changes;
+//! a refused one leaves the running version serving), optionally activate it
+//! for a connection's role at once, and list what is installed and active.
+//!
+//! `POST /plugins` (admin) takes `multipart/form-data`: `name`, `version`,
+//! `component` (the `.wasm`), optional `fixtures` (JSON lines), optional
+//! `activate` (a connection) with `role` (needed when the component exports
+//! several roles). `GET /plugins` (standard) lists versions and activations.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{Multipart, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use crmsync_runtime::registry::Manifest;
+use crmsync_runtime::{Role, fixtures};
+use serde_json::json;
+
+use super::Service;
+
+/// The largest component the API takes (bytes).
+pub const MAX_COMPONENT: usize = 64 * 1024 * 1024;
+
+fn refuse(status: StatusCode, message: impl Into<String>) -> Response {
+    (status, Json(json!({"error": message.into()}))).into_response()
+}
+
+/// What an upload carries.
+#[derive(Default)]
+struct Upload {
+    name: Option<String>,
+    version: Option<String>,
+    component: Option<Vec<u8>>,
+    fixtures: Option<String>,
+    activate: Option<String>,
+    role: Option<String>,
+}
+
+async fn read(mut form: Multipart) -> Result<Upload, Response> {
+    let bad = |e: axum::extract::multipart::MultipartError| refuse(StatusCode::BAD_REQUEST, e.body_text());
+    let mut up = Upload::default();
+    while let Some(field) = form.next_field().await.map_err(bad)? {
+        let name = field.name().unwrap_or_default().to_string();
+        match name.as_str() {
+            "component" => up.component = Some(field.bytes().await.map_err(bad)?.to_vec()),
+            "name" | "version" | "fixtures" | "activate" | "role" => {
+                let text = Some(field.text().await.map_err(bad)?);
+                match name.as_str() {
+                    "name" => up.name = text,
+                    "version" => up.version = text,
+                    "fixtures" => up.fixtures = text,
+                    "activate" => up.activate = text,
+                    _ => up.role = text,
+                }
+            }
+            other => {
+                return Err(refuse(
+                    StatusCode::BAD_REQUEST,
+                    format!(
+                        "unknown form field {other:?} (name, version, component, fixtures, activate, role)"
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(up)
+}
+
+/// `POST /plugins`: install (and optionally activate) a new version.
+pub async fn upload(State(service): State<Arc<Service>>, form: Multipart) -> Response {
+    let up = match read(form).await {
+        Ok(up) => up,
+        Err(r) => return r,
+    };
+    let (Some(name), Some(version), Some(bytes)) = (up.name, up.version, up.component) else {
+        return refuse(
+            StatusCode::BAD_REQUEST,
+            "a plugin upload needs the fields name, version and component",
+        );
+    };
+    let cases = match up.fixtures.as_deref().map(|t| fixtures::parse(t, None)).transpose() {
+        Ok(cases) => cases.unwrap_or_default(),
+        Err(e) => return refuse(StatusCode::UNPROCESSABLE_ENTITY, format!("fixtures: {e}")),
+    };
+    let role: Option<Role> = match up.role.as_deref().map(str::parse).transpose() {
+        Ok(r) => r,
+        Err(e) => return refuse(StatusCode::BAD_REQUEST, e),
+    };
+    if let Some(c) = &up.activate
+        && !service.connections.contains_key(c)
+    {
+        return refuse(StatusCode::NOT_FOUND, format!("no connection named {c:?}"));
+    }
+    let manifest = Manifest { name, version, roles: role.into_iter().collect(), fixtures: cases };
+    // Compiling and running the fixtures is CPU work: off the async workers.
+    let registry = service.registry.clone();
+    let installed = tokio::task::spawn_blocking(move || registry.install(&bytes, &manifest)).await;
+    let installed = match installed {
+        Ok(Ok(installed)) => installed,
+        Ok(Err(e)) => return refuse(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()),
+        Err(e) => return refuse(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    };
+    let roles: Vec<String> = installed.roles.iter().map(Role::to_string).collect();
+    let mut answer = json!({
+        "installed": installed.id.to_string(),
+        "sha256": installed.id.sha256,
+        "roles": roles,
+        "fixtures_passed": installed.fixtures_passed,
+    });
+    if let Some(connection) = up.activate {
+        let role = match (role, installed.roles.len()) {
+            (Some(r), _) => r,
+            (None, 1) => *installed.roles.iter().next().expect("one role"),
+            (None, _) => {
+                return refuse(
+                    StatusCode::BAD_REQUEST,
+                    "installed; it exports several roles: give `role` to activate one",
+                );
+            }
+        };
+        let key = format!("{}@{}", installed.id.name, installed.id.version);
+        match service.registry.activate(&connection, role, &key) {
+            Ok(id) => {
+                answer["active"] =
+                    json!({"connection": connection, "role": role.to_string(), "plugin": id.to_string()})
+            }
+            Err(e) => {
+                return refuse(StatusCode::UNPROCESSABLE_ENTITY, format!("installed, not activated: {e}"));
+            }
+        }
+    }
+    (StatusCode::CREATED, Json(answer)).into_response()
+}
+
+/// `GET /plugins`: installed versions, and which is active per connection and role.
+pub async fn list(State(service): State<Arc<Service>>) -> Response {
+    let (versions, active) = match (service.registry.list(), service.registry.active()) {
+        (Ok(v), Ok(a)) => (v, a),
+        (Err(e), _) | (_, Err(e)) => return refuse(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    };
+    let versions: Vec<_> = versions
+        .iter()
+        .map(|v| {
+            json!({
+                "plugin": v.id.to_string(),
+                "sha256": v.id.sha256,
+                "roles": v.roles.iter().map(Role::to_string).collect::<Vec<_>>(),
+                "fixtures_passed": v.fixtures_passed,
+                "installed_at": v.installed_at,
+            })
+        })
+        .collect();
+    let active: Vec<_> = active
+        .iter()
+        .map(|((connection, role), plugin)| json!({"connection": connection, "role": role.to_string(), "plugin": plugin}))
+        .collect();
+    Json(json!({"versions": versions, "active": active})).into_response()
+}
