@@ -37,6 +37,9 @@ pub struct RunArgs {
     /// several connections run).
     #[arg(long)]
     pub json: bool,
+    /// With `--dry-run`: how many planned writes to show per direction (the totals are always shown).
+    #[arg(long, default_value_t = 50)]
+    pub limit: usize,
     /// Draw no progress bar (one is drawn only when stderr is a terminal, never with `--json`).
     #[arg(long)]
     pub no_progress: bool,
@@ -176,7 +179,7 @@ pub fn run(config: &Path, data_dir: &Path, args: RunArgs) -> ExitCode {
             let record = rt.block_on(run_cycle(&service, &conn, opts, bar)).map_err(|e| e.to_string())?;
             failed |= record.error.is_some();
             if !args.json {
-                print_run(&record);
+                print_run(&record, args.limit);
             }
             records.push(record);
         }
@@ -210,7 +213,7 @@ async fn run_remote(config: &Config, lease: &Lease, args: &RunArgs) -> Result<bo
             remote(config, lease, reqwest::Method::POST, &format!("/connections/{name}/run?wait=true"))
                 .await?;
         if !args.json {
-            print_run(&record);
+            print_run(&record, args.limit);
         }
         records.push(record);
     }
@@ -286,8 +289,8 @@ fn bar_message(connection: &str, p: &ProgressSnapshot) -> String {
     format!("{connection}: {direction}, {}: written {}, errors {}", p.object, p.written, p.errors)
 }
 
-/// A run, for the operator.
-pub fn print_run(r: &RunRecord) {
+/// A run, for the operator; a dry run's planned writes up to `limit` per direction, with totals.
+pub fn print_run(r: &RunRecord, limit: usize) {
     let took = (r.finished_at - r.started_at).num_milliseconds() as f64 / 1000.0;
     let what = if r.dry_run { "dry run" } else { "run" };
     out!("{} {what} {} — {took:.2} s, {}", r.connection, r.run_id, r.outcome());
@@ -306,10 +309,16 @@ pub fn print_run(r: &RunRecord) {
         for (reason, n) in &p.skipped {
             out!("    skipped {n}: {reason}");
         }
-        for w in &p.planned {
+        for w in p.planned.iter().take(limit) {
             for (field, old, new) in &w.fields {
                 out!("    would write {} ({}): {field}: {old:?} → {new:?}", w.sf_id, w.key);
             }
+        }
+        if r.dry_run {
+            let fields: usize = p.planned.iter().map(|w| w.fields.len()).sum();
+            let more = p.planned.len().saturating_sub(limit);
+            let hidden = if more > 0 { format!(" ({more} more not shown: --limit)") } else { String::new() };
+            out!("    would write {} records, {fields} field changes{hidden}", p.planned.len());
         }
         if p.budget_paused {
             out!("    paused by the Salesforce API budget; the rest waits for the next run");

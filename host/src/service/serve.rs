@@ -25,6 +25,7 @@
 //! | POST | `/connections/{name}/records/{sf_id}/add-to-automation` | standard | `{"automation": "id or name"}` |
 //! | POST | `/connections/{name}/records/{sf_id}/send-campaign` | standard | `{"campaign": "id or name"}` |
 //! | POST | `/connections/{name}/run` | admin | run the whole cycle now; `?wait=true` answers with the run |
+//! | POST | `/connections/{name}/dry-run` | admin | what a cycle would write, writing nothing: the run record, `planned` cut to `?limit=` (default 50) per direction, `planned_total` counting all |
 //! | PUT | `/connections/{name}/schedule` | admin | `{"schedule": "every 2 hours"}` replaces the job; `"manual"` removes it |
 //! | POST | `/connections/{name}/activate` | admin | a draft (inactive) connection starts running |
 //! | POST | `/connections/{name}/deactivate` | admin | the connection becomes a draft: saved, not run |
@@ -125,6 +126,7 @@ pub async fn serve(
         .route_layer(middleware::from_fn_with_state(app.clone(), standard_role));
     let admin = axum::Router::new()
         .route("/connections/{name}/run", post(run_now))
+        .route("/connections/{name}/dry-run", post(dry_run))
         .route("/connections/{name}/schedule", put(set_schedule))
         .route("/connections/{name}/activate", post(activate_connection))
         .route("/connections/{name}/deactivate", post(deactivate_connection))
@@ -488,6 +490,67 @@ async fn run_now(State(app): State<App>, Path(name): Path<String>, Query(q): Que
         Ok(record) => Json(record).into_response(),
         Err(_) => problem(StatusCode::SERVICE_UNAVAILABLE, "the service is shutting down"),
     }
+}
+
+#[derive(Deserialize)]
+struct DryRunQuery {
+    /// Planned writes shown per direction; the totals count them all.
+    #[serde(default = "default_dry_run_limit")]
+    limit: usize,
+}
+
+fn default_dry_run_limit() -> usize {
+    50
+}
+
+/// Runs the cycle as a dry run (reads both sides, writes nothing, stores
+/// nothing) and answers what it would write: the run record with each
+/// direction's `planned` cut to `limit`, and `planned_total` counting them all.
+async fn dry_run(State(app): State<App>, Path(name): Path<String>, Query(q): Query<DryRunQuery>) -> Response {
+    let job = match job(&app, &name) {
+        Ok(j) => j.clone(),
+        Err(r) => return r,
+    };
+    let opts = RunOptions {
+        dry_run: true,
+        force: true,
+        outbound: true,
+        reconcile: false,
+        activities: false,
+        stop: None,
+        progress: None,
+    };
+    let mut record = match app.service.run(&job.conn, opts).await {
+        Ok(r) => r,
+        Err(e) => return problem(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    };
+    let totals = json!({
+        "outbound": {"records": record.outbound.planned.len(),
+                     "fields": record.outbound.planned.iter().map(|w| w.fields.len()).sum::<usize>()},
+        "inbound": {"records": record.inbound.planned.len(),
+                    "fields": record.inbound.planned.iter().map(|w| w.fields.len()).sum::<usize>()},
+    });
+    let planned = |writes: &mut Vec<crmsync_engine::PlannedWrite>| {
+        let shown: Vec<_> = std::mem::take(writes)
+            .into_iter()
+            .take(q.limit)
+            .map(|w| {
+                let fields: Vec<_> = w
+                    .fields
+                    .iter()
+                    .map(|(f, old, new)| json!({"field": f, "old": old, "new": new}))
+                    .collect();
+                json!({"sf_id": w.sf_id, "key": w.key, "fields": fields})
+            })
+            .collect();
+        shown
+    };
+    let (outbound, inbound) = (planned(&mut record.outbound.planned), planned(&mut record.inbound.planned));
+    let mut answer = serde_json::to_value(&record).unwrap_or_default();
+    answer["outbound"]["planned"] = json!(outbound);
+    answer["inbound"]["planned"] = json!(inbound);
+    answer["planned_total"] = totals;
+    Json(answer).into_response()
 }
 
 #[derive(Deserialize)]

@@ -20,6 +20,26 @@ async fn run_once_previews_then_syncs_and_status_reports_it() {
     assert!(dry.stdout.contains("would write"), "{dry}");
     assert!(dry.stdout.contains("create or update by email gen-lead-1@example.com"), "{dry}");
     assert_eq!(ac_contacts(&env).len(), 0, "a dry run writes nothing");
+    assert!(dry.stdout.contains("would write 50 records"), "totals: {dry}");
+    let limited = crmsync(&env, &["run", "--dry-run", "--limit", "3"]).await;
+    let shown = limited
+        .stdout
+        .lines()
+        .filter(|l| l.contains("would write 0") || l.contains("would write 00"))
+        .count();
+    assert!(
+        shown > 0
+            && limited.stdout.contains("would write 50 records")
+            && limited.stdout.contains("(47 more not shown: --limit)"),
+        "{limited}"
+    );
+    let ids: std::collections::HashSet<&str> = limited
+        .stdout
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("would write ")?.split_once(' ').map(|(id, _)| id))
+        .filter(|id| id.starts_with("00"))
+        .collect();
+    assert_eq!(ids.len(), 3, "three records shown: {limited}");
 
     let run = crmsync(&env, &["run", "--once", "--json"]).await;
     assert!(run.ok(), "{run}");
@@ -889,6 +909,7 @@ async fn every_route_checks_its_role() {
         (get.clone(), "/plugins", None, false),
         (post.clone(), "/plugins", Some(json!({"not": "a form"})), true),
         (post.clone(), "/connections/main/run", None, true),
+        (post.clone(), "/connections/main/dry-run", None, true),
         (put.clone(), "/connections/main/schedule", Some(json!({"schedule": "manual"})), true),
         (post.clone(), "/connections/main/deactivate", None, true),
         (post.clone(), "/connections/main/activate", None, true),
@@ -933,4 +954,28 @@ async fn every_route_checks_its_role() {
     let ready: Value = http.get(format!("{}/ready", server.base)).send().await.unwrap().json().await.unwrap();
     assert_eq!(ready["status"], "ready", "{ready}");
     assert!(server.terminate().await.success());
+}
+
+/// The admin API's dry run: what the cycle would write, with totals, and
+/// nothing written on either side.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_admin_api_previews_a_cycle_with_totals_and_writes_nothing() {
+    let env = Env::start(seed(30, 0), all_selection(), json!({})).await;
+    let server = crate::common::Served::start(&env).await;
+    let preview: Value = reqwest::Client::new()
+        .post(format!("{}/connections/main/dry-run?limit=5", server.base))
+        .bearer_auth(crate::common::ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(preview["dry_run"], true, "{preview}");
+    assert_eq!(preview["planned_total"]["outbound"]["records"], 30, "{preview}");
+    assert_eq!(preview["outbound"]["planned"].as_array().map(Vec::len), Some(5), "{preview}");
+    assert_eq!(ac_contacts(&env).len(), 0, "a dry run writes nothing");
+    assert!(server.terminate().await.success());
+    let status: Value = serde_json::from_str(&crmsync(&env, &["status", "--json"]).await.stdout).unwrap();
+    assert_eq!(status[0]["runs"], 0, "a dry run is not stored: {status}");
 }
