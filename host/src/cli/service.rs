@@ -93,8 +93,9 @@ pub(crate) fn open(config: &Path, data_dir: &Path) -> Result<Service, String> {
     let config = load(config)?;
     if let Some(lease) = lease::holder(data_dir) {
         return Err(format!(
-            "{} is held by {lease}: stop it first, or use its admin API (`status` and `run --once` go through it)",
-            data_dir.display()
+            "{} is held by {lease}: stop it first, or use its admin API (`status` and `run` go through it); if no such service runs, remove {}",
+            data_dir.display(),
+            data_dir.join("serve.json").display()
         ));
     }
     Service::open(config, data_dir).map_err(|e| e.to_string())

@@ -42,9 +42,18 @@ pub fn holder(data_dir: &Path) -> Option<Lease> {
     (lease.pid != std::process::id() && alive(lease.pid)).then_some(lease)
 }
 
+/// Whether `pid` is a running crmsync (after a crash the pid may be another program's).
 #[cfg(target_os = "linux")]
 fn alive(pid: u32) -> bool {
-    Path::new("/proc").join(pid.to_string()).exists()
+    let ours = std::env::current_exe().ok().and_then(|p| p.file_name().map(|n| n.to_os_string()));
+    match (std::fs::read(Path::new("/proc").join(pid.to_string()).join("cmdline")), ours) {
+        (Ok(cmdline), Some(ours)) => {
+            let program = cmdline.split(|b| *b == 0).next().unwrap_or_default();
+            Path::new(std::str::from_utf8(program).unwrap_or_default()).file_name() == Some(ours.as_os_str())
+        }
+        (Ok(_), None) => true,
+        (Err(_), _) => false,
+    }
 }
 
 #[cfg(not(target_os = "linux"))]

@@ -846,6 +846,11 @@ async fn the_cli_works_beside_a_running_service() {
     assert!(!env.data.join("serve.json").exists(), "serve leaves no lease behind");
     let after = crmsync(&env, &["status", "--json"]).await;
     assert!(after.ok(), "the state is the CLI's again: {after}");
+    // A lease left by a crash whose pid is now another program's is ignored.
+    let stale = json!({"pid": std::process::id(), "admin": "http://127.0.0.1:9"});
+    std::fs::write(env.data.join("serve.json"), stale.to_string()).unwrap();
+    let after = crmsync(&env, &["status", "--json"]).await;
+    assert!(after.ok(), "a stale lease is ignored: {after}");
 }
 
 /// `--log-format json`: a full sync (and a failing command) writes JSON
