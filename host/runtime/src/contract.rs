@@ -37,13 +37,13 @@ pub fn exported_roles(
         let found = Version::parse(version).map_err(|_| LoadError::IncompatibleContract {
             name: name.to_string(),
             found: if version.is_empty() { "(unversioned)".into() } else { version.to_string() },
-            supported: supported(),
+            advice: format!("which is not a contract version (this host supports {})", supported()),
         })?;
-        if !compatible(&host, &found) {
+        if let Some(advice) = incompatible(&host, &found) {
             return Err(LoadError::IncompatibleContract {
                 name: name.to_string(),
                 found: found.to_string(),
-                supported: supported(),
+                advice,
             });
         }
         roles.insert(role);
@@ -75,8 +75,29 @@ pub fn require_role(
     })
 }
 
+#[cfg(test)]
 fn compatible(host: &Version, plugin: &Version) -> bool {
-    plugin.major == host.major && plugin.minor <= host.minor && plugin.pre.is_empty()
+    incompatible(host, plugin).is_none()
+}
+
+/// Why a plugin built for contract `plugin` cannot run on this host, and
+/// what to do about it; `None` when it can.
+fn incompatible(host: &Version, plugin: &Version) -> Option<String> {
+    let supported = format!("this host supports {}.0.0 up to {host}", host.major);
+    if plugin.major != host.major {
+        Some(format!(
+            "another major version: {supported}; rebuild it with an SDK for contract {}.x",
+            host.major
+        ))
+    } else if plugin.minor > host.minor {
+        Some(format!(
+            "newer than this host ({supported}): upgrade crmsync, or rebuild it with an SDK for contract {host} or older"
+        ))
+    } else if !plugin.pre.is_empty() {
+        Some(format!("a pre-release ({supported}): rebuild it with a released SDK"))
+    } else {
+        None
+    }
 }
 
 fn supported() -> String {
@@ -101,5 +122,15 @@ mod tests {
         assert!(!compatible(&host, &Version::parse("2.0.0").unwrap()));
         assert!(!compatible(&host, &Version::parse("0.9.0").unwrap()));
         assert!(!compatible(&host, &Version::parse("1.0.0-rc1").unwrap()));
+    }
+
+    #[test]
+    fn a_newer_minor_and_another_major_are_refused_with_different_advice() {
+        let host = Version::parse("1.2.0").unwrap();
+        let newer = incompatible(&host, &Version::parse("1.3.0").unwrap()).unwrap();
+        assert!(newer.starts_with("newer than this host") && newer.contains("upgrade crmsync"), "{newer}");
+        let major = incompatible(&host, &Version::parse("2.0.0").unwrap()).unwrap();
+        assert!(major.starts_with("another major version") && major.contains("contract 1.x"), "{major}");
+        assert!(!major.contains("upgrade crmsync"), "{major}");
     }
 }

@@ -13,7 +13,8 @@
 //! - `direction` (default `to-marketing`), `target`, `config` (default `{}`), `role` (default: the
 //!   role under test), `name` (default: the line number).
 //!
-//! A line that is a bare record or conflict (no `input` key) is an input with no expectation.
+//! A line that is a bare record or conflict (no `input` key) is an input with no expectation: it
+//! passes unless the plugin fails on it (a trap, a timeout, a memory cap).
 //! The same format serves validation before activation (the plugin's own fixtures must pass)
 //! and `crmsync plugin test`.
 
@@ -151,7 +152,13 @@ fn run_case(plugin: &Plugin, role: Role, case: &Case) -> Outcome {
             plugin.resolve(&ctx, &[conflict]).pop().map(result_json).unwrap_or(Json::Null)
         }
     };
-    let verdict = case.expect.as_ref().map(|expect| check(role, expect, &output));
+    let verdict = match &case.expect {
+        Some(expect) => Some(check(role, expect, &output)),
+        // A line with no expectation passes whatever it answers — unless the plugin failed.
+        None => output
+            .get("failed")
+            .map(|f| Err(format!("the plugin failed: {}", f.as_str().unwrap_or_default()))),
+    };
     Outcome { name, output, verdict }
 }
 

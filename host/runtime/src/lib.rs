@@ -118,11 +118,8 @@ pub enum LoadError {
         "{name} does not export the {role} role (interface crmsync:plugin/{role}@{supported}); it exports: {found}"
     )]
     MissingExport { name: String, role: Role, supported: &'static str, found: String },
-    #[error(
-        "{name} was built for contract crmsync:plugin@{found}, which this host does not support \
-         (it supports {supported}); rebuild it with a matching SDK or upgrade crmsync"
-    )]
-    IncompatibleContract { name: String, found: String, supported: String },
+    #[error("{name} was built for contract crmsync:plugin@{found}, {advice}")]
+    IncompatibleContract { name: String, found: String, advice: String },
     #[error("{name} exports no crmsync role (selector, mapper or resolver); it exports: {found}")]
     NoRoles { name: String, found: String },
     #[error("{name} could not be instantiated: {reason}")]

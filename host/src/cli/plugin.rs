@@ -290,6 +290,15 @@ fn test(
     let outcomes = fixtures::run(&plugin, role, &cases);
     let mut failed = 0;
     for o in &outcomes {
+        // A trap's message is several lines (the guest's backtrace): shown as lines, not escaped.
+        if let Some(trap) = o.output.get("failed").and_then(serde_json::Value::as_str) {
+            failed += usize::from(matches!(o.verdict, Some(Err(_))));
+            out!("{}\tFAIL: the plugin failed:", o.name);
+            for line in trap.lines() {
+                out!("    {line}");
+            }
+            continue;
+        }
         let verdict = match &o.verdict {
             None => "-".to_string(),
             Some(Ok(())) => "pass".to_string(),

@@ -141,7 +141,12 @@ fn a_plugin_built_for_another_contract_major_is_refused_by_name() {
         runtime(dir.path()).load_file(&plugin_path("wrong-contract"), "wrong-contract", "1").unwrap_err();
     assert!(matches!(err, LoadError::IncompatibleContract { .. }), "{err:?}");
     let message = err.to_string();
-    assert!(message.contains("crmsync:plugin@2.0.0") && message.contains("1.0.0"), "{message}");
+    assert!(
+        message.contains("crmsync:plugin@2.0.0")
+            && message.contains("1.0.0")
+            && message.contains("another major version"),
+        "{message}"
+    );
 }
 
 #[test]

@@ -290,6 +290,42 @@ fn plugin_test_command_prints_results_and_fails_on_unmet_expectations() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("crmsync:plugin@2.0.0"));
 }
 
+/// A fixture line with no expectation still fails when the plugin traps on
+/// it, and the trap is shown as lines, not one escaped string.
+#[test]
+fn plugin_test_fails_a_trap_without_an_expectation_and_shows_it_readably() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = dir.path().join("cases.jsonl");
+    std::fs::write(
+        &cases,
+        concat!(
+            r#"{"system":"salesforce","object":"Lead","id":"00Q1","fields":{"Email":"a@example.com","LastName":"fine"}}"#, "\n",
+            r#"{"system":"salesforce","object":"Lead","id":"00Q2","fields":{"Email":"b@example.com","LastName":"attack:panic"}}"#, "\n",
+        ),
+    )
+    .unwrap();
+    let out = crmsync()
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .args(["plugin", "test"])
+        .arg(plugin_path("hostile"))
+        .args(["--role", "mapper", "--input"])
+        .arg(&cases)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("line 2\tFAIL: the plugin failed:") && stdout.contains("0 passed, 1 failed"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("\\n"), "no escaped newlines: {stdout}");
+    assert!(
+        stdout.lines().any(|l| l.trim() == "hostile plugin panicked on purpose"),
+        "the trap as lines: {stdout}"
+    );
+}
+
 #[test]
 fn plugin_install_activate_rollback_and_list_commands() {
     let dir = tempfile::tempdir().unwrap();
