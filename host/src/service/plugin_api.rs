@@ -19,13 +19,10 @@ use crmsync_runtime::{Role, fixtures};
 use serde_json::json;
 
 use super::Service;
+use super::serve::problem;
 
 /// The largest component the API takes (bytes).
 pub const MAX_COMPONENT: usize = 64 * 1024 * 1024;
-
-fn refuse(status: StatusCode, message: impl Into<String>) -> Response {
-    (status, Json(json!({"error": message.into()}))).into_response()
-}
 
 /// What an upload carries.
 #[derive(Default)]
@@ -39,7 +36,7 @@ struct Upload {
 }
 
 async fn read(mut form: Multipart) -> Result<Upload, Response> {
-    let bad = |e: axum::extract::multipart::MultipartError| refuse(StatusCode::BAD_REQUEST, e.body_text());
+    let bad = |e: axum::extract::multipart::MultipartError| problem(StatusCode::BAD_REQUEST, e.body_text());
     let mut up = Upload::default();
     while let Some(field) = form.next_field().await.map_err(bad)? {
         let name = field.name().unwrap_or_default().to_string();
@@ -56,7 +53,7 @@ async fn read(mut form: Multipart) -> Result<Upload, Response> {
                 }
             }
             other => {
-                return Err(refuse(
+                return Err(problem(
                     StatusCode::BAD_REQUEST,
                     format!(
                         "unknown form field {other:?} (name, version, component, fixtures, activate, role)"
@@ -75,23 +72,23 @@ pub async fn upload(State(service): State<Arc<Service>>, form: Multipart) -> Res
         Err(r) => return r,
     };
     let (Some(name), Some(version), Some(bytes)) = (up.name, up.version, up.component) else {
-        return refuse(
+        return problem(
             StatusCode::BAD_REQUEST,
             "a plugin upload needs the fields name, version and component",
         );
     };
     let cases = match up.fixtures.as_deref().map(|t| fixtures::parse(t, None)).transpose() {
         Ok(cases) => cases.unwrap_or_default(),
-        Err(e) => return refuse(StatusCode::UNPROCESSABLE_ENTITY, format!("fixtures: {e}")),
+        Err(e) => return problem(StatusCode::UNPROCESSABLE_ENTITY, format!("fixtures: {e}")),
     };
     let role: Option<Role> = match up.role.as_deref().map(str::parse).transpose() {
         Ok(r) => r,
-        Err(e) => return refuse(StatusCode::BAD_REQUEST, e),
+        Err(e) => return problem(StatusCode::BAD_REQUEST, e),
     };
     if let Some(c) = &up.activate
         && !service.connections.contains_key(c)
     {
-        return refuse(StatusCode::NOT_FOUND, format!("no connection named {c:?}"));
+        return problem(StatusCode::NOT_FOUND, format!("no connection named {c:?}"));
     }
     let manifest = Manifest { name, version, roles: role.into_iter().collect(), fixtures: cases };
     // Compiling and running the fixtures is CPU work: off the async workers.
@@ -99,8 +96,8 @@ pub async fn upload(State(service): State<Arc<Service>>, form: Multipart) -> Res
     let installed = tokio::task::spawn_blocking(move || registry.install(&bytes, &manifest)).await;
     let installed = match installed {
         Ok(Ok(installed)) => installed,
-        Ok(Err(e)) => return refuse(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()),
-        Err(e) => return refuse(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        Ok(Err(e)) => return problem(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()),
+        Err(e) => return problem(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     };
     let roles: Vec<String> = installed.roles.iter().map(Role::to_string).collect();
     let mut answer = json!({
@@ -114,7 +111,7 @@ pub async fn upload(State(service): State<Arc<Service>>, form: Multipart) -> Res
             (Some(r), _) => r,
             (None, 1) => *installed.roles.iter().next().expect("one role"),
             (None, _) => {
-                return refuse(
+                return problem(
                     StatusCode::BAD_REQUEST,
                     "installed; it exports several roles: give `role` to activate one",
                 );
@@ -127,7 +124,7 @@ pub async fn upload(State(service): State<Arc<Service>>, form: Multipart) -> Res
                     json!({"connection": connection, "role": role.to_string(), "plugin": id.to_string()})
             }
             Err(e) => {
-                return refuse(StatusCode::UNPROCESSABLE_ENTITY, format!("installed, not activated: {e}"));
+                return problem(StatusCode::UNPROCESSABLE_ENTITY, format!("installed, not activated: {e}"));
             }
         }
     }
@@ -138,7 +135,7 @@ pub async fn upload(State(service): State<Arc<Service>>, form: Multipart) -> Res
 pub async fn list(State(service): State<Arc<Service>>) -> Response {
     let (versions, active) = match (service.registry.list(), service.registry.active()) {
         (Ok(v), Ok(a)) => (v, a),
-        (Err(e), _) | (_, Err(e)) => return refuse(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        (Err(e), _) | (_, Err(e)) => return problem(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     };
     let versions: Vec<_> = versions
         .iter()

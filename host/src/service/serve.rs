@@ -392,7 +392,8 @@ fn constant_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-fn problem(status: StatusCode, message: impl Into<String>) -> Response {
+/// A JSON error answer: `{"error": message}`.
+pub(super) fn problem(status: StatusCode, message: impl Into<String>) -> Response {
     (status, Json(json!({"error": message.into()}))).into_response()
 }
 

@@ -415,6 +415,38 @@ pub struct Served {
 }
 
 impl Served {
+    /// A call to the admin API with `token`.
+    pub async fn call(&self, method: reqwest::Method, path: &str, token: &str) -> reqwest::Response {
+        let url = format!("{}{path}", self.base);
+        reqwest::Client::new()
+            .request(method, url)
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("admin API answers")
+    }
+
+    /// `GET path` with the admin token, as JSON.
+    pub async fn get(&self, path: &str) -> Value {
+        self.call(reqwest::Method::GET, path, ADMIN_TOKEN).await.json().await.expect("a JSON answer")
+    }
+
+    /// Queues a run now (`POST /connections/main/run`) and waits until its
+    /// progress reaches `direction`; the progress then.
+    pub async fn run_until_progress(&self, direction: &str) -> Value {
+        let queued = self.call(reqwest::Method::POST, "/connections/main/run", ADMIN_TOKEN).await;
+        assert_eq!(queued.status(), 202);
+        let mut progress = Value::Null;
+        for _ in 0..600 {
+            progress = self.get("/connections").await[0]["progress"].clone();
+            if progress["direction"] == direction {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        progress
+    }
+
     pub async fn start(env: &Env) -> Served {
         let mut child = env.command(&["serve"]).spawn().expect("serve starts");
         let stderr = child.stderr.take().unwrap();

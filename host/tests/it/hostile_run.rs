@@ -146,15 +146,8 @@ async fn plugins_are_uploaded_validated_and_activated_through_the_admin_api() {
         http.post(format!("{}/plugins", server.base)).bearer_auth(token).multipart(form).send()
     };
     let active_mapper = || async {
-        let list: Value = http
-            .get(format!("{}/plugins", server.base))
-            .bearer_auth(STANDARD_TOKEN)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let list: Value =
+            server.call(reqwest::Method::GET, "/plugins", STANDARD_TOKEN).await.json().await.unwrap();
         let active = list["active"]
             .as_array()
             .unwrap()

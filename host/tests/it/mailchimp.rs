@@ -569,33 +569,14 @@ async fn a_large_initial_sync_shows_its_progress_and_resumes_where_it_was_killed
         fault: Fault::Timeout,
     });
     let server = crate::common::Served::start(&env).await;
-    let http = reqwest::Client::new();
-    let get = |path: &str| {
-        http.get(format!("{}{path}", server.base)).bearer_auth(crate::common::ADMIN_TOKEN).send()
-    };
-    let queued = http
-        .post(format!("{}/connections/main/run", server.base))
-        .bearer_auth(crate::common::ADMIN_TOKEN)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(queued.status(), 202);
-
-    let mut progress = Value::Null;
-    for _ in 0..600 {
-        let status: Value = get("/connections").await.unwrap().json().await.unwrap();
-        progress = status[0]["progress"].clone();
-        if progress["direction"] == "to-marketing" {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    let progress = server.run_until_progress("to-marketing").await;
     assert_eq!(
         (progress["object"].as_str(), progress["read"].as_u64(), progress["total"].as_u64()),
         (Some("Contact"), Some(200), Some(1000)),
         "{progress}"
     );
-    let metrics = get("/metrics").await.unwrap().text().await.unwrap();
+    let metrics =
+        server.call(reqwest::Method::GET, "/metrics", crate::common::ADMIN_TOKEN).await.text().await.unwrap();
     let labels = r#"{connection="main",direction="to-marketing",object="Contact"}"#;
     for line in [
         format!("crmsync_sync_progress_read_records{labels} 200"),

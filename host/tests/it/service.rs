@@ -770,27 +770,7 @@ async fn a_run_stopped_by_sigterm_says_stopped() {
         fault: Fault::Latency { ms: 1500 },
     });
     let server = crate::common::Served::start(&env).await;
-    let http = reqwest::Client::new();
-    let queued = http
-        .post(format!("{}/connections/main/run", server.base))
-        .bearer_auth(crate::common::ADMIN_TOKEN)
-        .send();
-    assert_eq!(queued.await.unwrap().status(), 202);
-    for _ in 0..600 {
-        let status: Value = http
-            .get(format!("{}/connections", server.base))
-            .bearer_auth(crate::common::ADMIN_TOKEN)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        if status[0]["progress"]["direction"] == "to-marketing" {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    server.run_until_progress("to-marketing").await;
     assert!(server.terminate().await.success());
 
     let status = crmsync(&env, &["status"]).await;
@@ -967,12 +947,9 @@ async fn every_route_checks_its_role() {
 async fn the_admin_api_previews_a_cycle_with_totals_and_writes_nothing() {
     let env = Env::start(seed(30, 0), all_selection(), json!({})).await;
     let server = crate::common::Served::start(&env).await;
-    let preview: Value = reqwest::Client::new()
-        .post(format!("{}/connections/main/dry-run?limit=5", server.base))
-        .bearer_auth(crate::common::ADMIN_TOKEN)
-        .send()
+    let preview: Value = server
+        .call(reqwest::Method::POST, "/connections/main/dry-run?limit=5", crate::common::ADMIN_TOKEN)
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
