@@ -161,7 +161,7 @@ pub fn run(config: &Path, data_dir: &Path, args: RunArgs) -> ExitCode {
                 );
                 // JSON mode keeps stdout one document.
                 if args.json {
-                    eprintln!("{note}")
+                    telemetry::notice(&note)
                 } else {
                     out!("{note}")
                 }
