@@ -570,6 +570,13 @@ async fn a_large_initial_sync_shows_its_progress_and_resumes_where_it_was_killed
     });
     let server = crate::common::Served::start(&env).await;
     let progress = server.run_until_progress("to-marketing").await;
+    // Killed only once the page is in the outbox and the cursor past it.
+    for _ in 0..600 {
+        if server.get("/connections").await[0]["pending_writes"] == 200 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
     assert_eq!(
         (progress["object"].as_str(), progress["read"].as_u64(), progress["total"].as_u64()),
         (Some("Contact"), Some(200), Some(1000)),
