@@ -164,6 +164,8 @@ pub struct Http {
     observe: Option<Observe>,
     /// Requests sent (every attempt counts: the vendor counts them too).
     calls: Arc<AtomicU64>,
+    /// The same by the name each call is sent under.
+    by_endpoint: Arc<std::sync::Mutex<std::collections::BTreeMap<&'static str, u64>>>,
 }
 
 impl Http {
@@ -186,6 +188,7 @@ impl Http {
             in_flight: None,
             observe: None,
             calls: Arc::default(),
+            by_endpoint: Arc::default(),
         })
     }
 
@@ -220,6 +223,12 @@ impl Http {
         self.calls.load(Ordering::Relaxed)
     }
 
+    /// Requests sent so far by the name each was sent under (`what`).
+    pub fn calls_by_endpoint(&self) -> Vec<(&'static str, u64)> {
+        let by = self.by_endpoint.lock().unwrap_or_else(|p| p.into_inner());
+        by.iter().map(|(k, v)| (*k, *v)).collect()
+    }
+
     /// Sends the request `build` makes (anew for every attempt), retrying
     /// transient failures; a success status gives the reply, anything else
     /// the classified error. `what` names the call in spans and logs.
@@ -237,7 +246,7 @@ impl Http {
         let span = tracing::debug_span!("http", vendor = self.vendor, call = what);
         (|| async {
             let n = attempt.fetch_add(1, Ordering::Relaxed) + 1;
-            self.attempt(&build).instrument(tracing::trace_span!("attempt", n)).await
+            self.attempt(what, &build).instrument(tracing::trace_span!("attempt", n)).await
         })
         .retry(policy)
         .sleep(tokio::time::sleep)
@@ -258,6 +267,7 @@ impl Http {
 
     async fn attempt(
         &self,
+        what: &'static str,
         build: &impl Fn(&reqwest::Client) -> RequestBuilder,
     ) -> Result<Reply, ConnectorError> {
         if let Some(limiter) = &self.limiter {
@@ -272,6 +282,7 @@ impl Http {
         };
         let vendor = self.vendor;
         self.calls.fetch_add(1, Ordering::Relaxed);
+        *self.by_endpoint.lock().unwrap_or_else(|p| p.into_inner()).entry(what).or_default() += 1;
         let response = build(&self.client).send().await.map_err(|e| transport_error(vendor, e))?;
         let status = response.status();
         let headers = response.headers().clone();

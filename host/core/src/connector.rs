@@ -231,6 +231,12 @@ pub trait Connector: Send + Sync {
 
     /// Requests this connector has sent, retries included.
     fn calls(&self) -> u64;
+
+    /// The same requests by endpoint class (the name each call is sent
+    /// under, e.g. `list contacts`), for metrics.
+    fn calls_by_endpoint(&self) -> Vec<(&'static str, u64)> {
+        vec![("all", self.calls())]
+    }
 }
 
 /// The Salesforce side.

@@ -3,11 +3,13 @@
 //! plugin once, so it runs on one version from start to end even if another
 //! is activated meanwhile.
 
-use std::collections::HashMap;
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use crmsync_core::{Conflict, Context, Record, Resolution, RuleFailure, RuleOutput, Rules, Selection};
 
+use super::plugin::FailureKind;
 use super::registry::Registry;
 use super::{Plugin, RecordFailure, Role};
 
@@ -15,11 +17,31 @@ pub struct PluginRules {
     registry: Arc<Registry>,
     /// Per role, the plugin's config section as JSON text.
     configs: HashMap<Role, String>,
+    /// Per role, what its calls came to since start (metrics).
+    stats: Mutex<BTreeMap<Role, RoleStats>>,
+}
+
+/// A role's plugin calls since start.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct RoleStats {
+    /// Calls (one per batch).
+    pub calls: u64,
+    pub records: u64,
+    /// Time spent in the calls.
+    pub seconds: f64,
+    /// Records the plugin failed on (trap, deadline, memory, contract); a
+    /// rejection by the rule itself is not a failure of the plugin.
+    pub failures: u64,
 }
 
 impl PluginRules {
     pub fn new(registry: Arc<Registry>, configs: HashMap<Role, String>) -> Self {
-        PluginRules { registry, configs }
+        PluginRules { registry, configs, stats: Mutex::default() }
+    }
+
+    /// Each role's calls since start.
+    pub fn stats(&self) -> Vec<(Role, RoleStats)> {
+        self.stats.lock().unwrap_or_else(|p| p.into_inner()).iter().map(|(r, s)| (*r, *s)).collect()
     }
 
     pub fn registry(&self) -> &Arc<Registry> {
@@ -44,7 +66,22 @@ impl PluginRules {
             target: ctx.target.clone(),
             config: self.configs.get(&role).cloned().unwrap_or_else(|| "{}".into()),
         };
-        let results = call(&plugin, &ctx).into_iter().map(|r| r.map_err(failure)).collect();
+        let started = Instant::now();
+        let results = call(&plugin, &ctx);
+        let seconds = started.elapsed().as_secs_f64();
+        let failures = results
+            .iter()
+            .filter(|r| matches!(r, Err(f) if matches!(f.kind, FailureKind::Failed(_))))
+            .count();
+        {
+            let mut stats = self.stats.lock().unwrap_or_else(|p| p.into_inner());
+            let s = stats.entry(role).or_default();
+            s.calls += 1;
+            s.records += len as u64;
+            s.seconds += seconds;
+            s.failures += failures as u64;
+        }
+        let results = results.into_iter().map(|r| r.map_err(failure)).collect();
         RuleOutput { plugin: Some(plugin.id().to_string()), results }
     }
 }

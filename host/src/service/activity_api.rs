@@ -1,5 +1,5 @@
-//! The admin API routes for marketing activities and actions (mounted behind
-//! the bearer check); the work is in [`crmsync_engine::activity`].
+//! The admin API handlers for marketing activities and actions (routed with
+//! their roles in [`super::api`]); the work is in [`crmsync_engine::activity`].
 //!
 //! | method | path | |
 //! |---|---|---|
@@ -17,23 +17,13 @@ use axum::Json;
 use axum::extract::{Path, State as AxumState};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use crmsync_engine::activity::{self, ActivityError, RecordRef};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::{Connection, Service};
 
-pub fn routes<S: Clone + Send + Sync + 'static>(service: Arc<Service>) -> axum::Router<S> {
-    axum::Router::new()
-        .route("/connections/{name}/records/{sf_id}/activities", get(api_activities))
-        .route("/connections/{name}/actions", get(api_offered))
-        .route("/connections/{name}/records/{sf_id}/add-to-automation", post(api_add_to_automation))
-        .route("/connections/{name}/records/{sf_id}/send-campaign", post(api_send_campaign))
-        .with_state(service)
-}
-
-type Svc = AxumState<Arc<Service>>;
+pub(super) type Svc = AxumState<Arc<Service>>;
 
 /// The admin API's answer status for an activity error.
 fn status(e: &ActivityError) -> StatusCode {
@@ -62,14 +52,17 @@ fn connection<'s>(service: &'s Service, name: &str) -> Result<&'s Arc<Connection
         .map_err(|e| (StatusCode::NOT_FOUND, Json(json!({"error": e.to_string()}))).into_response())
 }
 
-async fn api_activities(AxumState(s): Svc, Path((name, sf_id)): Path<(String, String)>) -> Response {
+pub(super) async fn api_activities(
+    AxumState(s): Svc,
+    Path((name, sf_id)): Path<(String, String)>,
+) -> Response {
     match connection(&s, &name) {
         Ok(conn) => answer(activity::recent(conn.marketing(&s.store), &RecordRef::SalesforceId(sf_id)).await),
         Err(r) => r,
     }
 }
 
-async fn api_offered(AxumState(s): Svc, Path(name): Path<String>) -> Response {
+pub(super) async fn api_offered(AxumState(s): Svc, Path(name): Path<String>) -> Response {
     match connection(&s, &name) {
         Ok(conn) => answer(activity::offered(conn.marketing(&s.store)).await),
         Err(r) => r,
@@ -77,16 +70,16 @@ async fn api_offered(AxumState(s): Svc, Path(name): Path<String>) -> Response {
 }
 
 #[derive(Deserialize)]
-struct AutomationBody {
+pub(super) struct AutomationBody {
     automation: String,
 }
 
 #[derive(Deserialize)]
-struct CampaignBody {
+pub(super) struct CampaignBody {
     campaign: String,
 }
 
-async fn api_add_to_automation(
+pub(super) async fn api_add_to_automation(
     AxumState(s): Svc,
     Path((name, sf_id)): Path<(String, String)>,
     Json(body): Json<AutomationBody>,
@@ -99,7 +92,7 @@ async fn api_add_to_automation(
     }
 }
 
-async fn api_send_campaign(
+pub(super) async fn api_send_campaign(
     AxumState(s): Svc,
     Path((name, sf_id)): Path<(String, String)>,
     Json(body): Json<CampaignBody>,

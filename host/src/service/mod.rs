@@ -8,15 +8,20 @@
 //!
 //! # Layout
 //! - this module: [`Service`], [`Connection`], [`ConnectionStatus`].
-//! - [`serve`]: the scheduler, the HTTP admin API and graceful shutdown.
+//! - [`serve`]: the scheduler, graceful shutdown and most admin API handlers.
+//! - [`api`]: the admin API's route table (router, roles, OpenAPI document,
+//!   access log) and the dashboard page (`dashboard.html`).
+//! - [`records`]: the admin API's record lookup.
 //! - [`activity_api`]: the admin API routes for activities and actions.
 //! - [`lease`]: which running `serve` holds a data directory.
 //! - [`plugin_api`]: the admin API's plugin upload and list routes.
 //! - [`run_stats`]: runs by outcome and duration since start, for `/metrics`.
 
 pub mod activity_api;
+pub mod api;
 pub mod lease;
 pub mod plugin_api;
+pub mod records;
 pub mod run_stats;
 pub mod serve;
 
@@ -265,8 +270,26 @@ impl Service {
         let record = self.run_cycle(conn, opts).await?;
         if !opts.dry_run {
             conn.run_stats.record(&record);
+            self.refresh_counts(conn);
         }
         Ok(record)
+    }
+
+    /// Reads the connection's stored counts into its in-memory stats (for
+    /// `/metrics`); a state error leaves the previous counts.
+    pub fn refresh_counts(&self, conn: &Connection) {
+        let name = &conn.name;
+        let counts = (|| {
+            Ok::<_, StoreError>(run_stats::Stored {
+                links: self.store.count_links(name)?,
+                pending_writes: self.store.count_pending(name)?,
+                errors: self.store.count_errors(name)?,
+            })
+        })();
+        match counts {
+            Ok(c) => conn.run_stats.set_stored(c),
+            Err(e) => tracing::warn!(connection = %name, error = %e, "could not count the stored records"),
+        }
     }
 
     async fn run_cycle(&self, conn: &Connection, opts: RunOptions<'_>) -> Result<RunRecord, ServiceError> {

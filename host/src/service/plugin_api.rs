@@ -19,7 +19,7 @@ use crmsync_runtime::{Role, fixtures};
 use serde_json::json;
 
 use super::Service;
-use super::serve::problem;
+use super::api::problem;
 
 /// The largest component the API takes (bytes).
 pub const MAX_COMPONENT: usize = 64 * 1024 * 1024;

@@ -1,6 +1,7 @@
 //! What each connection's runs came to since the process started, kept in
 //! memory for `/metrics` (a scrape reads it, never the state): runs by
-//! outcome, a run-duration histogram and the last successful run.
+//! outcome, a run-duration histogram, the last successful run, and the
+//! stored counts (links, queued writes, errors) as of the last run.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -23,6 +24,16 @@ pub struct RunCounts {
     pub buckets: [u64; DURATION_BUCKETS.len() + 1],
     pub seconds: f64,
     pub last_success: Option<DateTime<Utc>>,
+    /// What the state held when the last run ended (or the service started).
+    pub stored: Option<Stored>,
+}
+
+/// Counts read from the state once per run, so a scrape does not.
+#[derive(Debug, Default, Clone, Copy, PartialEq)]
+pub struct Stored {
+    pub links: usize,
+    pub pending_writes: usize,
+    pub errors: usize,
 }
 
 impl RunStats {
@@ -37,6 +48,10 @@ impl RunStats {
         if run.outcome() == "ok" {
             c.last_success = Some(run.finished_at);
         }
+    }
+
+    pub fn set_stored(&self, stored: Stored) {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).stored = Some(stored);
     }
 
     pub fn counts(&self) -> RunCounts {

@@ -6,33 +6,10 @@
 //! pass finishes the page in hand (queued and flushed), the scheduler tasks
 //! end, and the state is flushed to disk before the process exits.
 //!
-//! # Admin API (JSON; `Authorization: Bearer <token>`)
-//! Two roles: the admin token (`service.admin_token`) may call every route;
-//! the standard token (`service.standard_token`) the *standard* ones —
-//! reads and record actions. No or a wrong token: 401; the standard token
-//! on an admin route: 403.
-//!
-//! | method | path | role | |
-//! |---|---|---|---|
-//! | GET | `/health` | none | `{"status": "ok"}` |
-//! | GET | `/ready` | none | 200 while running, 503 once shutdown began |
-//! | GET | `/metrics` | standard | Prometheus text |
-//! | GET | `/connections` | standard | status of every connection |
-//! | GET | `/connections/{name}/runs` | standard | the last 50 runs |
-//! | GET | `/connections/{name}/errors` | standard | per-record errors, newest first: `{total, offset, limit, errors}`; `?limit=` (≤ 1000, default 100), `offset`, `object`, `code`, `record` |
-//! | GET | `/connections/{name}/records/{sf_id}/activities` | standard | the record's 20 most recent marketing activities |
-//! | GET | `/connections/{name}/actions` | standard | campaigns and automations labelled Salesforce |
-//! | POST | `/connections/{name}/records/{sf_id}/add-to-automation` | standard | `{"automation": "id or name"}` |
-//! | POST | `/connections/{name}/records/{sf_id}/send-campaign` | standard | `{"campaign": "id or name"}` |
-//! | POST | `/connections/{name}/run` | admin | run the whole cycle now; `?wait=true` answers with the run |
-//! | POST | `/connections/{name}/dry-run` | admin | what a cycle would write, writing nothing: the run record, `planned` cut to `?limit=` (default 50) per direction, `planned_total` counting all |
-//! | PUT | `/connections/{name}/schedule` | admin | `{"schedule": "every 2 hours"}` replaces the job; `"manual"` removes it |
-//! | POST | `/connections/{name}/activate` | admin | a draft (inactive) connection starts running |
-//! | POST | `/connections/{name}/deactivate` | admin | the connection becomes a draft: saved, not run |
-//! | POST | `/connections/{name}/plugins/{role}/activate` | admin | `{"plugin": "name@version"}` |
-//! | POST | `/connections/{name}/plugins/{role}/rollback` | admin | |
-//! | GET | `/plugins` | standard | installed versions and the active one per connection and role |
-//! | POST | `/plugins` | admin | multipart: `name`, `version`, `component` (.wasm), optional `fixtures`, `activate` (a connection), `role`; validated before anything changes (422 when refused) |
+//! # Admin API
+//! The routes, their roles and the OpenAPI document come from one table in
+//! [`super::api`]; the handlers for connections, runs, errors, schedules,
+//! pause and resume, plugin activation and metrics are here.
 
 // Handlers answer errors as ready responses; their size does not matter here.
 #![allow(clippy::result_large_err)]
@@ -44,19 +21,18 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use axum::Json;
-use axum::extract::{Path, Query, Request, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
-use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
 use chrono::Utc;
 use serde::Deserialize;
 use serde_json::json;
 use tokio::sync::{Mutex, Notify, oneshot};
 
+use super::api::{Tokens, problem};
 use super::{Connection, Service, ServiceError};
 use crate::config::Schedule;
-use crmsync_core::{Connector, SalesforceApi, Secret, Store};
+use crmsync_core::{Connector, SalesforceApi, Store};
 use crmsync_engine::cycle::{RunOptions, RunRecord};
 use crmsync_runtime::Role;
 
@@ -72,10 +48,10 @@ struct Job {
 }
 
 #[derive(Clone)]
-struct App {
-    service: Arc<Service>,
+pub(super) struct App {
+    pub service: Arc<Service>,
     jobs: Arc<HashMap<String, Arc<Job>>>,
-    tokens: Arc<Tokens>,
+    pub tokens: Arc<Tokens>,
     /// Set when shutdown begins: `/ready` answers 503 from then on.
     stopping: Arc<AtomicBool>,
 }
@@ -113,37 +89,10 @@ pub async fn serve(
         tasks.push(tokio::spawn(supervise(service.clone(), job.clone(), stop.clone())));
     }
     let app = App { service: service.clone(), jobs: jobs.clone(), tokens, stopping: stop.clone() };
-    // Each route's role is the group it is in.
-    let standard = axum::Router::new()
-        .route("/metrics", get(metrics))
-        .route("/connections", get(connections))
-        .route("/connections/{name}/runs", get(runs))
-        .route("/connections/{name}/errors", get(errors))
-        .merge(super::activity_api::routes(service.clone()))
-        .merge(
-            axum::Router::new().route("/plugins", get(super::plugin_api::list)).with_state(service.clone()),
-        )
-        .route_layer(middleware::from_fn_with_state(app.clone(), standard_role));
-    let admin = axum::Router::new()
-        .route("/connections/{name}/run", post(run_now))
-        .route("/connections/{name}/dry-run", post(dry_run))
-        .route("/connections/{name}/schedule", put(set_schedule))
-        .route("/connections/{name}/activate", post(activate_connection))
-        .route("/connections/{name}/deactivate", post(deactivate_connection))
-        .route("/connections/{name}/plugins/{role}/activate", post(activate))
-        .route("/connections/{name}/plugins/{role}/rollback", post(rollback))
-        .merge(
-            axum::Router::new()
-                .route("/plugins", post(super::plugin_api::upload))
-                .layer(axum::extract::DefaultBodyLimit::max(super::plugin_api::MAX_COMPONENT))
-                .with_state(service.clone()),
-        )
-        .route_layer(middleware::from_fn_with_state(app.clone(), admin_role));
-    let router = standard
-        .merge(admin)
-        .route("/health", get(|| async { Json(json!({"status": "ok"})) }))
-        .route("/ready", get(ready))
-        .with_state(app);
+    for conn in service.connections.values() {
+        service.refresh_counts(conn);
+    }
+    let router = super::api::router(app);
     tracing::info!(addr = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), "admin API listening");
     let stopping = stop.clone();
     let jobs_for_stop = jobs.clone();
@@ -313,95 +262,19 @@ async fn schedule_loop(service: Arc<Service>, job: Arc<Job>, stop: Arc<AtomicBoo
     }
 }
 
-/// The admin API's two roles, as the seed integrations' two permission sets.
-struct Tokens {
-    /// Everything: connections, schedules, plugins, activation.
-    admin: Option<Secret>,
-    /// Reads and record actions.
-    standard: Option<Secret>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Access {
-    Standard,
-    Admin,
-}
-
-impl Tokens {
-    /// The role a request's bearer token carries (the scheme in any case, RFC 9110 §11.1).
-    fn role(&self, req: &Request) -> Option<Access> {
-        let given = req
-            .headers()
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split_once(' '))
-            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-            .map(|(_, token)| token.trim().as_bytes())?;
-        let is = |t: &Option<Secret>| t.as_ref().is_some_and(|t| constant_eq(t.expose().as_bytes(), given));
-        // Both compared, whichever matches: the time taken says nothing of either.
-        match (is(&self.admin), is(&self.standard)) {
-            (true, _) => Some(Access::Admin),
-            (false, true) => Some(Access::Standard),
-            (false, false) => None,
-        }
-    }
-}
-
-async fn standard_role(State(app): State<App>, req: Request, next: Next) -> Response {
-    authorize(&app, Access::Standard, req, next).await
-}
-
-async fn admin_role(State(app): State<App>, req: Request, next: Next) -> Response {
-    authorize(&app, Access::Admin, req, next).await
-}
-
-/// Lets the request through when its token's role covers `needed`: no or a
-/// wrong token is 401 (with `WWW-Authenticate`), the standard token on an
-/// admin route 403.
-async fn authorize(app: &App, needed: Access, req: Request, next: Next) -> Response {
-    let refused = match app.tokens.role(&req) {
-        Some(Access::Admin) => return next.run(req).await,
-        Some(Access::Standard) if needed == Access::Standard => return next.run(req).await,
-        Some(Access::Standard) => {
-            return problem(
-                StatusCode::FORBIDDEN,
-                "this route changes configuration: it needs the admin token",
-            );
-        }
-        None if app.tokens.admin.is_none() && app.tokens.standard.is_none() => {
-            "the admin API has no token configured (service.admin_token)"
-        }
-        None => "missing or wrong bearer token",
-    };
-    let mut response = problem(StatusCode::UNAUTHORIZED, refused);
-    response
-        .headers_mut()
-        .insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer realm=\"crmsync\""));
-    response
-}
-
 /// Ready while the service runs its schedules; 503 once shutdown began.
-async fn ready(State(app): State<App>) -> Response {
+pub(super) async fn ready(State(app): State<App>) -> Response {
     if app.stopping.load(Ordering::SeqCst) {
         return problem(StatusCode::SERVICE_UNAVAILABLE, "shutting down");
     }
     Json(json!({"status": "ready", "connections": app.jobs.len()})).into_response()
 }
 
-fn constant_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
-/// A JSON error answer: `{"error": message}`.
-pub(super) fn problem(status: StatusCode, message: impl Into<String>) -> Response {
-    (status, Json(json!({"error": message.into()}))).into_response()
-}
-
 fn job<'a>(app: &'a App, name: &str) -> Result<&'a Arc<Job>, Response> {
     app.jobs.get(name).ok_or_else(|| problem(StatusCode::NOT_FOUND, format!("no connection named {name:?}")))
 }
 
-async fn connections(State(app): State<App>) -> Response {
+pub(super) async fn connections(State(app): State<App>) -> Response {
     match app.service.status() {
         Ok(mut status) => {
             for s in &mut status {
@@ -417,19 +290,50 @@ async fn connections(State(app): State<App>) -> Response {
     }
 }
 
-async fn runs(State(app): State<App>, Path(name): Path<String>) -> Response {
-    if let Err(r) = job(&app, &name) {
-        return r;
+/// `GET /connections/{name}/runs?limit=&offset=`.
+#[derive(Deserialize)]
+pub(super) struct RunsQuery {
+    #[serde(default = "default_runs_page")]
+    limit: usize,
+    #[serde(default)]
+    offset: usize,
+}
+
+fn default_runs_page() -> usize {
+    50
+}
+
+/// The most runs one page holds.
+const MAX_RUNS_PAGE: usize = 500;
+
+/// Stored runs, newest first, paged: `total` stored, and the runs since the
+/// process started by outcome.
+pub(super) async fn runs(
+    State(app): State<App>,
+    Path(name): Path<String>,
+    Query(q): Query<RunsQuery>,
+) -> Response {
+    let job = match job(&app, &name) {
+        Ok(j) => j,
+        Err(r) => return r,
+    };
+    if q.limit == 0 || q.limit > MAX_RUNS_PAGE {
+        return problem(StatusCode::BAD_REQUEST, format!("limit must be between 1 and {MAX_RUNS_PAGE}"));
     }
-    match app.service.runs(&name, 50) {
-        Ok(runs) => Json(runs).into_response(),
-        Err(e) => problem(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
-    }
+    let (runs, total) =
+        match (app.service.runs(&name, q.offset + q.limit), app.service.store.count_runs(&name)) {
+            (Ok(runs), Ok(total)) => (runs, total),
+            (Err(e), _) | (_, Err(e)) => return problem(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        };
+    let page: Vec<_> = runs.into_iter().skip(q.offset).collect();
+    let since_start = job.conn.run_stats.counts().by_outcome;
+    Json(json!({"total": total, "offset": q.offset, "limit": q.limit, "since_start": since_start, "runs": page}))
+        .into_response()
 }
 
 /// `GET /connections/{name}/errors?limit=&offset=&object=&code=&record=`.
 #[derive(Deserialize)]
-struct ErrorQuery {
+pub(super) struct ErrorQuery {
     #[serde(default = "default_error_page")]
     limit: usize,
     #[serde(default)]
@@ -448,7 +352,11 @@ const MAX_ERROR_PAGE: usize = 1000;
 
 /// Per-record errors, newest first, filtered and paged: `total` is how many
 /// match, `errors` the page.
-async fn errors(State(app): State<App>, Path(name): Path<String>, Query(q): Query<ErrorQuery>) -> Response {
+pub(super) async fn errors(
+    State(app): State<App>,
+    Path(name): Path<String>,
+    Query(q): Query<ErrorQuery>,
+) -> Response {
     if let Err(r) = job(&app, &name) {
         return r;
     }
@@ -468,12 +376,16 @@ async fn errors(State(app): State<App>, Path(name): Path<String>, Query(q): Quer
 }
 
 #[derive(Deserialize)]
-struct RunQuery {
+pub(super) struct RunQuery {
     #[serde(default)]
     wait: bool,
 }
 
-async fn run_now(State(app): State<App>, Path(name): Path<String>, Query(q): Query<RunQuery>) -> Response {
+pub(super) async fn run_now(
+    State(app): State<App>,
+    Path(name): Path<String>,
+    Query(q): Query<RunQuery>,
+) -> Response {
     let job = match job(&app, &name) {
         Ok(j) => j.clone(),
         Err(r) => return r,
@@ -494,7 +406,7 @@ async fn run_now(State(app): State<App>, Path(name): Path<String>, Query(q): Que
 }
 
 #[derive(Deserialize)]
-struct DryRunQuery {
+pub(super) struct DryRunQuery {
     /// Planned writes shown per direction; the totals count them all.
     #[serde(default = "default_dry_run_limit")]
     limit: usize,
@@ -507,7 +419,11 @@ fn default_dry_run_limit() -> usize {
 /// Runs the cycle as a dry run (reads both sides, writes nothing, stores
 /// nothing) and answers what it would write: the run record with each
 /// direction's `planned` cut to `limit`, and `planned_total` counting them all.
-async fn dry_run(State(app): State<App>, Path(name): Path<String>, Query(q): Query<DryRunQuery>) -> Response {
+pub(super) async fn dry_run(
+    State(app): State<App>,
+    Path(name): Path<String>,
+    Query(q): Query<DryRunQuery>,
+) -> Response {
     let job = match job(&app, &name) {
         Ok(j) => j.clone(),
         Err(r) => return r,
@@ -555,11 +471,11 @@ async fn dry_run(State(app): State<App>, Path(name): Path<String>, Query(q): Que
 }
 
 #[derive(Deserialize)]
-struct ScheduleBody {
+pub(super) struct ScheduleBody {
     schedule: String,
 }
 
-async fn set_schedule(
+pub(super) async fn set_schedule(
     State(app): State<App>,
     Path(name): Path<String>,
     Json(body): Json<ScheduleBody>,
@@ -581,14 +497,15 @@ async fn set_schedule(
         .into_response()
 }
 
-/// `POST /connections/{name}/activate`: a draft starts running.
-async fn activate_connection(State(app): State<App>, Path(name): Path<String>) -> Response {
-    set_active(app, name, true).await
+/// `POST /connections/{name}/pause` (and `/deactivate`): scheduled runs stop,
+/// kept across restarts — the state a draft connection starts in.
+pub(super) async fn pause(State(app): State<App>, Path(name): Path<String>) -> Response {
+    set_active(app, name, false).await
 }
 
-/// `POST /connections/{name}/deactivate`: the connection becomes a draft.
-async fn deactivate_connection(State(app): State<App>, Path(name): Path<String>) -> Response {
-    set_active(app, name, false).await
+/// `POST /connections/{name}/resume` (and `/activate`): scheduled runs start again.
+pub(super) async fn resume(State(app): State<App>, Path(name): Path<String>) -> Response {
+    set_active(app, name, true).await
 }
 
 async fn set_active(app: App, name: String, active: bool) -> Response {
@@ -600,11 +517,11 @@ async fn set_active(app: App, name: String, active: bool) -> Response {
         return problem(StatusCode::INTERNAL_SERVER_ERROR, e.to_string());
     }
     job.wake.notify_one();
-    Json(json!({"connection": name, "active": active})).into_response()
+    Json(json!({"connection": name, "active": active, "paused": !active})).into_response()
 }
 
 #[derive(Deserialize)]
-struct ActivateBody {
+pub(super) struct ActivateBody {
     plugin: String,
 }
 
@@ -614,7 +531,7 @@ fn role(text: &str) -> Result<Role, Response> {
     })
 }
 
-async fn activate(
+pub(super) async fn activate(
     State(app): State<App>,
     Path((name, role_text)): Path<(String, String)>,
     Json(body): Json<ActivateBody>,
@@ -629,7 +546,10 @@ async fn activate(
     }
 }
 
-async fn rollback(State(app): State<App>, Path((name, role_text)): Path<(String, String)>) -> Response {
+pub(super) async fn rollback(
+    State(app): State<App>,
+    Path((name, role_text)): Path<(String, String)>,
+) -> Response {
     let role = match (job(&app, &name), role(&role_text)) {
         (Ok(_), Ok(r)) => r,
         (Err(r), _) | (_, Err(r)) => return r,
@@ -640,7 +560,10 @@ async fn rollback(State(app): State<App>, Path((name, role_text)): Path<(String,
     }
 }
 
-async fn metrics(State(app): State<App>) -> Response {
+/// Prometheus text from what the process keeps in memory (run counts, the
+/// stored counts as of the last run, progress, calls, plugin stats): a
+/// scrape reads no link, queued write or error.
+pub(super) async fn metrics(State(app): State<App>) -> Response {
     let mut out = String::new();
     let mut line = |name: &str, help: &str, kind: &str, samples: Vec<(String, f64)>| {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
@@ -648,30 +571,35 @@ async fn metrics(State(app): State<App>) -> Response {
             let _ = writeln!(out, "{name}{{{labels}}} {v}");
         }
     };
-    let status = match app.service.status() {
-        Ok(s) => s,
-        Err(e) => return problem(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    let mut conns: Vec<&Arc<Connection>> = app.jobs.values().map(|j| &j.conn).collect();
+    conns.sort_by(|a, b| a.name.cmp(&b.name));
+    let label = |c: &Connection| format!("connection=\"{}\"", c.name);
+    let per = |f: &dyn Fn(&Connection) -> f64| -> Vec<(String, f64)> {
+        conns.iter().map(|c| (label(c), f(c))).collect()
     };
-    let per = |f: &dyn Fn(&super::ConnectionStatus) -> f64| -> Vec<(String, f64)> {
-        status.iter().map(|s| (format!("connection=\"{}\"", s.connection), f(s))).collect()
+    let runs: Vec<(&Connection, super::run_stats::RunCounts)> =
+        conns.iter().map(|c| (c.as_ref(), c.run_stats.counts())).collect();
+    let stored = |f: fn(&super::run_stats::Stored) -> usize| -> Vec<(String, f64)> {
+        runs.iter().filter_map(|(c, r)| Some((label(c), f(r.stored.as_ref()?) as f64))).collect()
     };
-    line("crmsync_links", "Records linked across both sides.", "gauge", per(&|s| s.links as f64));
+    line(
+        "crmsync_links",
+        "Records linked across both sides (as of the last run).",
+        "gauge",
+        stored(|s| s.links),
+    );
     line(
         "crmsync_pending_writes",
-        "Writes waiting in the outbox.",
+        "Writes waiting in the outbox (as of the last run).",
         "gauge",
-        per(&|s| s.pending_writes as f64),
+        stored(|s| s.pending_writes),
     );
     line(
         "crmsync_record_errors",
-        "Per-record errors kept for the operator.",
+        "Per-record errors kept for the operator (as of the last run).",
         "gauge",
-        per(&|s| s.errors as f64),
+        stored(|s| s.errors),
     );
-    let runs: Vec<(String, super::run_stats::RunCounts)> = status
-        .iter()
-        .filter_map(|s| Some((s.connection.clone(), app.jobs.get(&s.connection)?.conn.run_stats.counts())))
-        .collect();
     line(
         "crmsync_runs_total",
         "Runs since start by outcome: ok, failed, stopped (shutdown first), paused (API budget).",
@@ -680,7 +608,7 @@ async fn metrics(State(app): State<App>) -> Response {
             .flat_map(|(c, r)| {
                 r.by_outcome
                     .iter()
-                    .map(move |(o, n)| (format!("connection=\"{c}\",outcome=\"{o}\""), *n as f64))
+                    .map(move |(o, n)| (format!("connection=\"{}\",outcome=\"{o}\"", c.name), *n as f64))
             })
             .collect(),
     );
@@ -688,19 +616,17 @@ async fn metrics(State(app): State<App>) -> Response {
         "crmsync_last_success_timestamp_seconds",
         "When the last run that ended ok finished (Unix time; absent before one).",
         "gauge",
-        runs.iter()
-            .filter_map(|(c, r)| Some((format!("connection=\"{c}\""), r.last_success?.timestamp() as f64)))
-            .collect(),
+        runs.iter().filter_map(|(c, r)| Some((label(c), r.last_success?.timestamp() as f64))).collect(),
     );
     line(
         "crmsync_connection_active",
-        "1 when the connection runs, 0 for a draft.",
+        "1 when the connection runs on its schedule, 0 when paused or a draft.",
         "gauge",
-        per(&|s| f64::from(u8::from(s.active))),
+        per(&|c| f64::from(u8::from(app.service.is_active(&c.name)))),
     );
-    let quota: Vec<(String, f64)> = status
+    let quota: Vec<(String, f64)> = conns
         .iter()
-        .filter_map(|s| Some((format!("connection=\"{}\"", s.connection), s.tasks.as_ref()?)))
+        .filter_map(|c| Some((label(c), app.service.task_quota(c).ok()??)))
         .map(|(l, q)| (l, q.used as f64 / q.limit.max(1) as f64))
         .collect();
     line(
@@ -709,15 +635,22 @@ async fn metrics(State(app): State<App>) -> Response {
         "gauge",
         quota,
     );
-    let running: Vec<(String, &crmsync_engine::ProgressSnapshot)> = status
+    let budget: Vec<(String, f64)> = conns
         .iter()
-        .filter_map(|s| {
-            let p = s.progress.as_ref()?;
+        .filter_map(|c| Some((label(c), c.budget.remaining(c.salesforce.api_usage()?) as f64)))
+        .collect();
+    line(
+        "crmsync_api_budget_remaining_calls",
+        "Salesforce calls the connection's share of the daily limit still allows (absent before Salesforce reported usage).",
+        "gauge",
+        budget,
+    );
+    let running: Vec<(String, crmsync_engine::ProgressSnapshot)> = conns
+        .iter()
+        .filter_map(|c| {
+            let p = c.progress.snapshot()?;
             Some((
-                format!(
-                    "connection=\"{}\",direction=\"{}\",object=\"{}\"",
-                    s.connection, p.direction, p.object
-                ),
+                format!("connection=\"{}\",direction=\"{}\",object=\"{}\"", c.name, p.direction, p.object),
                 p,
             ))
         })
@@ -736,32 +669,74 @@ async fn metrics(State(app): State<App>) -> Response {
     );
     let mut calls = Vec::new();
     let mut usage = Vec::new();
-    for s in &status {
-        let Some(job) = app.jobs.get(&s.connection) else { continue };
-        calls.push((
-            format!("connection=\"{}\",vendor=\"salesforce\"", s.connection),
-            job.conn.salesforce.calls() as f64,
-        ));
-        calls.push((
-            format!("connection=\"{}\",vendor=\"{}\"", s.connection, s.marketing),
-            job.conn.marketing.calls() as f64,
-        ));
-        if let Some(u) = job.conn.salesforce.api_usage() {
-            usage.push((format!("connection=\"{}\"", s.connection), u.used as f64 / u.limit.max(1) as f64));
+    for c in &conns {
+        let sides: [(&str, &dyn Connector); 2] = [
+            ("salesforce", c.salesforce.as_ref()),
+            (c.config.marketing.as_str(), c.marketing.as_ref() as &dyn Connector),
+        ];
+        for (vendor, connector) in sides {
+            for (endpoint, n) in connector.calls_by_endpoint() {
+                calls.push((
+                    format!("connection=\"{}\",vendor=\"{vendor}\",endpoint=\"{endpoint}\"", c.name),
+                    n as f64,
+                ));
+            }
+        }
+        if let Some(u) = c.salesforce.api_usage() {
+            usage.push((label(c), u.used as f64 / u.limit.max(1) as f64));
         }
     }
-    line("crmsync_api_calls_total", "API requests sent since start, retries included.", "counter", calls);
+    line(
+        "crmsync_api_calls_total",
+        "API requests sent since start, retries included, by vendor and endpoint class.",
+        "counter",
+        calls,
+    );
     line(
         "crmsync_salesforce_api_usage_ratio",
         "Salesforce daily API usage as last reported.",
         "gauge",
         usage,
     );
+    let plugins: Vec<(String, crmsync_runtime::rules::RoleStats)> = conns
+        .iter()
+        .flat_map(|c| {
+            c.rules
+                .stats()
+                .into_iter()
+                .map(move |(role, s)| (format!("connection=\"{}\",role=\"{role}\"", c.name), s))
+        })
+        .collect();
+    line(
+        "crmsync_plugin_calls_total",
+        "Plugin calls (one per batch) since start.",
+        "counter",
+        plugins.iter().map(|(l, s)| (l.clone(), s.calls as f64)).collect(),
+    );
+    line(
+        "crmsync_plugin_records_total",
+        "Records passed to plugins since start.",
+        "counter",
+        plugins.iter().map(|(l, s)| (l.clone(), s.records as f64)).collect(),
+    );
+    line(
+        "crmsync_plugin_call_seconds_total",
+        "Time spent in plugin calls since start.",
+        "counter",
+        plugins.iter().map(|(l, s)| (l.clone(), s.seconds)).collect(),
+    );
+    line(
+        "crmsync_plugin_failures_total",
+        "Records a plugin failed on (trap, deadline, memory, contract) since start; rejections by the rule are not counted.",
+        "counter",
+        plugins.iter().map(|(l, s)| (l.clone(), s.failures as f64)).collect(),
+    );
     let _ = writeln!(
         out,
         "# HELP crmsync_run_duration_seconds How long runs took since start.\n# TYPE crmsync_run_duration_seconds histogram"
     );
     for (c, r) in &runs {
+        let c = &c.name;
         let mut cumulative = 0;
         for (i, n) in r.buckets.iter().enumerate() {
             cumulative += n;

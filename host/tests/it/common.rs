@@ -412,6 +412,8 @@ pub fn ac_contacts(env: &Env) -> Vec<Value> {
 pub struct Served {
     child: tokio::process::Child,
     pub base: String,
+    /// What `serve` wrote to stderr (its log) so far.
+    log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl Served {
@@ -448,7 +450,12 @@ impl Served {
     }
 
     pub async fn start(env: &Env) -> Served {
-        let mut child = env.command(&["serve"]).spawn().expect("serve starts");
+        // Warnings, and the admin API's access log.
+        let mut child = env
+            .command(&["serve"])
+            .env("RUST_LOG", "warn,crmsync::access=info")
+            .spawn()
+            .expect("serve starts");
         let stderr = child.stderr.take().unwrap();
         let mut lines = BufReader::new(stderr).lines();
         let base = loop {
@@ -458,8 +465,19 @@ impl Served {
             }
         };
         // Keep draining stderr so the child never blocks on a full pipe.
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        Served { child, base }
+        let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let kept = log.clone();
+        tokio::spawn(async move {
+            while let Ok(Some(line)) = lines.next_line().await {
+                kept.lock().unwrap().push(line);
+            }
+        });
+        Served { child, base, log }
+    }
+
+    /// The log lines `serve` wrote so far.
+    pub fn log(&self) -> Vec<String> {
+        self.log.lock().unwrap().clone()
     }
 
     /// SIGKILL: the process dies wherever it is.

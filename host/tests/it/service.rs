@@ -248,7 +248,9 @@ async fn serve_runs_on_request_reports_metrics_and_stops_cleanly_on_sigterm() {
         .unwrap();
     assert!(metrics.contains("crmsync_links{connection=\"main\"} 25"), "{metrics}");
     assert!(
-        metrics.contains("crmsync_api_calls_total{connection=\"main\",vendor=\"salesforce\"}"),
+        metrics.contains(
+            "crmsync_api_calls_total{connection=\"main\",vendor=\"salesforce\",endpoint=\"query\"}"
+        ),
         "{metrics}"
     );
     for line in [
@@ -260,6 +262,60 @@ async fn serve_runs_on_request_reports_metrics_and_stops_cleanly_on_sigterm() {
         assert!(metrics.lines().any(|l| l == line), "no `{line}` in\n{metrics}");
     }
     assert!(metrics.contains("crmsync_last_success_timestamp_seconds{connection=\"main\"} 1"), "{metrics}");
+    for name in
+        ["crmsync_plugin_calls_total", "crmsync_plugin_records_total", "crmsync_plugin_call_seconds_total"]
+    {
+        assert!(
+            metrics.contains(&format!("{name}{{connection=\"main\",role=\"mapper\"}}")),
+            "{name}: {metrics}"
+        );
+    }
+    assert!(
+        metrics.contains("crmsync_plugin_failures_total{connection=\"main\",role=\"mapper\"} 0"),
+        "{metrics}"
+    );
+
+    // A record by Salesforce id or by email: its link, the values last synced, the plugin that mapped it.
+    let lead = env.sandbox.salesforce.state()["objects"]["Lead"][0].clone();
+    let (id, email) = (lead["Id"].as_str().unwrap(), lead["Email"].as_str().unwrap());
+    let by_id = server.get(&format!("/connections/main/records/{id}")).await;
+    assert_eq!(by_id["link"]["sf_id"], id, "{by_id}");
+    assert!(by_id["link"]["remote_id"].is_string(), "{by_id}");
+    assert_eq!(by_id["link"]["sf_values"]["Email"], email, "{by_id}");
+    assert_eq!(by_id["link"]["marketing_values"]["email"], email, "{by_id}");
+    assert!(by_id["link"]["plugin"].as_str().unwrap().contains('@'), "which version mapped it: {by_id}");
+    assert_eq!(by_id["errors"], json!([]));
+    let by_email = server.get(&format!("/connections/main/records/{}", email.to_uppercase())).await;
+    assert_eq!(by_email["link"]["sf_id"], id, "{by_email}");
+    let unknown = server
+        .call(
+            reqwest::Method::GET,
+            "/connections/main/records/nobody@example.com",
+            crate::common::ADMIN_TOKEN,
+        )
+        .await;
+    assert_eq!(unknown.status(), 404);
+
+    // Runs, paged, with counts since start.
+    let runs = server.get("/connections/main/runs?limit=1").await;
+    assert_eq!((runs["total"].as_u64(), runs["runs"].as_array().map(Vec::len)), (Some(1), Some(1)), "{runs}");
+    assert_eq!(runs["since_start"]["ok"], 1, "{runs}");
+    let too_many =
+        server.call(reqwest::Method::GET, "/connections/main/runs?limit=0", crate::common::ADMIN_TOKEN).await;
+    assert_eq!(too_many.status(), 400);
+
+    // Pause and resume.
+    let paused =
+        server.call(reqwest::Method::POST, "/connections/main/pause", crate::common::ADMIN_TOKEN).await;
+    assert_eq!(paused.json::<Value>().await.unwrap()["paused"], true);
+    assert_eq!(server.get("/connections").await[0]["active"], false);
+    let metrics =
+        server.call(reqwest::Method::GET, "/metrics", crate::common::ADMIN_TOKEN).await.text().await.unwrap();
+    assert!(metrics.contains("crmsync_connection_active{connection=\"main\"} 0"), "{metrics}");
+    let resumed =
+        server.call(reqwest::Method::POST, "/connections/main/resume", crate::common::ADMIN_TOKEN).await;
+    assert_eq!(resumed.json::<Value>().await.unwrap()["paused"], false);
+    assert_eq!(server.get("/connections").await[0]["active"], true);
 
     let exit = server.terminate().await;
     assert!(exit.success(), "SIGTERM ends serve with success: {exit:?}");
@@ -870,42 +926,32 @@ async fn every_route_checks_its_role() {
     let env = Env::start(seed(3, 2), all_selection(), json!({})).await;
     let server = crate::common::Served::start(&env).await;
     let http = reqwest::Client::new();
-    let (get, post, put) = (reqwest::Method::GET, reqwest::Method::POST, reqwest::Method::PUT);
-    // (method, path, body, admin only)
-    let routes = [
-        (get.clone(), "/metrics", None, false),
-        (get.clone(), "/connections", None, false),
-        (get.clone(), "/connections/main/runs", None, false),
-        (get.clone(), "/connections/main/errors", None, false),
-        (get.clone(), "/connections/main/records/00Q000000000001AAA/activities", None, false),
-        (get.clone(), "/connections/main/actions", None, false),
-        (
-            post.clone(),
-            "/connections/main/records/00Q000000000001AAA/add-to-automation",
-            Some(json!({"automation": "x"})),
-            false,
-        ),
-        (
-            post.clone(),
-            "/connections/main/records/00Q000000000001AAA/send-campaign",
-            Some(json!({"campaign": "x"})),
-            false,
-        ),
-        (get.clone(), "/plugins", None, false),
-        (post.clone(), "/plugins", Some(json!({"not": "a form"})), true),
-        (post.clone(), "/connections/main/run", None, true),
-        (post.clone(), "/connections/main/dry-run", None, true),
-        (put.clone(), "/connections/main/schedule", Some(json!({"schedule": "manual"})), true),
-        (post.clone(), "/connections/main/deactivate", None, true),
-        (post.clone(), "/connections/main/activate", None, true),
-        (
-            post.clone(),
-            "/connections/main/plugins/mapper/activate",
-            Some(json!({"plugin": "nope@9.9.9"})),
-            true,
-        ),
-        (post.clone(), "/connections/main/plugins/mapper/rollback", None, true),
-    ];
+    // The routes come from the service's own OpenAPI document, so a new
+    // route is tested here the day it is added.
+    let doc: Value =
+        http.get(format!("{}/openapi.json", server.base)).send().await.unwrap().json().await.unwrap();
+    assert_eq!(doc["openapi"], "3.1.0");
+    let mut routes = Vec::new();
+    for (template, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            let path = template
+                .replace("{name}", "main")
+                .replace("{sf_id}", "00Q000000000001AAA")
+                .replace("{record}", "00Q000000000001AAA")
+                .replace("{role}", "mapper");
+            let body = match (method.as_str(), template.as_str()) {
+                (_, t) if t.ends_with("add-to-automation") => Some(json!({"automation": "x"})),
+                (_, t) if t.ends_with("send-campaign") => Some(json!({"campaign": "x"})),
+                (_, t) if t.ends_with("/plugins/{role}/activate") => Some(json!({"plugin": "nope@9.9.9"})),
+                ("put", t) if t.ends_with("/schedule") => Some(json!({"schedule": "manual"})),
+                ("post", "/plugins") => Some(json!({"not": "a form"})),
+                _ => None,
+            };
+            let role = op["x-crmsync-role"].as_str().unwrap().to_string();
+            routes.push((method.to_uppercase().parse::<reqwest::Method>().unwrap(), path, body, role));
+        }
+    }
+    assert!(routes.len() >= 24, "every route is in the document: {}", routes.len());
     let call = |method: &reqwest::Method, path: &str, body: &Option<Value>, token: Option<&str>| {
         let mut req = http.request(method.clone(), format!("{}{path}", server.base));
         if let Some(b) = body {
@@ -916,28 +962,52 @@ async fn every_route_checks_its_role() {
         }
         req.send()
     };
-    for (method, path, body, admin_only) in &routes {
+    for (method, path, body, role) in &routes {
         let none = call(method, path, body, None).await.unwrap();
+        if role == "none" {
+            assert_eq!(none.status(), 200, "{method} {path} is open");
+            continue;
+        }
         assert_eq!(none.status(), 401, "{method} {path} without a token");
         assert_eq!(none.headers()["www-authenticate"], "Bearer realm=\"crmsync\"", "{method} {path}");
+        assert_eq!(
+            none.headers()["content-type"],
+            "application/json",
+            "{method} {path}: error bodies are JSON"
+        );
         let wrong = call(method, path, body, Some("not-the-token")).await.unwrap();
         assert_eq!(wrong.status(), 401, "{method} {path} with a wrong token");
         let standard = call(method, path, body, Some(STANDARD_TOKEN)).await.unwrap().status();
-        if *admin_only {
-            assert_eq!(standard, 403, "{method} {path}: the standard token changes no configuration");
-        } else {
-            assert!(
+        match role.as_str() {
+            "admin" => {
+                assert_eq!(standard, 403, "{method} {path}: the standard token changes no configuration")
+            }
+            "standard" => assert!(
                 standard != 401 && standard != 403,
                 "{method} {path} with the standard token: {standard}"
-            );
+            ),
+            other => panic!("{method} {path}: unknown role {other}"),
         }
     }
-    for (method, path, body, _) in &routes {
+    for (method, path, body, role) in &routes {
         let admin = call(method, path, body, Some(ADMIN_TOKEN)).await.unwrap().status();
-        assert!(admin != 401 && admin != 403, "{method} {path} with the admin token: {admin}");
+        assert!(admin != 401 && admin != 403, "{method} {path} ({role}) with the admin token: {admin}");
     }
     let ready: Value = http.get(format!("{}/ready", server.base)).send().await.unwrap().json().await.unwrap();
     assert_eq!(ready["status"], "ready", "{ready}");
+    // The access log names each request by its route pattern, never by the
+    // path it was called with (a record lookup's path may hold an email).
+    let log = server.log();
+    let access: Vec<&String> = log.iter().filter(|l| l.contains("admin API request")).collect();
+    assert!(
+        access.iter().any(|l| l.contains("/connections/{name}/records/{record}") && l.contains("status=")),
+        "{access:#?}"
+    );
+    assert!(
+        !log.iter().any(|l| l.contains(ADMIN_TOKEN) || l.contains(STANDARD_TOKEN)),
+        "no token in the log"
+    );
+    assert!(!access.iter().any(|l| l.contains("00Q000000000001AAA")), "patterns, not paths: {access:#?}");
     assert!(server.terminate().await.success());
 }
 

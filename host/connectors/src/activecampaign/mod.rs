@@ -460,6 +460,10 @@ impl Connector for ActiveCampaignConnector {
         self.http.calls()
     }
 
+    fn calls_by_endpoint(&self) -> Vec<(&'static str, u64)> {
+        self.http.calls_by_endpoint()
+    }
+
     fn system(&self) -> System {
         System::ActiveCampaign
     }

@@ -483,6 +483,10 @@ impl Connector for BrevoConnector {
         self.http.calls()
     }
 
+    fn calls_by_endpoint(&self) -> Vec<(&'static str, u64)> {
+        self.http.calls_by_endpoint()
+    }
+
     fn system(&self) -> System {
         System::Brevo
     }

@@ -462,6 +462,10 @@ impl Connector for MailchimpConnector {
         self.http.calls()
     }
 
+    fn calls_by_endpoint(&self) -> Vec<(&'static str, u64)> {
+        self.http.calls_by_endpoint()
+    }
+
     fn system(&self) -> System {
         System::Mailchimp
     }
