@@ -11,6 +11,7 @@ cd "$(dirname "$0")/.."
 export CRMSYNC_PREBUILT_PLUGINS="$PWD/target/plugins"
 ./scripts/check-layout.sh # the engine links no I/O crate; vendors are named only in their folders
 ./scripts/setup-polyglot.sh && ./scripts/build-examples.sh # examples/<lang>/ -> target/examples/ (tests/polyglot.rs)
+./scripts/setup-browser.sh # Chromium and Playwright for the dashboard test (tests/dashboard.rs)
 
 # wrong-contract and hostile are wasm-only test plugins.
 cargo test --release --workspace --exclude wrong-contract --exclude hostile

@@ -13,6 +13,7 @@
 //! - [`crash`], [`faults`], [`convergence`]: SIGKILL at random points, fault
 //!   storms, random two-sided edits.
 //! - [`polyglot`]: the example rule in five languages.
+//! - [`dashboard`]: the web dashboard in headless Chromium.
 
 mod accounts;
 mod activity;
@@ -22,6 +23,7 @@ mod connectors;
 mod convergence;
 mod correctness;
 mod crash;
+mod dashboard;
 mod deletes;
 mod engine;
 mod faults;
