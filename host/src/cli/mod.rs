@@ -70,7 +70,7 @@ pub enum Command {
     /// Checks the configured credentials.
     #[command(subcommand)]
     Connect(service::ConnectCommand),
-    /// Activates a draft connection, or saves one as a draft.
+    /// Pauses or resumes a connection's scheduled runs.
     #[command(subcommand)]
     Connection(service::ConnectionCommand),
     /// Runs the schedules and the HTTP admin API until SIGTERM.
@@ -80,6 +80,11 @@ pub enum Command {
     /// Actions from a Salesforce record: send a campaign, add to an automation.
     #[command(subcommand)]
     Action(activity::ActionCommand),
+    /// Prints a shell completion script: `crmsync completions bash > /etc/bash_completion.d/crmsync`.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
     /// A marketing platform's own commands, named by the platform:
     /// `crmsync <platform> add-field --connection C --type T --name N [--tag T] [--required]`.
     #[command(external_subcommand)]
@@ -89,6 +94,12 @@ pub enum Command {
 pub fn run(cli: Cli) -> ExitCode {
     let quiet = matches!(cli.command, Command::Demo(_));
     telemetry::init(cli.log_format, if quiet { "warn" } else { "info" });
+    // The state holds contacts' emails: every file crmsync creates is its
+    // owner's only (0600, directories 0700) — but a scaffolded plugin's sources.
+    #[cfg(unix)]
+    if !matches!(cli.command, Command::Plugin(plugin::PluginCommand::New { .. })) {
+        rustix::process::umask(rustix::fs::Mode::from_bits_truncate(0o077));
+    }
     match cli.command {
         Command::Demo(args) => demo::run(&cli.data_dir, args),
         Command::Plugin(cmd) => plugin::run(&cli.data_dir, cmd),
@@ -102,6 +113,13 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Activities(args) => activity::activities(&cli.config, &cli.data_dir, args),
         Command::Action(cmd) => activity::action(&cli.config, &cli.data_dir, cmd),
         Command::Vendor(args) => vendor::run(&cli.config, &cli.data_dir, args),
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            let mut out = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "crmsync", &mut out);
+            out!("{}", String::from_utf8_lossy(&out).trim_end());
+            ExitCode::SUCCESS
+        }
     }
 }
 

@@ -53,25 +53,35 @@ pub struct StatusArgs {
 
 #[derive(Debug, clap::Subcommand)]
 pub enum ConnectionCommand {
-    /// Starts running a connection saved as a draft.
-    Activate { name: String },
-    /// Saves a connection as a draft: kept and checked, but not run.
-    Deactivate { name: String },
+    /// Stops a connection's scheduled runs (kept across restarts).
+    #[command(alias = "deactivate")]
+    Pause { name: String },
+    /// Starts a paused or draft connection's scheduled runs again.
+    #[command(alias = "activate")]
+    Resume { name: String },
 }
 
-/// `crmsync connection activate|deactivate NAME`.
+/// `crmsync connection pause|resume NAME` (also `deactivate|activate`, the
+/// words for a draft); through the admin API when `serve` holds the data dir.
 pub fn connection(config: &Path, data_dir: &Path, cmd: ConnectionCommand) -> ExitCode {
     let (name, active) = match cmd {
-        ConnectionCommand::Activate { name } => (name, true),
-        ConnectionCommand::Deactivate { name } => (name, false),
+        ConnectionCommand::Resume { name } => (name, true),
+        ConnectionCommand::Pause { name } => (name, false),
     };
     let result = (|| {
         let rt = runtime()?;
         let _guard = rt.enter();
+        if let Some(lease) = lease::holder(data_dir) {
+            let config = load(config)?;
+            let path = format!("/connections/{name}/{}", if active { "resume" } else { "pause" });
+            let _: serde_json::Value = rt.block_on(remote(&config, &lease, reqwest::Method::POST, &path))?;
+            out!("{name}: {}", if active { "running" } else { "paused" });
+            return Ok(());
+        }
         let service = open(config, data_dir)?;
         service.set_active(&name, active).map_err(|e| e.to_string())?;
         service.state.flush().map_err(|e| e.to_string())?;
-        out!("{name}: {}", if active { "active" } else { "draft (inactive)" });
+        out!("{name}: {}", if active { "running" } else { "paused" });
         Ok::<(), String>(())
     })();
     match result {
@@ -93,7 +103,7 @@ pub(crate) fn open(config: &Path, data_dir: &Path) -> Result<Service, String> {
     let config = load(config)?;
     if let Some(lease) = lease::holder(data_dir) {
         return Err(format!(
-            "{} is held by {lease}: stop it first, or use its admin API (`status` and `run` go through it); if no such service runs, remove {}",
+            "{} is held by {lease}: stop it first, or use its admin API (`status`, `run` and `connection pause|resume` go through it); if no such service runs, remove {}",
             data_dir.display(),
             data_dir.join("serve.json").display()
         ));

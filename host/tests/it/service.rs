@@ -55,6 +55,32 @@ async fn run_once_previews_then_syncs_and_status_reports_it() {
         .filter(|l| l["AC_Sync_Status__c"] == "Synced successfully" && l["AC_Contact_Id__c"].is_string())
         .count();
     assert_eq!(synced, 30, "status and contact id written back on every Lead");
+    // The state holds emails: its owner's only, every file and folder in it.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mut stack = vec![env.data.clone()];
+        let mut files = 0;
+        while let Some(dir) = stack.pop() {
+            assert_eq!(
+                std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777,
+                0o700,
+                "{}",
+                dir.display()
+            );
+            for entry in std::fs::read_dir(&dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    stack.push(path);
+                } else {
+                    files += 1;
+                    let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+                    assert_eq!(mode & 0o077, 0, "{} is {mode:o}", path.display());
+                }
+            }
+        }
+        assert!(files > 0);
+    }
 
     // A second run finds only its own echoes.
     let again = crmsync(&env, &["run", "--once", "--json"]).await;
@@ -861,7 +887,15 @@ async fn the_cli_works_beside_a_running_service() {
     let human = crmsync(&env, &["status"]).await;
     assert!(human.ok() && human.stdout.contains("last run:") && human.stdout.contains("(ok)"), "{human}");
 
-    let held = crmsync(&env, &["connection", "deactivate", "main"]).await;
+    // Pause and resume go through the admin API too.
+    let paused = crmsync(&env, &["connection", "pause", "main"]).await;
+    assert!(paused.ok() && paused.stdout.contains("main: paused"), "{paused}");
+    assert_eq!(server.get("/connections").await[0]["active"], false);
+    let resumed = crmsync(&env, &["connection", "resume", "main"]).await;
+    assert!(resumed.ok() && resumed.stdout.contains("main: running"), "{resumed}");
+    assert_eq!(server.get("/connections").await[0]["active"], true);
+
+    let held = crmsync(&env, &["connect", "test"]).await;
     assert_eq!(held.code, Some(2), "{held}");
     assert!(held.stderr.contains("is held by crmsync serve (pid") && !held.stderr.contains("lock"), "{held}");
 
@@ -1030,4 +1064,17 @@ async fn the_admin_api_previews_a_cycle_with_totals_and_writes_nothing() {
     assert!(server.terminate().await.success());
     let status: Value = serde_json::from_str(&crmsync(&env, &["status", "--json"]).await.stdout).unwrap();
     assert_eq!(status[0]["runs"], 0, "a dry run is not stored: {status}");
+}
+
+/// Shell completions for bash, zsh and fish name the commands.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shell_completions_name_the_commands() {
+    let env = Env::start(seed(0, 0), all_selection(), json!({})).await;
+    for (shell, marker) in
+        [("bash", "_crmsync()"), ("zsh", "#compdef crmsync"), ("fish", "complete -c crmsync")]
+    {
+        let out = crmsync(&env, &["completions", shell]).await;
+        assert!(out.ok() && out.stdout.contains(marker), "{shell}: {out}");
+        assert!(out.stdout.contains("serve") && out.stdout.contains("dry-run"), "{shell}: {out}");
+    }
 }
