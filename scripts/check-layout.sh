@@ -6,7 +6,11 @@
 #    production source names a marketing platform. Excluded: tests, benches,
 #    test-support modules (`testing.rs`, `tests.rs`), the plugin contract's
 #    `system` enum and its mirrors (the SDK's types, the runtime's binding
-#    conversion), and the default plugins (a mapping knows field names).
+#    conversion), and the default plugins (a mapping knows field names);
+# 3. production code builds HTTP clients only through crmsync's TLS settings
+#    (`connectors/src/http.rs`): reqwest has no TLS provider of its own, so
+#    `reqwest::Client::new()` panics in the shipped binary — and only there,
+#    as the tests' dev-dependencies give reqwest one.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -29,5 +33,14 @@ if [ -n "$hits" ]; then
   for f in $hits; do grep -niE "$vendors" "$f" | sed "s|^|  $f:|"; done
   fail=1
 fi
-[ "$fail" -eq 0 ] && echo "check-layout: ok (engine links no wasmtime/reqwest/sled/axum; vendors named only in their folders)"
+clients=$(grep -rnE 'Client::new\(\)|Client::builder\(\)' host/src host/connectors/src host/engine/src host/runtime/src host/store/src host/core/src --include='*.rs' \
+  | grep -v '^host/connectors/src/http\.rs:' \
+  | grep -vE '/(testing|tests)\.rs:' \
+  || true)
+if [ -n "$clients" ]; then
+  echo "check-layout: HTTP clients built without crmsync's TLS settings (use crmsync_connectors::http::plain_client):"
+  echo "$clients" | sed 's/^/  /'
+  fail=1
+fi
+[ "$fail" -eq 0 ] && echo "check-layout: ok (engine links no wasmtime/reqwest/sled/axum; vendors named only in their folders; HTTP clients built with crmsync's TLS settings)"
 exit "$fail"

@@ -79,6 +79,19 @@ fn tls_config(extra: Option<&ExtraCa>) -> Result<rustls::ClientConfig, String> {
     Ok(config)
 }
 
+/// A client with the connectors' TLS settings and no retry policy, for
+/// crmsync's own calls (the CLI asking a running service's admin API).
+/// `reqwest::Client::new()` would panic outside tests: reqwest is built
+/// without a TLS provider of its own.
+pub fn plain_client(timeout: Duration) -> Result<reqwest::Client, String> {
+    reqwest::Client::builder()
+        .use_preconfigured_tls(tls_config(None)?)
+        .timeout(timeout)
+        .user_agent(concat!("crmsync/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| e.without_url().to_string())
+}
+
 impl Default for HttpOptions {
     fn default() -> Self {
         HttpOptions {

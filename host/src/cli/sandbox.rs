@@ -42,6 +42,9 @@ pub fn run(args: SandboxArgs) -> ExitCode {
         }
     }
     if let Some(p) = args.port {
+        if p == 0 {
+            return super::fail("--port 0: leave --port out and free ports are picked");
+        }
         let Some(last) = p.checked_add(3) else {
             return super::fail("--port must leave room for four ports");
         };

@@ -131,10 +131,11 @@ async fn remote<T: serde::de::DeserializeOwned>(
         }
     };
     let url = format!("{}{path}", lease.admin.trim_end_matches('/'));
-    let reply =
-        reqwest::Client::new().request(method, &url).bearer_auth(token.expose()).send().await.map_err(
-            |e| format!("{lease} holds the data directory, but its admin API did not answer: {e}"),
-        )?;
+    // Long enough for `run?wait=true` on a large sync.
+    let client = crmsync_connectors::http::plain_client(std::time::Duration::from_secs(24 * 3600))?;
+    let reply = client.request(method, &url).bearer_auth(token.expose()).send().await.map_err(|e| {
+        format!("{lease} holds the data directory, but its admin API did not answer: {}", e.without_url())
+    })?;
     let status = reply.status();
     let body = reply.text().await.map_err(|e| format!("admin API {path}: {e}"))?;
     if !status.is_success() {
@@ -167,7 +168,7 @@ pub fn run(config: &Path, data_dir: &Path, args: RunArgs) -> ExitCode {
         for name in &names {
             if !service.is_active(name) {
                 let note = format!(
-                    "{name}: a draft (inactive), not run; `crmsync connection activate {name}` starts it"
+                    "{name}: paused (or a draft), not run; `crmsync connection resume {name}` starts it"
                 );
                 // JSON mode keeps stdout one document.
                 if args.json {
@@ -392,7 +393,7 @@ pub fn status(config: &Path, data_dir: &Path, args: StatusArgs) -> ExitCode {
                 None => out!("  last run: never"),
             }
             if !s.active {
-                out!("  draft (inactive): not run until activated");
+                out!("  paused (or a draft): not run until `crmsync connection resume`");
             }
             if let Some(q) = &s.tasks {
                 out!(

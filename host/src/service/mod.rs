@@ -301,7 +301,7 @@ impl Service {
                 run_id,
                 Utc::now(),
                 format!(
-                    "the connection is a draft (inactive): activate it with `crmsync connection activate {}` or the admin API",
+                    "the connection is paused (or a draft): resume it with `crmsync connection resume {}` or the admin API",
                     conn.name
                 ),
             ));

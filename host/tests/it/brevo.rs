@@ -497,7 +497,7 @@ async fn a_draft_waits_for_activation_and_the_monthly_task_quota_warns_then_paus
     set_config(&env, &[("brevo.monthly_tasks", toml::Value::Integer(10))]);
     let draft = crmsync(&env, &["run", "--once"]).await;
     assert!(draft.ok(), "{draft}");
-    assert!(draft.stdout.contains("main: a draft (inactive), not run"), "{draft}");
+    assert!(draft.stdout.contains("main: paused (or a draft), not run"), "{draft}");
     assert!(contacts(&env).is_empty());
     assert_eq!(status(&env).await["active"], false);
 

@@ -817,7 +817,7 @@ async fn run_json_is_one_document_across_connections_and_a_closed_pipe_ends_quie
     let runs: Value = serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {out}"));
     let names: Vec<&str> = runs.as_array().unwrap().iter().filter_map(|r| r["connection"].as_str()).collect();
     assert_eq!(names, ["main", "second"], "{out}");
-    assert!(out.stderr.contains("third: a draft (inactive), not run"), "{out}");
+    assert!(out.stderr.contains("third: paused (or a draft), not run"), "{out}");
 
     // `run` is one cycle; `--once` may be left out.
     let one = crmsync(&env, &["run", "--json", "--connection", "main"]).await;
