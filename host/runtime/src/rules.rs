@@ -39,6 +39,11 @@ impl PluginRules {
         PluginRules { registry, configs, stats: Mutex::default() }
     }
 
+    /// The role's config section (JSON text; `{}` when it has none).
+    pub fn config(&self, role: Role) -> String {
+        self.configs.get(&role).cloned().unwrap_or_else(|| "{}".into())
+    }
+
     /// Each role's calls since start.
     pub fn stats(&self) -> Vec<(Role, RoleStats)> {
         self.stats.lock().unwrap_or_else(|p| p.into_inner()).iter().map(|(r, s)| (*r, *s)).collect()
@@ -64,7 +69,7 @@ impl PluginRules {
             direction: ctx.direction,
             run_id: ctx.run_id.clone(),
             target: ctx.target.clone(),
-            config: self.configs.get(&role).cloned().unwrap_or_else(|| "{}".into()),
+            config: self.config(role),
         };
         let started = Instant::now();
         let results = call(&plugin, &ctx);

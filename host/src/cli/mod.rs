@@ -17,6 +17,7 @@ pub mod activity;
 pub mod config;
 pub mod demo;
 pub mod plugin;
+pub mod preview;
 pub mod sandbox;
 pub mod scaffold;
 pub mod service;
@@ -102,7 +103,7 @@ pub fn run(cli: Cli) -> ExitCode {
     }
     match cli.command {
         Command::Demo(args) => demo::run(&cli.data_dir, args),
-        Command::Plugin(cmd) => plugin::run(&cli.data_dir, cmd),
+        Command::Plugin(cmd) => plugin::run(&cli.config, &cli.data_dir, cmd),
         Command::Sandbox(args) => sandbox::run(args),
         Command::Config(cmd) => config::run(&cli.config, cmd),
         Command::Run(args) => service::run(&cli.config, &cli.data_dir, args),

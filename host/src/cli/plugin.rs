@@ -97,6 +97,10 @@ pub enum PluginCommand {
         #[arg(long)]
         dir: Option<PathBuf>,
     },
+    /// Runs a candidate version beside the active one on a connection's most
+    /// recent records and prints what would change, writing nothing; exit 1
+    /// when the candidate fails on a record the active version handles.
+    Preview(super::preview::PreviewArgs),
     /// Watches a directory: each .wasm dropped in is validated, installed and activated.
     Watch {
         dir: PathBuf,
@@ -128,8 +132,10 @@ fn parse_direction(s: &str) -> Result<Direction, String> {
     }
 }
 
-pub fn run(data_dir: &Path, cmd: PluginCommand) -> ExitCode {
+/// `config` is the service's config file (for `preview`).
+pub fn run(config: &Path, data_dir: &Path, cmd: PluginCommand) -> ExitCode {
     match cmd {
+        PluginCommand::Preview(args) => super::preview::preview(config, data_dir, args),
         PluginCommand::Test { file, role, input, config, direction, target, limits } => {
             test(data_dir, &file, role, &input, config.as_deref(), direction, target, &limits)
         }

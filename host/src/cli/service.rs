@@ -111,7 +111,7 @@ pub(crate) fn open(config: &Path, data_dir: &Path) -> Result<Service, String> {
     Service::open(config, data_dir).map_err(|e| e.to_string())
 }
 
-fn load(config: &Path) -> Result<Config, String> {
+pub(crate) fn load(config: &Path) -> Result<Config, String> {
     Config::load(config).map_err(|e| format!("config {}:\n{e}", config.display()))
 }
 
@@ -121,6 +121,17 @@ async fn remote<T: serde::de::DeserializeOwned>(
     lease: &Lease,
     method: reqwest::Method,
     path: &str,
+) -> Result<T, String> {
+    remote_form(config, lease, method, path, None).await
+}
+
+/// [`remote`] with a multipart form as the body.
+pub(crate) async fn remote_form<T: serde::de::DeserializeOwned>(
+    config: &Config,
+    lease: &Lease,
+    method: reqwest::Method,
+    path: &str,
+    form: Option<reqwest::multipart::Form>,
 ) -> Result<T, String> {
     let token = match &config.service.admin_token {
         Some(r) => r.resolve("service.admin_token").map_err(|e| e.to_string())?,
@@ -133,7 +144,11 @@ async fn remote<T: serde::de::DeserializeOwned>(
     let url = format!("{}{path}", lease.admin.trim_end_matches('/'));
     // Long enough for `run?wait=true` on a large sync.
     let client = crmsync_connectors::http::plain_client(std::time::Duration::from_secs(24 * 3600))?;
-    let reply = client.request(method, &url).bearer_auth(token.expose()).send().await.map_err(|e| {
+    let mut request = client.request(method, &url).bearer_auth(token.expose());
+    if let Some(form) = form {
+        request = request.multipart(form);
+    }
+    let reply = request.send().await.map_err(|e| {
         format!("{lease} holds the data directory, but its admin API did not answer: {}", e.without_url())
     })?;
     let status = reply.status();

@@ -167,8 +167,17 @@ pub fn table() -> Vec<Route> {
         route(p.clone(), "/connections/{name}/plugins/{role}/activate", Admin, "activate an installed version for the role")
             .json("{\"plugin\": \"name@version\"}")
             .to(post(s::activate)),
-        route(p, "/connections/{name}/plugins/{role}/rollback", Admin, "back to the version active before")
+        route(p.clone(), "/connections/{name}/plugins/{role}/rollback", Admin, "back to the version active before")
             .to(post(s::rollback)),
+        route(
+            p,
+            "/connections/{name}/plugins/{role}/preview",
+            Admin,
+            "shadow preview: a candidate version beside the active one on recent records, writing nothing; per-record differences with totals",
+        )
+        .query(&[("records", "recent records to run on (default 200, at most 2000)")])
+        .form("component (.wasm), optional config (the candidate's, JSON), name, version")
+        .to(post(plugins::preview).layer(DefaultBodyLimit::max(plugins::MAX_COMPONENT))),
     ]
 }
 

@@ -12,6 +12,7 @@
 //! - [`api`]: the admin API's route table (router, roles, OpenAPI document,
 //!   access log) and the dashboard page (`dashboard.html`).
 //! - [`records`]: the admin API's record lookup.
+//! - [`preview`]: a candidate plugin version beside the active one on recent records.
 //! - [`activity_api`]: the admin API routes for activities and actions.
 //! - [`lease`]: which running `serve` holds a data directory.
 //! - [`plugin_api`]: the admin API's plugin upload and list routes.
@@ -21,6 +22,7 @@ pub mod activity_api;
 pub mod api;
 pub mod lease;
 pub mod plugin_api;
+pub mod preview;
 pub mod records;
 pub mod run_stats;
 pub mod serve;

@@ -11,7 +11,7 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::{Multipart, State};
+use axum::extract::{Multipart, Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use crmsync_runtime::registry::Manifest;
@@ -33,6 +33,8 @@ struct Upload {
     fixtures: Option<String>,
     activate: Option<String>,
     role: Option<String>,
+    /// A preview's candidate config (JSON).
+    config: Option<String>,
 }
 
 async fn read(mut form: Multipart) -> Result<Upload, Response> {
@@ -42,13 +44,14 @@ async fn read(mut form: Multipart) -> Result<Upload, Response> {
         let name = field.name().unwrap_or_default().to_string();
         match name.as_str() {
             "component" => up.component = Some(field.bytes().await.map_err(bad)?.to_vec()),
-            "name" | "version" | "fixtures" | "activate" | "role" => {
+            "name" | "version" | "fixtures" | "activate" | "role" | "config" => {
                 let text = Some(field.text().await.map_err(bad)?);
                 match name.as_str() {
                     "name" => up.name = text,
                     "version" => up.version = text,
                     "fixtures" => up.fixtures = text,
                     "activate" => up.activate = text,
+                    "config" => up.config = text,
                     _ => up.role = text,
                 }
             }
@@ -56,7 +59,7 @@ async fn read(mut form: Multipart) -> Result<Upload, Response> {
                 return Err(problem(
                     StatusCode::BAD_REQUEST,
                     format!(
-                        "unknown form field {other:?} (name, version, component, fixtures, activate, role)"
+                        "unknown form field {other:?} (name, version, component, fixtures, activate, role, config)"
                     ),
                 ));
             }
@@ -129,6 +132,62 @@ pub async fn upload(State(service): State<Arc<Service>>, form: Multipart) -> Res
         }
     }
     (StatusCode::CREATED, Json(answer)).into_response()
+}
+
+#[derive(serde::Deserialize)]
+pub(super) struct PreviewQuery {
+    /// How many recent records (default 200, at most 2000).
+    #[serde(default = "default_preview_records")]
+    records: usize,
+}
+
+fn default_preview_records() -> usize {
+    200
+}
+
+/// `POST /connections/{name}/plugins/{role}/preview`: multipart `component`,
+/// optional `config` (the candidate's, JSON), `name` and `version` (shown).
+/// Runs it beside the active version on recent records; writes nothing.
+pub(super) async fn preview(
+    State(service): State<Arc<Service>>,
+    Path((name, role)): Path<(String, String)>,
+    Query(q): Query<PreviewQuery>,
+    form: Multipart,
+) -> Response {
+    let conn = match service.connection(&name) {
+        Ok(c) => c.clone(),
+        Err(e) => return problem(StatusCode::NOT_FOUND, e.to_string()),
+    };
+    let role: Role = match role.parse() {
+        Ok(r) => r,
+        Err(e) => return problem(StatusCode::NOT_FOUND, e),
+    };
+    let up = match read(form).await {
+        Ok(up) => up,
+        Err(r) => return r,
+    };
+    let Some(bytes) = up.component else {
+        return problem(StatusCode::BAD_REQUEST, "a preview needs the field component (.wasm)");
+    };
+    if let Some(config) = &up.config
+        && let Err(e) = serde_json::from_str::<serde_json::Value>(config)
+    {
+        return problem(StatusCode::BAD_REQUEST, format!("config is not JSON: {e}"));
+    }
+    let (plugin_name, version) =
+        (up.name.unwrap_or_else(|| "candidate".into()), up.version.unwrap_or_else(|| "preview".into()));
+    let registry = service.registry.clone();
+    let loaded =
+        tokio::task::spawn_blocking(move || registry.runtime().load(&bytes, &plugin_name, &version)).await;
+    let candidate = match loaded {
+        Ok(Ok(p)) => p,
+        Ok(Err(e)) => return problem(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()),
+        Err(e) => return problem(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    };
+    match service.preview(&conn, role, &candidate, up.config, q.records).await {
+        Ok(report) => Json(report).into_response(),
+        Err(e) => problem(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()),
+    }
 }
 
 /// `GET /plugins`: installed versions, and which is active per connection and role.

@@ -14,6 +14,7 @@
 //!   storms, random two-sided edits.
 //! - [`polyglot`]: the example rule in five languages.
 //! - [`dashboard`]: the web dashboard in headless Chromium.
+//! - [`preview`]: a candidate plugin version beside the active one, nothing written.
 
 mod accounts;
 mod activity;
@@ -31,4 +32,5 @@ mod hostile_run;
 mod mailchimp;
 mod plugins;
 mod polyglot;
+mod preview;
 mod service;

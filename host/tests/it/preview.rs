@@ -1,0 +1,121 @@
+//! Shadow preview (`crmsync plugin preview`, `POST
+//! /connections/{name}/plugins/{role}/preview`): a candidate mapper version
+//! that maps one more field, run beside the active one on the connection's
+//! recent records, reports exactly the records and the field it changes —
+//! and nothing is written to either vendor or to the state.
+
+use crmsync_sandbox::common::VendorApi;
+use serde_json::{Value, json};
+
+use crate::common::{Env, Served, all_selection, crmsync, plugins_dir};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_preview_reports_exactly_the_records_and_fields_a_new_mapping_changes_and_writes_nothing() {
+    let lead = |n: usize, title: Option<&str>| {
+        json!({"FirstName": "P", "LastName": format!("Preview{n}"), "Company": "Acme",
+               "Email": format!("preview-{n}@example.com"), "Title": title})
+    };
+    let leads: Vec<Value> =
+        (0..6).map(|n| lead(n, [Some("CEO"), None, Some("CTO"), None, None, Some("Buyer")][n])).collect();
+    let seed = json!({"salesforce": {"generate": {"Lead": 10}, "records": {"Lead": leads}}});
+    let env = Env::start(seed, all_selection(), json!({})).await;
+    assert!(crmsync(&env, &["run", "--once"]).await.ok());
+
+    // The candidate: the same mapping code with one more field mapped.
+    let candidate_config = env.dir.path().join("candidate.json");
+    std::fs::write(
+        &candidate_config,
+        json!({"marketing": "activecampaign",
+               "fields": [{"salesforce": "Title", "marketing": "TITLE", "type": "text"}]})
+        .to_string(),
+    )
+    .unwrap();
+    let wasm = plugins_dir().join("standard-mapping.wasm");
+    let (wasm, config) = (wasm.to_str().unwrap(), candidate_config.to_str().unwrap());
+    let args = ["plugin", "preview", wasm, "--connection", "main", "--role", "mapper", "--config", config];
+
+    let salesforce_before = env.sandbox.salesforce.state();
+    let marketing_before = env.sandbox.activecampaign.state();
+    let status_before = crmsync(&env, &["status", "--json"]).await.stdout;
+
+    let out = crmsync(&env, &[&args[..], &["--json"]].concat()).await;
+    assert!(out.ok(), "{out}");
+    let report: Value = serde_json::from_str(&out.stdout).unwrap_or_else(|_| panic!("{out}"));
+    assert_eq!(report["records"], 16, "every recent record: {report}");
+    assert_eq!((report["changed"].as_u64(), report["new_errors"].as_u64()), (Some(3), Some(0)), "{report}");
+    assert_eq!(report["fields"], json!({"TITLE": 3}), "{report}");
+    assert!(report["active"].as_str().unwrap().starts_with("standard-mapping@"), "{report}");
+    let ids = |state: &Value| -> Vec<String> {
+        let mut ids: Vec<String> = state["objects"]["Lead"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|l| l["Title"].is_string())
+            .map(|l| l["Id"].as_str().unwrap().to_string())
+            .collect();
+        ids.sort();
+        ids
+    };
+    let mut changed: Vec<String> = report["differences"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["sf_id"].as_str().unwrap().to_string())
+        .collect();
+    changed.sort();
+    assert_eq!(changed, ids(&salesforce_before), "exactly the Leads with a Title");
+    let first = &report["differences"][0];
+    assert_eq!(first["kind"], "changed");
+    assert_eq!(first["fields"].as_array().unwrap().len(), 1, "only TITLE: {first}");
+    assert_eq!(first["fields"][0]["field"], "TITLE");
+    assert_eq!(first["fields"][0]["active"], Value::Null);
+    assert!(["CEO", "CTO", "Buyer"].contains(&first["fields"][0]["candidate"].as_str().unwrap()), "{first}");
+
+    // Printed for a person: totals, the field, each record's change.
+    let human = crmsync(&env, &args).await;
+    assert!(human.ok(), "{human}");
+    assert!(human.stdout.contains("3 records change: 0 new errors"), "{human}");
+    assert!(human.stdout.contains("fields touched: TITLE (3)"), "{human}");
+    assert!(human.stdout.contains("TITLE: null → \"CEO\""), "{human}");
+
+    // Nothing written anywhere, nothing installed.
+    assert_eq!(env.sandbox.salesforce.state()["objects"], salesforce_before["objects"]);
+    assert_eq!(env.sandbox.activecampaign.state()["contacts"], marketing_before["contacts"]);
+    assert_eq!(
+        crmsync(&env, &["status", "--json"]).await.stdout,
+        status_before,
+        "no run stored, no link changed"
+    );
+    let list = crmsync(&env, &["plugin", "list"]).await;
+    assert!(!list.stdout.contains("@preview"), "the candidate is not installed: {list}");
+
+    // Beside a running service the same preview goes through its admin API.
+    let server = Served::start(&env).await;
+    let remote = crmsync(&env, &[&args[..], &["--json"]].concat()).await;
+    assert!(remote.ok(), "{remote}");
+    let remote: Value = serde_json::from_str(&remote.stdout).unwrap();
+    assert_eq!(remote["fields"], report["fields"]);
+    assert_eq!(remote["changed"], 3);
+    // A candidate that breaks records: its errors are new errors, and the exit code says so.
+    let broken = env.dir.path().join("broken.json");
+    std::fs::write(&broken, json!({"marketing": "activecampaign", "fields": [{"salesforce": "Title", "marketing": "TITLE", "type": "number"}]}).to_string()).unwrap();
+    let refused = crmsync(
+        &env,
+        &[
+            "plugin",
+            "preview",
+            wasm,
+            "--connection",
+            "main",
+            "--role",
+            "mapper",
+            "--config",
+            broken.to_str().unwrap(),
+        ],
+    )
+    .await;
+    assert_eq!(refused.code, Some(1), "{refused}");
+    assert!(refused.stdout.contains("3 new errors"), "{refused}");
+    assert!(server.terminate().await.success());
+    assert_eq!(env.sandbox.activecampaign.state()["contacts"], marketing_before["contacts"]);
+}
