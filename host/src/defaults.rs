@@ -56,6 +56,7 @@ impl DefaultRule {
             version: self.version(),
             roles: vec![self.role],
             fixtures: fixtures::parse(self.fixtures, None)?,
+            config: None,
         };
         registry.install(self.wasm, &manifest).map(|i| i.id).map_err(|e| e.to_string())
     }

@@ -115,6 +115,9 @@ pub struct Plugin {
     roles: BTreeSet<Role>,
     exports: Exports,
     pool: Mutex<Vec<Warm>>,
+    /// The version's own config (JSON text), installed with it: it replaces
+    /// the role's config from crmsync.toml, so a rollback restores both.
+    config: Option<String>,
 }
 
 impl fmt::Debug for Plugin {
@@ -151,7 +154,16 @@ impl Plugin {
                 .map_err(err)?,
         };
         let id = std::sync::Arc::new(id);
-        let plugin = Plugin { runtime, id, component, pre, roles, exports, pool: Mutex::new(Vec::new()) };
+        let plugin = Plugin {
+            runtime,
+            id,
+            component,
+            pre,
+            roles,
+            exports,
+            pool: Mutex::new(Vec::new()),
+            config: None,
+        };
         // Instantiate once now so a component that cannot start (a failing
         // start function, a memory larger than the cap) is refused at load time.
         let warm = plugin
@@ -167,6 +179,17 @@ impl Plugin {
 
     pub fn roles(&self) -> &BTreeSet<Role> {
         &self.roles
+    }
+
+    /// With the version's own config (JSON text).
+    pub fn with_config(mut self, config: Option<String>) -> Plugin {
+        self.config = config;
+        self
+    }
+
+    /// The version's own config, if it was installed with one.
+    pub fn config(&self) -> Option<&str> {
+        self.config.as_deref()
     }
 
     /// Checks the plugin plays `role`, with a message naming what it exports.

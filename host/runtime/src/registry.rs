@@ -31,6 +31,9 @@ pub struct Manifest {
     pub roles: Vec<Role>,
     /// Its own fixtures; they must all pass.
     pub fixtures: Vec<Case>,
+    /// The version's own config (a JSON object): used instead of the role's
+    /// config in crmsync.toml whenever this version is active.
+    pub config: Option<serde_json::Value>,
 }
 
 /// An installed version, as stored.
@@ -40,6 +43,9 @@ pub struct Installed {
     pub roles: BTreeSet<Role>,
     pub fixtures_passed: usize,
     pub installed_at: DateTime<Utc>,
+    /// The version's own config (JSON text), when it was installed with one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config: Option<String>,
 }
 
 /// One activation or rollback.
@@ -69,6 +75,10 @@ pub enum RegistryError {
     WrongRole { plugin: String, role: Role, plays: String },
     #[error("no earlier version of the {role} for connection {connection} to roll back to")]
     NothingToRollBack { connection: String, role: Role },
+    #[error("{0}: its config must be a JSON object")]
+    BadConfig(String),
+    #[error("{key} is already installed with another config; give the new config a new version")]
+    ConfigTaken { key: String },
     #[error("cannot store the plugin file {path}: {source}")]
     Blob { path: String, source: std::io::Error },
 }
@@ -121,11 +131,19 @@ impl Registry {
         check_name("name", &manifest.name)?;
         check_name("version", &manifest.version)?;
         let key = format!("{}@{}", manifest.name, manifest.version);
+        let config = match &manifest.config {
+            None => None,
+            Some(v) if v.is_object() => Some(v.to_string()),
+            Some(_) => return Err(RegistryError::BadConfig(key)),
+        };
         let sha256 = hex::encode(Sha256::digest(bytes));
-        if let Some(existing) = storage::version(&self.state, &key)?
-            && existing.id.sha256 != sha256
-        {
-            return Err(RegistryError::VersionTaken(key));
+        if let Some(existing) = storage::version(&self.state, &key)? {
+            if existing.id.sha256 != sha256 {
+                return Err(RegistryError::VersionTaken(key));
+            }
+            if existing.config != config {
+                return Err(RegistryError::ConfigTaken { key });
+            }
         }
         let plugin = self.runtime.load(bytes, &manifest.name, &manifest.version)?;
         let roles: Vec<Role> = if manifest.roles.is_empty() {
@@ -154,9 +172,10 @@ impl Registry {
             roles: plugin.roles().clone(),
             fixtures_passed: passed,
             installed_at: Utc::now(),
+            config: config.clone(),
         };
         storage::put_version(&self.state, &key, &installed)?;
-        self.loaded.lock().expect("loaded lock").insert(key, Arc::new(plugin));
+        self.loaded.lock().expect("loaded lock").insert(key, Arc::new(plugin.with_config(config)));
         tracing::info!(plugin = %installed.id, roles = ?installed.roles, fixtures = passed, "plugin installed");
         Ok(installed)
     }
@@ -220,11 +239,15 @@ impl Registry {
         }
         let installed =
             storage::version(&self.state, key)?.ok_or_else(|| RegistryError::NotInstalled(key.into()))?;
-        let plugin = Arc::new(self.runtime.load_file(
-            &self.state.blob_path(&installed.id.sha256),
-            &installed.id.name,
-            &installed.id.version,
-        )?);
+        let plugin = Arc::new(
+            self.runtime
+                .load_file(
+                    &self.state.blob_path(&installed.id.sha256),
+                    &installed.id.name,
+                    &installed.id.version,
+                )?
+                .with_config(installed.config),
+        );
         self.loaded.lock().expect("loaded lock").insert(key.into(), plugin.clone());
         Ok(plugin)
     }

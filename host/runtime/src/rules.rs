@@ -69,7 +69,9 @@ impl PluginRules {
             direction: ctx.direction,
             run_id: ctx.run_id.clone(),
             target: ctx.target.clone(),
-            config: self.config(role),
+            // The version's own config when it was installed with one: a
+            // rollback then brings back the old version with its old config.
+            config: plugin.config().map_or_else(|| self.config(role), str::to_string),
         };
         let started = Instant::now();
         let results = call(&plugin, &ctx);

@@ -34,6 +34,8 @@ struct FileManifest {
     roles: Vec<Role>,
     fixtures: Option<PathBuf>,
     activate: Option<Vec<String>>,
+    /// The version's own config (a table).
+    config: Option<serde_json::Value>,
 }
 
 /// What happened to one dropped file.
@@ -95,6 +97,7 @@ fn install(registry: &Registry, wasm: &Path) -> Result<InstalledFile, String> {
             .unwrap_or_else(|| format!("sha-{}", &hex::encode(Sha256::digest(&bytes))[..12])),
         roles: file_manifest.roles,
         fixtures: cases,
+        config: file_manifest.config,
     };
     let installed = registry.install(&bytes, &manifest).map_err(|e| e.to_string())?;
     let roles: Vec<Role> = if manifest.roles.is_empty() {

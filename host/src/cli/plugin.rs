@@ -67,6 +67,11 @@ pub enum PluginCommand {
         /// Connections to activate it for.
         #[arg(long)]
         activate: Vec<String>,
+        /// The version's own config (a JSON file): used instead of the role's
+        /// config in crmsync.toml while this version is active, so a rollback
+        /// restores the old version with its old config.
+        #[arg(long)]
+        config: Option<PathBuf>,
     },
     /// Makes an installed version active for a connection and role (from the next batch on).
     Activate {
@@ -142,9 +147,13 @@ pub fn run(config: &Path, data_dir: &Path, cmd: PluginCommand) -> ExitCode {
         PluginCommand::Validate { file, role, fixtures } => {
             validate(data_dir, &file, &role, fixtures.as_deref())
         }
-        PluginCommand::Install { file, name, version, role, fixtures, activate } => {
-            install(data_dir, &file, name, version, role, fixtures.as_deref(), &activate)
-        }
+        PluginCommand::Install { file, name, version, role, fixtures, activate, config } => install(
+            data_dir,
+            &file,
+            Target { name, version, roles: role, config },
+            fixtures.as_deref(),
+            &activate,
+        ),
         PluginCommand::Activate { plugin, connection, role } => with_registry(data_dir, |r| {
             let id = r.activate(&connection, role, &plugin).map_err(|e| e.to_string())?;
             out!("{id} is now the {role} of connection {connection}");
@@ -359,16 +368,32 @@ fn validate(data_dir: &Path, file: &Path, roles: &[Role], fixtures_path: Option<
     ExitCode::SUCCESS
 }
 
-fn install(
-    data_dir: &Path,
-    file: &Path,
+/// What `plugin install` installs the file as.
+struct Target {
     name: Option<String>,
     version: Option<String>,
     roles: Vec<Role>,
+    config: Option<PathBuf>,
+}
+
+fn install(
+    data_dir: &Path,
+    file: &Path,
+    Target { name, version, roles, config }: Target,
     fixtures_path: Option<&Path>,
     activate: &[String],
 ) -> ExitCode {
     with_registry(data_dir, |registry| {
+        let config = match &config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+                Some(
+                    serde_json::from_str::<serde_json::Value>(&text)
+                        .map_err(|e| format!("{}: not JSON: {e}", path.display()))?,
+                )
+            }
+            None => None,
+        };
         let bytes = std::fs::read(file).map_err(|e| format!("cannot read {}: {e}", file.display()))?;
         let fixtures = match fixtures_path.map(Path::to_path_buf).or_else(|| default_fixtures(file)) {
             Some(p) => read_cases(&p, None)?,
@@ -378,7 +403,8 @@ fn install(
             use sha2::Digest;
             format!("sha-{}", &hex::encode(sha2::Sha256::digest(&bytes))[..12])
         });
-        let manifest = Manifest { name: name.unwrap_or_else(|| file_stem(file)), version, roles, fixtures };
+        let manifest =
+            Manifest { name: name.unwrap_or_else(|| file_stem(file)), version, roles, fixtures, config };
         let installed = registry.install(&bytes, &manifest).map_err(|e| e.to_string())?;
         let roles: Vec<String> = installed.roles.iter().map(Role::to_string).collect();
         out!(

@@ -5,6 +5,8 @@
 //!
 //! `POST /plugins` (admin) takes `multipart/form-data`: `name`, `version`,
 //! `component` (the `.wasm`), optional `fixtures` (JSON lines), optional
+//! `config` (the version's own config, JSON: it travels with the version, so
+//! a rollback restores the old config too), optional
 //! `activate` (a connection) with `role` (needed when the component exports
 //! several roles). `GET /plugins` (standard) lists versions and activations.
 
@@ -93,7 +95,11 @@ pub async fn upload(State(service): State<Arc<Service>>, form: Multipart) -> Res
     {
         return problem(StatusCode::NOT_FOUND, format!("no connection named {c:?}"));
     }
-    let manifest = Manifest { name, version, roles: role.into_iter().collect(), fixtures: cases };
+    let config = match up.config.as_deref().map(serde_json::from_str::<serde_json::Value>).transpose() {
+        Ok(c) => c,
+        Err(e) => return problem(StatusCode::BAD_REQUEST, format!("config is not JSON: {e}")),
+    };
+    let manifest = Manifest { name, version, roles: role.into_iter().collect(), fixtures: cases, config };
     // Compiling and running the fixtures is CPU work: off the async workers.
     let registry = service.registry.clone();
     let installed = tokio::task::spawn_blocking(move || registry.install(&bytes, &manifest)).await;
@@ -205,6 +211,7 @@ pub async fn list(State(service): State<Arc<Service>>) -> Response {
                 "roles": v.roles.iter().map(Role::to_string).collect::<Vec<_>>(),
                 "fixtures_passed": v.fixtures_passed,
                 "installed_at": v.installed_at,
+                "config": v.config.as_deref().and_then(|c| serde_json::from_str::<serde_json::Value>(c).ok()),
             })
         })
         .collect();

@@ -97,7 +97,7 @@ impl Service {
         })?;
         let limit = limit.clamp(1, MAX_RECORDS);
         let records = self.recent_records(conn, limit).await?;
-        let active_config = conn.rules.config(role);
+        let active_config = active.config().map_or_else(|| conn.rules.config(role), str::to_string);
         let mut report = PreviewReport {
             connection: conn.name.clone(),
             role,

@@ -119,3 +119,76 @@ async fn a_preview_reports_exactly_the_records_and_fields_a_new_mapping_changes_
     assert!(server.terminate().await.success());
     assert_eq!(env.sandbox.activecampaign.state()["contacts"], marketing_before["contacts"]);
 }
+
+/// A plugin version's config travels with it: a new selector version
+/// installed with its own config (Contacts only) replaces the role's config
+/// from crmsync.toml while it is active; rolled back, the old version runs
+/// with its old config (Leads and Contacts) — no TOML edit either way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rollback_restores_the_old_version_with_its_old_config() {
+    let env = Env::start(
+        json!({"salesforce": {"generate": {"Lead": 4, "Contact": 3}}}),
+        all_selection(),
+        json!({}),
+    )
+    .await;
+    // The service installs and activates the configured selector (0.1.0, no config of its own).
+    assert!(crmsync(&env, &["run", "--once", "--dry-run"]).await.ok());
+    let v2 = env.dir.path().join("contacts-only.json");
+    std::fs::write(&v2, json!({"objects": {"Contact": {"mode": "all"}}}).to_string()).unwrap();
+    let wasm = plugins_dir().join("selection.wasm");
+    let install = crmsync(
+        &env,
+        &[
+            "plugin",
+            "install",
+            wasm.to_str().unwrap(),
+            "--name",
+            "selection",
+            "--version",
+            "2.0.0",
+            "--role",
+            "selector",
+            "--config",
+            v2.to_str().unwrap(),
+            "--activate",
+            "main",
+        ],
+    )
+    .await;
+    assert!(install.ok(), "{install}");
+    let run = crmsync(&env, &["run", "--once", "--json"]).await;
+    let run: Value = serde_json::from_str(&run.stdout).unwrap_or_else(|_| panic!("{run}"));
+    assert_eq!(run["outbound"]["created"], 3, "2.0.0 with its own config: Contacts only: {run}");
+    assert_eq!(run["outbound"]["skipped"]["selection for Lead is not configured"], 4, "{run}");
+    assert_eq!(run["outbound"]["errors"], 0, "{run}");
+
+    let back = crmsync(&env, &["plugin", "rollback", "--connection", "main", "--role", "selector"]).await;
+    assert!(back.ok() && back.stdout.contains("is again the selector") && !back.stdout.contains("2.0.0"), "{back}");
+    // The old version's config is the role's in crmsync.toml (Leads and Contacts): the Leads sync now.
+    let leads = env.sandbox.salesforce.state()["objects"]["Lead"].as_array().unwrap().len();
+    assert_eq!(leads, 4);
+    let edit = crmsync(&env, &["run", "--once", "--reconcile", "--json"]).await;
+    let edit: Value = serde_json::from_str(&edit.stdout).unwrap_or_else(|_| panic!("{edit}"));
+    assert_eq!(edit["error"], Value::Null, "{edit}");
+    assert_eq!(crate::common::ac_contacts(&env).len(), 7, "the Leads synced after the rollback: {edit}");
+    // The same config again under the same version is fine; another config needs a new version.
+    let taken = crmsync(
+        &env,
+        &[
+            "plugin",
+            "install",
+            wasm.to_str().unwrap(),
+            "--name",
+            "selection",
+            "--version",
+            "2.0.0",
+            "--role",
+            "selector",
+            "--config",
+            env.config.to_str().unwrap(),
+        ],
+    )
+    .await;
+    assert_eq!(taken.code, Some(2), "{taken}");
+}
