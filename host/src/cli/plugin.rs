@@ -98,6 +98,9 @@ pub enum PluginCommand {
         name: String,
         #[arg(long, value_enum)]
         lang: super::scaffold::Lang,
+        /// The role it plays: selector, mapper (default) or resolver.
+        #[arg(long, value_parser = parse_role, default_value = "mapper")]
+        role: Role,
         /// Where to create it (default: the current directory).
         #[arg(long)]
         dir: Option<PathBuf>,
@@ -185,7 +188,9 @@ pub fn run(config: &Path, data_dir: &Path, cmd: PluginCommand) -> ExitCode {
             }
             Ok(())
         }),
-        PluginCommand::New { name, lang, dir } => super::scaffold::run(lang, &name, dir.as_deref()),
+        PluginCommand::New { name, lang, role, dir } => {
+            super::scaffold::run(lang, role, &name, dir.as_deref())
+        }
         PluginCommand::Watch { dir, connection } => {
             let state = match State::open(data_dir) {
                 Ok(s) => s,

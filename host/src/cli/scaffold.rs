@@ -1,14 +1,18 @@
-//! `crmsync plugin new --lang L NAME [--dir D]`: creates a buildable plugin
-//! project from the templates in `sdk/templates/<lang>/`, which are compiled
-//! into the binary: the source, a README, fixtures, a build script, and the
-//! contract (`wit/plugin.wit`) the plugin is built against.
+//! `crmsync plugin new --lang L [--role R] NAME [--dir D]`: creates a
+//! buildable plugin project from the templates in `sdk/templates/<lang>/`,
+//! which are compiled into the binary: the role's source, a README, the
+//! role's fixtures, a build script, and the contract (`wit/plugin.wit`) the
+//! plugin is built against. Every role has a template in Rust, JavaScript and
+//! Python; C and Go have the mapper.
 //!
 //! Template files may use `{{name}}` (the plugin's name), `{{crate}}` (the
-//! name with `_` for `-`) and `{{sdk_path}}` (the Rust SDK, for Rust); a
-//! `.tmpl` suffix is dropped (it keeps template manifests out of the way of
-//! the tools that read real ones).
+//! name with `_` for `-`), `{{role}}` and `{{sdk_path}}` (the Rust SDK, for
+//! Rust); a `.tmpl` suffix is dropped (it keeps template manifests out of the
+//! way of the tools that read real ones).
 
 use std::path::{Path, PathBuf};
+
+use crmsync_runtime::Role;
 
 /// The languages a plugin can be written in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -35,9 +39,9 @@ macro_rules! files {
     };
 }
 
-const RUST: &[File] = files!("rust": "Cargo.toml.tmpl", "src/lib.rs", "build.sh", "README.md");
-const JS: &[File] = files!("js": "mapper.js", "build.sh", "README.md");
-const PYTHON: &[File] = files!("python": "app.py", "build.sh", "README.md");
+const RUST: &[File] = files!("rust": "Cargo.toml.tmpl", "build.sh", "README.md");
+const JS: &[File] = files!("js": "build.sh", "README.md");
+const PYTHON: &[File] = files!("python": "build.sh", "README.md");
 const C: &[File] = files!("c": "mapper.c", "build.sh", "README.md");
 const GO: &[File] = files!("go":
     "mapper.go",
@@ -49,8 +53,37 @@ const GO: &[File] = files!("go":
     "witrt/wit/types/types.go",
 );
 
-/// Shared by every language.
-const FIXTURES: &str = include_str!("../../../sdk/templates/fixtures.jsonl");
+/// The role's source in a language: where it goes in the project, and its text.
+fn source(lang: Lang, role: Role) -> Option<(&'static str, &'static str)> {
+    macro_rules! src {
+        ($lang:literal, $file:literal, $to:literal) => {
+            Some(($to, include_str!(concat!("../../../sdk/templates/", $lang, "/", $file))))
+        };
+    }
+    match (lang, role) {
+        (Lang::Rust, Role::Selector) => src!("rust", "selector.rs", "src/lib.rs"),
+        (Lang::Rust, Role::Mapper) => src!("rust", "mapper.rs", "src/lib.rs"),
+        (Lang::Rust, Role::Resolver) => src!("rust", "resolver.rs", "src/lib.rs"),
+        (Lang::Js, Role::Selector) => src!("js", "selector.js", "selector.js"),
+        (Lang::Js, Role::Mapper) => src!("js", "mapper.js", "mapper.js"),
+        (Lang::Js, Role::Resolver) => src!("js", "resolver.js", "resolver.js"),
+        (Lang::Python, Role::Selector) => src!("python", "selector.py", "app.py"),
+        (Lang::Python, Role::Mapper) => src!("python", "mapper.py", "app.py"),
+        (Lang::Python, Role::Resolver) => src!("python", "resolver.py", "app.py"),
+        // C's and Go's mapper source is in their file lists.
+        (Lang::C | Lang::Go, Role::Mapper) => Some(("", "")),
+        (Lang::C | Lang::Go, _) => None,
+    }
+}
+
+/// Each role's fixtures, shared by every language (the templates agree).
+fn fixtures(role: Role) -> &'static str {
+    match role {
+        Role::Selector => include_str!("../../../sdk/templates/fixtures-selector.jsonl"),
+        Role::Mapper => include_str!("../../../sdk/templates/fixtures.jsonl"),
+        Role::Resolver => include_str!("../../../sdk/templates/fixtures-resolver.jsonl"),
+    }
+}
 /// The contract version plugins are built against: the newest this host implements.
 const CONTRACT: &str = include_str!("../../../wit/since_v1.0.0/plugin.wit");
 
@@ -71,6 +104,10 @@ pub enum ScaffoldError {
         "{0:?} is not a plugin name: use lower-case letters, digits and '-', starting with a letter (e.g. lead-mapping)"
     )]
     BadName(String),
+    #[error(
+        "there is no {role} template in {lang:?} yet: a {role} can be written in Rust, JavaScript or Python (`--lang rust|js|python`)"
+    )]
+    NoTemplate { lang: Lang, role: Role },
     #[error("{0} already exists and is not empty")]
     Exists(String),
     #[error("cannot write {path}: {source}")]
@@ -94,11 +131,14 @@ fn sdk_path() -> String {
     })
 }
 
-/// Creates `<dir>/<name>/` from the language's template; returns the files written.
-pub fn scaffold(lang: Lang, name: &str, dir: &Path) -> Result<Vec<PathBuf>, ScaffoldError> {
+/// Creates `<dir>/<name>/` from the language's template for `role`; returns the files written.
+pub fn scaffold(lang: Lang, role: Role, name: &str, dir: &Path) -> Result<Vec<PathBuf>, ScaffoldError> {
     if !valid_name(name) {
         return Err(ScaffoldError::BadName(name.to_string()));
     }
+    let Some((source_path, source_text)) = source(lang, role) else {
+        return Err(ScaffoldError::NoTemplate { lang, role });
+    };
     let root = dir.join(name);
     if root.read_dir().is_ok_and(|mut entries| entries.next().is_some()) {
         return Err(ScaffoldError::Exists(root.display().to_string()));
@@ -108,10 +148,14 @@ pub fn scaffold(lang: Lang, name: &str, dir: &Path) -> Result<Vec<PathBuf>, Scaf
         text.replace("{{name}}", name)
             .replace("{{crate}}", &name.replace('-', "_"))
             .replace("{{sdk_path}}", &sdk)
+            .replace("{{role}}", &role.to_string())
     };
     let mut files: Vec<(String, String)> =
         template(lang).iter().map(|f| (f.path.trim_end_matches(".tmpl").to_string(), fill(f.text))).collect();
-    files.push(("fixtures.jsonl".into(), fill(FIXTURES)));
+    if !source_path.is_empty() {
+        files.push((source_path.into(), fill(source_text)));
+    }
+    files.push(("fixtures.jsonl".into(), fill(fixtures(role))));
     files.push(("wit/plugin.wit".into(), CONTRACT.to_string()));
     let mut written = Vec::new();
     for (path, text) in files {
@@ -141,14 +185,14 @@ fn make_executable(_path: &Path) -> std::io::Result<()> {
 }
 
 /// The command: scaffolds and prints what to do next.
-pub fn run(lang: Lang, name: &str, dir: Option<&Path>) -> std::process::ExitCode {
+pub fn run(lang: Lang, role: Role, name: &str, dir: Option<&Path>) -> std::process::ExitCode {
     let dir = dir.map_or_else(|| PathBuf::from("."), Path::to_path_buf);
-    match scaffold(lang, name, &dir) {
+    match scaffold(lang, role, name, &dir) {
         Ok(files) => {
             let root = dir.join(name);
             out!("created {} ({} files)", root.display(), files.len());
             out!("next: cd {} && ./build.sh", root.display());
-            out!("then: crmsync plugin test {name}.wasm --role mapper --input fixtures.jsonl");
+            out!("then: crmsync plugin test {name}.wasm --role {role} --input fixtures.jsonl");
             std::process::ExitCode::SUCCESS
         }
         Err(e) => super::fail(e),
@@ -164,7 +208,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         for lang in [Lang::Rust, Lang::Js, Lang::Python, Lang::Go, Lang::C] {
             let name = format!("my-{}-rule", format!("{lang:?}").to_lowercase());
-            scaffold(lang, &name, dir.path()).unwrap();
+            scaffold(lang, Role::Mapper, &name, dir.path()).unwrap();
             let root = dir.path().join(&name);
             for file in ["README.md", "fixtures.jsonl", "build.sh", "wit/plugin.wit"] {
                 let text =
@@ -185,12 +229,43 @@ mod tests {
     }
 
     #[test]
+    fn each_role_gets_its_own_source_and_fixtures() {
+        let dir = tempfile::tempdir().unwrap();
+        for (lang, source) in
+            [(Lang::Rust, "src/lib.rs"), (Lang::Js, "selector.js"), (Lang::Python, "app.py")]
+        {
+            let name = format!("sel-{}", format!("{lang:?}").to_lowercase());
+            scaffold(lang, Role::Selector, &name, dir.path()).unwrap();
+            let root = dir.path().join(&name);
+            let text = std::fs::read_to_string(root.join(source)).unwrap();
+            assert!(text.contains("selector plugin") && !text.contains("{{"), "{name}: {source}");
+            let fixtures = std::fs::read_to_string(root.join("fixtures.jsonl")).unwrap();
+            assert!(
+                fixtures.contains("--role selector") && fixtures.contains("\"expect\":\"sync\""),
+                "{name}"
+            );
+            assert!(
+                std::fs::read_to_string(root.join("build.sh")).unwrap().contains("--role selector"),
+                "{name}"
+            );
+        }
+        let refused = scaffold(Lang::C, Role::Resolver, "res-c", dir.path()).unwrap_err();
+        assert!(refused.to_string().contains("Rust, JavaScript or Python"), "{refused}");
+    }
+
+    #[test]
     fn bad_names_and_non_empty_directories_are_refused() {
         let dir = tempfile::tempdir().unwrap();
         for bad in ["", "Lead", "1lead", "lead_map", "lead-", "a b", "../x"] {
-            assert!(matches!(scaffold(Lang::C, bad, dir.path()), Err(ScaffoldError::BadName(_))), "{bad:?}");
+            assert!(
+                matches!(scaffold(Lang::C, Role::Mapper, bad, dir.path()), Err(ScaffoldError::BadName(_))),
+                "{bad:?}"
+            );
         }
-        scaffold(Lang::C, "lead", dir.path()).unwrap();
-        assert!(matches!(scaffold(Lang::Js, "lead", dir.path()), Err(ScaffoldError::Exists(_))));
+        scaffold(Lang::C, Role::Mapper, "lead", dir.path()).unwrap();
+        assert!(matches!(
+            scaffold(Lang::Js, Role::Mapper, "lead", dir.path()),
+            Err(ScaffoldError::Exists(_))
+        ));
     }
 }

@@ -241,15 +241,14 @@ fn every_template_scaffolds_a_project_that_builds_and_passes_its_fixtures() {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let runtime = Runtime::new(Some(&dir.path().join("cache")), Limits::default()).expect("runtime");
     let env = repo().join("scripts/polyglot-env.sh");
-    for (lang, name) in [
-        (Lang::C, "tpl-c"),
-        (Lang::Go, "tpl-go"),
-        (Lang::Python, "tpl-python"),
-        (Lang::Js, "tpl-js"),
-        (Lang::Rust, "tpl-rust"),
-    ] {
-        scaffold(lang, name, dir.path()).unwrap_or_else(|e| panic!("{name}: {e}"));
-        let project = dir.path().join(name);
+    let mut pairs = vec![(Lang::C, Role::Mapper), (Lang::Go, Role::Mapper)];
+    for lang in [Lang::Python, Lang::Js, Lang::Rust] {
+        pairs.extend([Role::Selector, Role::Mapper, Role::Resolver].map(|role| (lang, role)));
+    }
+    for (lang, role) in pairs {
+        let name = format!("tpl-{}-{role}", format!("{lang:?}").to_lowercase());
+        scaffold(lang, role, &name, dir.path()).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let project = dir.path().join(&name);
         // Rust: the generated project is a workspace of its own; share one
         // target directory across runs so its dependencies build once.
         let status = std::process::Command::new("bash")
@@ -261,11 +260,12 @@ fn every_template_scaffolds_a_project_that_builds_and_passes_its_fixtures() {
             .expect("bash runs");
         assert!(status.success(), "{name}: build.sh failed ({status}); run scripts/setup-polyglot.sh first");
         let plugin = runtime
-            .load_file(&project.join(format!("{name}.wasm")), name, "template")
+            .load_file(&project.join(format!("{name}.wasm")), &name, "template")
             .unwrap_or_else(|e| panic!("{name}: {e}"));
         let text = std::fs::read_to_string(project.join("fixtures.jsonl")).expect("fixtures");
         let cases = fixtures::parse(&text, None).expect("the template's fixtures parse");
-        for outcome in fixtures::run(&plugin, Role::Mapper, &cases) {
+        assert!(cases.len() >= 3, "{name}: its fixtures");
+        for outcome in fixtures::run(&plugin, role, &cases) {
             assert!(
                 matches!(outcome.verdict, Some(Ok(()))),
                 "{name}: {}: {:?}",

@@ -164,7 +164,10 @@ async fn a_rollback_restores_the_old_version_with_its_old_config() {
     assert_eq!(run["outbound"]["errors"], 0, "{run}");
 
     let back = crmsync(&env, &["plugin", "rollback", "--connection", "main", "--role", "selector"]).await;
-    assert!(back.ok() && back.stdout.contains("is again the selector") && !back.stdout.contains("2.0.0"), "{back}");
+    assert!(
+        back.ok() && back.stdout.contains("is again the selector") && !back.stdout.contains("2.0.0"),
+        "{back}"
+    );
     // The old version's config is the role's in crmsync.toml (Leads and Contacts): the Leads sync now.
     let leads = env.sandbox.salesforce.state()["objects"]["Lead"].as_array().unwrap().len();
     assert_eq!(leads, 4);

@@ -4,5 +4,5 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 # -d http fetch-event: no wasi:http import (plugins get no network).
-componentize-js mapper.js --wit wit -n mapper-plugin -d http fetch-event -o {{name}}.wasm >/dev/null
-echo "built {{name}}.wasm; test it: crmsync plugin test {{name}}.wasm --role mapper --input fixtures.jsonl"
+componentize-js {{role}}.js --wit wit -n {{role}}-plugin -d http fetch-event -o {{name}}.wasm >/dev/null
+echo "built {{name}}.wasm; test it: crmsync plugin test {{name}}.wasm --role {{role}} --input fixtures.jsonl"

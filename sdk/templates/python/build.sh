@@ -3,5 +3,5 @@
 # Needs componentize-py on PATH (pip install componentize-py).
 set -euo pipefail
 cd "$(dirname "$0")"
-componentize-py -d wit -w mapper-plugin componentize app -o {{name}}.wasm >/dev/null
-echo "built {{name}}.wasm; test it: crmsync plugin test {{name}}.wasm --role mapper --input fixtures.jsonl"
+componentize-py -d wit -w {{role}}-plugin componentize app -o {{name}}.wasm >/dev/null
+echo "built {{name}}.wasm; test it: crmsync plugin test {{name}}.wasm --role {{role}} --input fixtures.jsonl"
