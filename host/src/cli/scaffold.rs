@@ -2,8 +2,8 @@
 //! buildable plugin project from the templates in `sdk/templates/<lang>/`,
 //! which are compiled into the binary: the role's source, a README, the
 //! role's fixtures, a build script, and the contract (`wit/plugin.wit`) the
-//! plugin is built against. Every role has a template in Rust, JavaScript and
-//! Python; C and Go have the mapper.
+//! plugin is built against. Every role has a template in Rust, JavaScript,
+//! Python and C; Go (experimental) has the mapper.
 //!
 //! Template files may use `{{name}}` (the plugin's name), `{{crate}}` (the
 //! name with `_` for `-`), `{{role}}` and `{{sdk_path}}` (the Rust SDK, for
@@ -42,7 +42,7 @@ macro_rules! files {
 const RUST: &[File] = files!("rust": "Cargo.toml.tmpl", "build.sh", "README.md");
 const JS: &[File] = files!("js": "build.sh", "README.md");
 const PYTHON: &[File] = files!("python": "build.sh", "README.md");
-const C: &[File] = files!("c": "mapper.c", "build.sh", "README.md");
+const C: &[File] = files!("c": "build.sh", "README.md");
 const GO: &[File] = files!("go":
     "mapper.go",
     "build.sh",
@@ -70,9 +70,12 @@ fn source(lang: Lang, role: Role) -> Option<(&'static str, &'static str)> {
         (Lang::Python, Role::Selector) => src!("python", "selector.py", "app.py"),
         (Lang::Python, Role::Mapper) => src!("python", "mapper.py", "app.py"),
         (Lang::Python, Role::Resolver) => src!("python", "resolver.py", "app.py"),
-        // C's and Go's mapper source is in their file lists.
-        (Lang::C | Lang::Go, Role::Mapper) => Some(("", "")),
-        (Lang::C | Lang::Go, _) => None,
+        (Lang::C, Role::Selector) => src!("c", "selector.c", "selector.c"),
+        (Lang::C, Role::Mapper) => src!("c", "mapper.c", "mapper.c"),
+        (Lang::C, Role::Resolver) => src!("c", "resolver.c", "resolver.c"),
+        // Go's mapper source is in its file list.
+        (Lang::Go, Role::Mapper) => Some(("", "")),
+        (Lang::Go, _) => None,
     }
 }
 
@@ -105,7 +108,7 @@ pub enum ScaffoldError {
     )]
     BadName(String),
     #[error(
-        "there is no {role} template in {lang:?} yet: a {role} can be written in Rust, JavaScript or Python (`--lang rust|js|python`)"
+        "there is no {role} template in {lang:?} (experimental) yet: a {role} can be written in Rust, JavaScript, Python or C (`--lang rust|js|python|c`)"
     )]
     NoTemplate { lang: Lang, role: Role },
     #[error("{0} already exists and is not empty")]
@@ -249,8 +252,8 @@ mod tests {
                 "{name}"
             );
         }
-        let refused = scaffold(Lang::C, Role::Resolver, "res-c", dir.path()).unwrap_err();
-        assert!(refused.to_string().contains("Rust, JavaScript or Python"), "{refused}");
+        let refused = scaffold(Lang::Go, Role::Resolver, "res-go", dir.path()).unwrap_err();
+        assert!(refused.to_string().contains("Rust, JavaScript, Python or C"), "{refused}");
     }
 
     #[test]

@@ -7,9 +7,9 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 adapter=${CRMSYNC_WASI_ADAPTER:?set CRMSYNC_WASI_ADAPTER to wasi_snapshot_preview1.reactor.wasm}
-wit-bindgen c wit --world mapper-plugin --out-dir gen >/dev/null 2>&1
+wit-bindgen c wit --world {{role}}-plugin --out-dir gen >/dev/null 2>&1
 clang-19 --target=wasm32-wasi --sysroot=/usr -O2 -Wall -mexec-model=reactor -fuse-ld=lld \
-  -o core.wasm mapper.c gen/mapper_plugin.c gen/mapper_plugin_component_type.o
+  -o core.wasm {{role}}.c gen/{{role}}_plugin.c gen/{{role}}_plugin_component_type.o
 wasm-tools component new core.wasm --adapt "wasi_snapshot_preview1=$adapter" -o {{name}}.wasm
 rm core.wasm
-echo "built {{name}}.wasm; test it: crmsync plugin test {{name}}.wasm --role mapper --input fixtures.jsonl"
+echo "built {{name}}.wasm; test it: crmsync plugin test {{name}}.wasm --role {{role}} --input fixtures.jsonl"
