@@ -2,8 +2,7 @@
 //! buildable plugin project from the templates in `sdk/templates/<lang>/`,
 //! which are compiled into the binary: the role's source, a README, the
 //! role's fixtures, a build script, and the contract (`wit/plugin.wit`) the
-//! plugin is built against. Every role has a template in Rust, JavaScript,
-//! Python and C; Go (experimental) has the mapper.
+//! plugin is built against. Every role has a template in every language.
 //!
 //! Template files may use `{{name}}` (the plugin's name), `{{crate}}` (the
 //! name with `_` for `-`), `{{role}}` and `{{sdk_path}}` (the Rust SDK, for
@@ -44,7 +43,6 @@ const JS: &[File] = files!("js": "build.sh", "README.md");
 const PYTHON: &[File] = files!("python": "build.sh", "README.md");
 const C: &[File] = files!("c": "build.sh", "README.md");
 const GO: &[File] = files!("go":
-    "mapper.go",
     "build.sh",
     "README.md",
     "runtime-overlay.py",
@@ -54,10 +52,10 @@ const GO: &[File] = files!("go":
 );
 
 /// The role's source in a language: where it goes in the project, and its text.
-fn source(lang: Lang, role: Role) -> Option<(&'static str, &'static str)> {
+fn source(lang: Lang, role: Role) -> (&'static str, &'static str) {
     macro_rules! src {
         ($lang:literal, $file:literal, $to:literal) => {
-            Some(($to, include_str!(concat!("../../../sdk/templates/", $lang, "/", $file))))
+            ($to, include_str!(concat!("../../../sdk/templates/", $lang, "/", $file)))
         };
     }
     match (lang, role) {
@@ -73,9 +71,9 @@ fn source(lang: Lang, role: Role) -> Option<(&'static str, &'static str)> {
         (Lang::C, Role::Selector) => src!("c", "selector.c", "selector.c"),
         (Lang::C, Role::Mapper) => src!("c", "mapper.c", "mapper.c"),
         (Lang::C, Role::Resolver) => src!("c", "resolver.c", "resolver.c"),
-        // Go's mapper source is in its file list.
-        (Lang::Go, Role::Mapper) => Some(("", "")),
-        (Lang::Go, _) => None,
+        (Lang::Go, Role::Selector) => src!("go", "selector.go", "selector.go"),
+        (Lang::Go, Role::Mapper) => src!("go", "mapper.go", "mapper.go"),
+        (Lang::Go, Role::Resolver) => src!("go", "resolver.go", "resolver.go"),
     }
 }
 
@@ -139,9 +137,7 @@ pub fn scaffold(lang: Lang, role: Role, name: &str, dir: &Path) -> Result<Vec<Pa
     if !valid_name(name) {
         return Err(ScaffoldError::BadName(name.to_string()));
     }
-    let Some((source_path, source_text)) = source(lang, role) else {
-        return Err(ScaffoldError::NoTemplate { lang, role });
-    };
+    let (source_path, source_text) = source(lang, role);
     let root = dir.join(name);
     if root.read_dir().is_ok_and(|mut entries| entries.next().is_some()) {
         return Err(ScaffoldError::Exists(root.display().to_string()));
@@ -155,9 +151,7 @@ pub fn scaffold(lang: Lang, role: Role, name: &str, dir: &Path) -> Result<Vec<Pa
     };
     let mut files: Vec<(String, String)> =
         template(lang).iter().map(|f| (f.path.trim_end_matches(".tmpl").to_string(), fill(f.text))).collect();
-    if !source_path.is_empty() {
-        files.push((source_path.into(), fill(source_text)));
-    }
+    files.push((source_path.into(), fill(source_text)));
     files.push(("fixtures.jsonl".into(), fill(fixtures(role))));
     files.push(("wit/plugin.wit".into(), CONTRACT.to_string()));
     let mut written = Vec::new();
@@ -252,8 +246,6 @@ mod tests {
                 "{name}"
             );
         }
-        let refused = scaffold(Lang::Go, Role::Resolver, "res-go", dir.path()).unwrap_err();
-        assert!(refused.to_string().contains("Rust, JavaScript, Python or C"), "{refused}");
     }
 
     #[test]
