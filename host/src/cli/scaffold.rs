@@ -5,9 +5,10 @@
 //! plugin is built against. Every role has a template in every language.
 //!
 //! Template files may use `{{name}}` (the plugin's name), `{{crate}}` (the
-//! name with `_` for `-`), `{{role}}` and `{{sdk_path}}` (the Rust SDK, for
-//! Rust); a `.tmpl` suffix is dropped (it keeps template manifests out of the
-//! way of the tools that read real ones).
+//! name with `_` for `-`) and `{{role}}`; a `.tmpl` suffix is dropped (it
+//! keeps template manifests out of the way of the tools that read real ones).
+//! A Rust project gets a copy of the SDK (`crmsync-sdk/`, built against the
+//! project's `wit/`), so it builds wherever it is moved.
 
 use std::path::{Path, PathBuf};
 
@@ -123,13 +124,22 @@ fn valid_name(name: &str) -> bool {
         && name.len() <= 64
 }
 
-/// The Rust SDK for generated Cargo manifests: `$CRMSYNC_SDK_PATH`, else the
-/// SDK of the source tree this binary was built from.
-fn sdk_path() -> String {
-    std::env::var("CRMSYNC_SDK_PATH").unwrap_or_else(|_| {
-        let built_from = Path::new(env!("CARGO_MANIFEST_DIR")).join("../sdk");
-        built_from.canonicalize().unwrap_or(built_from).display().to_string()
-    })
+/// The Rust SDK as a Rust project gets it: its manifest and sources, with
+/// its contract path pointed at the project's `wit/`.
+fn sdk_files() -> Vec<(String, String)> {
+    macro_rules! sdk {
+        ($($file:literal),+) => {
+            vec![$((concat!("crmsync-sdk/src/", $file).to_string(),
+                    include_str!(concat!("../../../sdk/src/", $file)).replace("../wit/since_v1.0.0", "../wit"))),+]
+        };
+    }
+    let mut files = sdk!("lib.rs", "__private.rs", "convert.rs", "log.rs", "testing.rs", "types.rs");
+    let manifest = include_str!("../../../sdk/templates/rust/sdk-Cargo.toml.tmpl");
+    files.push((
+        "crmsync-sdk/Cargo.toml".into(),
+        manifest.replace("{{sdk_version}}", env!("CARGO_PKG_VERSION")),
+    ));
+    files
 }
 
 /// Creates `<dir>/<name>/` from the language's template for `role`; returns the files written.
@@ -142,11 +152,9 @@ pub fn scaffold(lang: Lang, role: Role, name: &str, dir: &Path) -> Result<Vec<Pa
     if root.read_dir().is_ok_and(|mut entries| entries.next().is_some()) {
         return Err(ScaffoldError::Exists(root.display().to_string()));
     }
-    let sdk = sdk_path();
     let fill = |text: &str| {
         text.replace("{{name}}", name)
             .replace("{{crate}}", &name.replace('-', "_"))
-            .replace("{{sdk_path}}", &sdk)
             .replace("{{role}}", &role.to_string())
     };
     let mut files: Vec<(String, String)> =
@@ -154,6 +162,9 @@ pub fn scaffold(lang: Lang, role: Role, name: &str, dir: &Path) -> Result<Vec<Pa
     files.push((source_path.into(), fill(source_text)));
     files.push(("fixtures.jsonl".into(), fill(fixtures(role))));
     files.push(("wit/plugin.wit".into(), CONTRACT.to_string()));
+    if lang == Lang::Rust {
+        files.extend(sdk_files());
+    }
     let mut written = Vec::new();
     for (path, text) in files {
         let path = root.join(path);
@@ -221,7 +232,14 @@ mod tests {
             );
         }
         let manifest = std::fs::read_to_string(dir.path().join("my-rust-rule/Cargo.toml")).unwrap();
-        assert!(manifest.contains("name = \"my-rust-rule\"") && manifest.contains("crmsync-sdk = { path"));
+        assert!(
+            manifest.contains("name = \"my-rust-rule\"")
+                && manifest.contains("crmsync-sdk = { path = \"crmsync-sdk\" }")
+        );
+        assert!(
+            dir.path().join("my-rust-rule/crmsync-sdk/src/lib.rs").exists(),
+            "the SDK travels with the project"
+        );
         assert!(dir.path().join("my-go-rule/witrt/wit/runtime/runtime.go").exists());
     }
 
@@ -246,6 +264,24 @@ mod tests {
                 "{name}"
             );
         }
+    }
+
+    /// The copied SDK builds with the versions crmsync builds it with.
+    #[test]
+    fn the_copied_sdk_pins_the_workspace_versions() {
+        let workspace = include_str!("../../../Cargo.toml");
+        let copied = include_str!("../../../sdk/templates/rust/sdk-Cargo.toml.tmpl");
+        for dep in ["wit-bindgen", "serde", "serde_json", "rust_decimal", "chrono"] {
+            let line = |text: &'static str| {
+                text.lines().find(|l| l.starts_with(&format!("{dep} = "))).unwrap_or_default()
+            };
+            assert_eq!(line(copied), line(workspace), "{dep}");
+        }
+        let sdk = include_str!("../../../sdk/Cargo.toml");
+        for dep in ["wit-bindgen", "serde", "serde_json", "rust_decimal", "chrono"] {
+            assert!(sdk.contains(&format!("{dep}.workspace = true")), "the SDK's own dependencies: {dep}");
+        }
+        assert_eq!(sdk.matches(".workspace = true").count() - 4, 5, "no dependency the copy lacks");
     }
 
     #[test]
