@@ -195,3 +195,64 @@ async fn a_rollback_restores_the_old_version_with_its_old_config() {
     .await;
     assert_eq!(taken.code, Some(2), "{taken}");
 }
+
+/// The same with a new config key: the new selector version (built from the
+/// Rust selector template) reads `exclude_domains`, a key the old selection
+/// rule refuses (its config denies unknown fields). Active with its own config
+/// it skips the excluded domain; rolled back, the old rule runs with its old
+/// config — it never sees the new key — and the records sync.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_selector_version_with_a_new_config_key_rolls_back_to_the_old_config() {
+    use crmsync::cli::scaffold::{Lang, scaffold};
+    use crmsync_runtime::Role;
+    let env = Env::start(json!({"salesforce": {"generate": {"Lead": 5}}}), all_selection(), json!({})).await;
+    assert!(crmsync(&env, &["run", "--once", "--dry-run"]).await.ok(), "the configured selector is active");
+    scaffold(Lang::Rust, Role::Selector, "domain-rules", env.dir.path()).unwrap();
+    let project = env.dir.path().join("domain-rules");
+    let repo = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let built = std::process::Command::new("bash")
+        .arg("build.sh")
+        .current_dir(&project)
+        .env("CARGO_TARGET_DIR", repo.join("target/scaffolded"))
+        .status()
+        .unwrap();
+    assert!(built.success(), "the Rust selector template builds");
+    let config = env.dir.path().join("v2.json");
+    std::fs::write(&config, json!({"exclude_domains": ["example.com"]}).to_string()).unwrap();
+    let wasm = project.join("domain-rules.wasm");
+    let install = crmsync(
+        &env,
+        &[
+            "plugin",
+            "install",
+            wasm.to_str().unwrap(),
+            "--version",
+            "2.0.0",
+            "--role",
+            "selector",
+            "--config",
+            config.to_str().unwrap(),
+            "--activate",
+            "main",
+        ],
+    )
+    .await;
+    assert!(install.ok(), "{install}");
+    let run = crmsync(&env, &["run", "--once", "--json"]).await;
+    let run: Value = serde_json::from_str(&run.stdout).unwrap_or_else(|_| panic!("{run}"));
+    assert_eq!(run["outbound"]["created"], 0, "{run}");
+    assert_eq!(run["outbound"]["skipped"]["example.com is excluded"], 5, "the new key at work: {run}");
+
+    let back = crmsync(&env, &["plugin", "rollback", "--connection", "main", "--role", "selector"]).await;
+    assert!(back.ok(), "{back}");
+    let again = crmsync(&env, &["run", "--once", "--reconcile", "--json"]).await;
+    let again: Value = serde_json::from_str(&again.stdout).unwrap_or_else(|_| panic!("{again}"));
+    assert_eq!(again["error"], Value::Null, "{again}");
+    let skipped = again["outbound"]["skipped"].to_string();
+    assert!(!skipped.contains("bad-config") && !skipped.contains("unknown field"), "the old config: {again}");
+    assert_eq!(
+        crate::common::ac_contacts(&env).len(),
+        5,
+        "the old rule with its old config syncs them: {again}"
+    );
+}
