@@ -13,6 +13,7 @@ use crmsync_runtime::Role;
 use super::fail;
 use super::service::{load, open, remote_form, runtime};
 use crate::service::lease;
+use crate::service::preview::PreviewReport;
 
 #[derive(Debug, clap::Args)]
 pub struct PreviewArgs {
@@ -72,40 +73,20 @@ pub fn preview(config: &Path, data_dir: &Path, args: PreviewArgs) -> ExitCode {
             service.registry.runtime().load(&bytes, &name, "preview").map_err(|e| e.to_string())?;
         rt.block_on(service.preview(&conn, args.role, &candidate, candidate_config, args.records))
             .map_err(|e| e.to_string())
-            .map(|r| serde_json::to_value(r).unwrap_or_default())
     })();
-    let report: serde_json::Value = match result {
+    let report: PreviewReport = match result {
         Ok(r) => r,
         Err(e) => return fail(e),
     };
     if args.json {
-        out!("{report}");
+        out!("{}", serde_json::to_string(&report).unwrap_or_default());
     } else {
-        match serde_json::from_value::<Report>(report.clone()) {
-            Ok(shown) => print(&shown, args.limit),
-            Err(e) => return fail(format!("a preview report crmsync cannot read: {e}")),
-        }
+        print(&report, args.limit);
     }
-    if report["new_errors"].as_u64().unwrap_or(0) > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS }
+    if report.safe() { ExitCode::SUCCESS } else { ExitCode::from(1) }
 }
 
-/// The report as read back through JSON, so both paths (in process, admin
-/// API) print the same.
-#[derive(serde::Deserialize)]
-struct Report {
-    connection: String,
-    role: String,
-    active: String,
-    candidate: String,
-    records: usize,
-    changed: usize,
-    new_errors: usize,
-    fixed_errors: usize,
-    fields: std::collections::BTreeMap<String, usize>,
-    differences: Vec<serde_json::Value>,
-}
-
-fn print(r: &Report, limit: usize) {
+fn print(r: &PreviewReport, limit: usize) {
     out!(
         "preview: {} beside {} ({} of connection {}), {} recent records; nothing written",
         r.candidate,
@@ -126,18 +107,13 @@ fn print(r: &Report, limit: usize) {
         out!("  fields touched: {}", fields.join(", "));
     }
     for d in r.differences.iter().take(limit) {
-        let head = format!(
-            "  {} {} {}",
-            d["kind"].as_str().unwrap_or(""),
-            d["object"].as_str().unwrap_or(""),
-            d["sf_id"].as_str().unwrap_or("")
-        );
-        match d["error"].as_str() {
+        let head = format!("  {} {} {}", d.kind, d.object, d.sf_id);
+        match &d.error {
             Some(e) => out!("{head}: {}", e.lines().next().unwrap_or(e)),
             None => {
                 out!("{head}");
-                for f in d["fields"].as_array().into_iter().flatten() {
-                    out!("      {}: {} → {}", f["field"].as_str().unwrap_or(""), f["active"], f["candidate"]);
+                for f in &d.fields {
+                    out!("      {}: {} → {}", f.field, f.active, f.candidate);
                 }
             }
         }

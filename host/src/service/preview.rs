@@ -14,13 +14,13 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crmsync_core::{Connector, Context, Direction, Record, Selection, Store};
 use crmsync_runtime::{Plugin, RecordFailure, Role};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::{Connection, Service, ServiceError};
 
-/// What a preview found.
-#[derive(Debug, Clone, Serialize)]
+/// What a preview found (read back by the CLI from the admin API too).
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PreviewReport {
     pub connection: String,
     pub role: Role,
@@ -49,19 +49,19 @@ impl PreviewReport {
 }
 
 /// One record whose output changes.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RecordDifference {
     pub object: String,
     pub sf_id: String,
     /// `changed`, `new-error` or `fixed`.
-    pub kind: &'static str,
+    pub kind: String,
     pub fields: Vec<FieldDifference>,
     /// The error the one failing version gave.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct FieldDifference {
     pub field: String,
     pub active: Value,
@@ -146,7 +146,7 @@ impl Service {
                         RecordDifference {
                             object: object.clone(),
                             sf_id,
-                            kind: "changed",
+                            kind: "changed".into(),
                             fields,
                             error: None,
                         }
@@ -156,7 +156,7 @@ impl Service {
                         RecordDifference {
                             object: object.clone(),
                             sf_id,
-                            kind: "new-error",
+                            kind: "new-error".into(),
                             fields: vec![],
                             error: Some(e),
                         }
@@ -166,7 +166,7 @@ impl Service {
                         RecordDifference {
                             object: object.clone(),
                             sf_id,
-                            kind: "fixed",
+                            kind: "fixed".into(),
                             fields: vec![],
                             error: Some(e),
                         }

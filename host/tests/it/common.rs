@@ -304,6 +304,12 @@ pub async fn crmsync(env: &Env, args: &[&str]) -> Output {
     output(env.command(args)).await
 }
 
+/// `crmsync ARGS` that must print one JSON document: the document.
+pub async fn crmsync_json(env: &Env, args: &[&str]) -> Value {
+    let out = crmsync(env, args).await;
+    serde_json::from_str(&out.stdout).unwrap_or_else(|_| panic!("not one JSON document: {out}"))
+}
+
 /// With some environment variables replaced.
 pub async fn crmsync_with(env: &Env, args: &[&str], vars: &[(&str, &str)]) -> Output {
     let mut cmd = env.command(args);
@@ -426,6 +432,26 @@ impl Served {
             .send()
             .await
             .expect("admin API answers")
+    }
+
+    /// `POST /connections/main/run?wait=true` with the admin token: the run record.
+    pub async fn run_and_wait(&self) -> Value {
+        let reply = self.call(reqwest::Method::POST, "/connections/main/run?wait=true", ADMIN_TOKEN).await;
+        reply.json().await.expect("a run record")
+    }
+
+    /// The version active for connection `main` and `role` (`GET /plugins`, standard token).
+    pub async fn active_plugin(&self, role: &str) -> String {
+        let list: Value =
+            self.call(reqwest::Method::GET, "/plugins", STANDARD_TOKEN).await.json().await.expect("JSON");
+        list["active"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|a| a["connection"] == "main" && a["role"] == role)
+            .and_then(|a| a["plugin"].as_str())
+            .unwrap_or_default()
+            .to_string()
     }
 
     /// `GET path` with the admin token, as JSON.

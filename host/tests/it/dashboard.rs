@@ -50,7 +50,7 @@ async fn the_dashboard_shows_a_records_error_and_rolls_back_a_plugin_only_for_th
     let leads = env.sandbox.salesforce.state()["objects"]["Lead"].as_array().cloned().unwrap();
     let bad =
         leads.iter().find(|l| l["Email"] == "panic@example.com").unwrap()["Id"].as_str().unwrap().to_string();
-    let hostile = active_mapper(&server).await;
+    let hostile = server.active_plugin("mapper").await;
     assert!(hostile.starts_with("hostile@"), "{hostile}");
 
     // A second mapper version, so there is something to roll back.
@@ -72,7 +72,7 @@ async fn the_dashboard_shows_a_records_error_and_rolls_back_a_plugin_only_for_th
         .await
         .unwrap();
     assert_eq!(uploaded.status(), 201, "{}", uploaded.text().await.unwrap());
-    assert_eq!(active_mapper(&server).await, "mapping@2.0.0");
+    assert_eq!(server.active_plugin("mapper").await, "mapping@2.0.0");
 
     let kept = tempfile::tempdir().unwrap();
     let shots =
@@ -98,19 +98,6 @@ async fn the_dashboard_shows_a_records_error_and_rolls_back_a_plugin_only_for_th
         assert!(std::fs::metadata(shots.join(shot)).is_ok_and(|m| m.len() > 10_000), "{shot}");
     }
     // The server agrees: the standard token's click changed nothing, the admin's rolled back.
-    assert_eq!(active_mapper(&server).await, hostile);
+    assert_eq!(server.active_plugin("mapper").await, hostile);
     assert!(server.terminate().await.success());
-}
-
-async fn active_mapper(server: &Served) -> String {
-    let list: Value =
-        server.call(reqwest::Method::GET, "/plugins", STANDARD_TOKEN).await.json().await.unwrap();
-    list["active"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|a| a["connection"] == "main" && a["role"] == "mapper")
-        .and_then(|a| a["plugin"].as_str())
-        .unwrap_or_default()
-        .to_string()
 }

@@ -82,15 +82,7 @@ async fn under_serve_a_hostile_rule_neither_kills_the_worker_nor_hides_the_error
             assert_eq!(run["outbound"]["errors"], 2, "{run}");
         }
     }
-    let errors: Value = http
-        .get(format!("{}/connections/main/errors", server.base))
-        .bearer_auth(ADMIN_TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let errors = server.get("/connections/main/errors").await;
     let text = errors.to_string();
     assert!(text.contains("panicked on purpose"), "{text}");
     // Paged and filtered, newest first.
@@ -145,17 +137,7 @@ async fn plugins_are_uploaded_validated_and_activated_through_the_admin_api() {
     let upload = |form: Form, token: &'static str| {
         http.post(format!("{}/plugins", server.base)).bearer_auth(token).multipart(form).send()
     };
-    let active_mapper = || async {
-        let list: Value =
-            server.call(reqwest::Method::GET, "/plugins", STANDARD_TOKEN).await.json().await.unwrap();
-        let active = list["active"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|a| a["connection"] == "main" && a["role"] == "mapper");
-        active.and_then(|a| a["plugin"].as_str()).map(str::to_string).unwrap_or_default()
-    };
-    let before = active_mapper().await;
+    let before = server.active_plugin("mapper").await;
     assert!(before.starts_with("standard-mapping@"), "{before}");
 
     let forbidden = upload(form("mapping", "standard-mapping.wasm", None), STANDARD_TOKEN).await.unwrap();
@@ -168,7 +150,7 @@ async fn plugins_are_uploaded_validated_and_activated_through_the_admin_api() {
     assert!(why["error"].as_str().is_some_and(|e| e.contains("spins")), "{why}");
     let wrong = upload(form("wrong", "wrong-contract.wasm", None), ADMIN_TOKEN).await.unwrap();
     assert_eq!(wrong.status(), 422, "{}", wrong.text().await.unwrap());
-    assert_eq!(active_mapper().await, before, "the running version keeps serving");
+    assert_eq!(server.active_plugin("mapper").await, before, "the running version keeps serving");
 
     let fixtures = std::fs::read_to_string(plugins.join("standard-mapping.fixtures.jsonl")).unwrap();
     let good = upload(form("mapping", "standard-mapping.wasm", Some(fixtures)), ADMIN_TOKEN).await.unwrap();
@@ -180,17 +162,9 @@ async fn plugins_are_uploaded_validated_and_activated_through_the_admin_api() {
         Some(true),
         "{good}"
     );
-    assert!(active_mapper().await.starts_with("mapping@2.0.0"));
+    assert!(server.active_plugin("mapper").await.starts_with("mapping@2.0.0"));
 
-    let run: Value = http
-        .post(format!("{}/connections/main/run?wait=true", server.base))
-        .bearer_auth(ADMIN_TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let run = server.run_and_wait().await;
     assert_eq!(
         (run["outbound"]["created"].as_u64(), run["outbound"]["errors"].as_u64()),
         (Some(4), Some(0)),

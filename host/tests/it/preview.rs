@@ -7,7 +7,35 @@
 use crmsync_sandbox::common::VendorApi;
 use serde_json::{Value, json};
 
-use crate::common::{Env, Served, all_selection, crmsync, plugins_dir};
+use crate::common::{Env, Served, all_selection, crmsync, crmsync_json, plugins_dir};
+
+/// `crmsync plugin install WASM --name NAME --version 2.0.0 --role selector --config CONFIG [--activate main]`.
+async fn install_selector(
+    env: &Env,
+    wasm: &std::path::Path,
+    name: &str,
+    config: &std::path::Path,
+    activate: bool,
+) -> crate::common::Output {
+    let (wasm, config) = (wasm.to_str().unwrap(), config.to_str().unwrap());
+    let mut args = vec![
+        "plugin",
+        "install",
+        wasm,
+        "--name",
+        name,
+        "--version",
+        "2.0.0",
+        "--role",
+        "selector",
+        "--config",
+        config,
+    ];
+    if activate {
+        args.extend(["--activate", "main"]);
+    }
+    crmsync(env, &args).await
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_preview_reports_exactly_the_records_and_fields_a_new_mapping_changes_and_writes_nothing() {
@@ -137,28 +165,9 @@ async fn a_rollback_restores_the_old_version_with_its_old_config() {
     let v2 = env.dir.path().join("contacts-only.json");
     std::fs::write(&v2, json!({"objects": {"Contact": {"mode": "all"}}}).to_string()).unwrap();
     let wasm = plugins_dir().join("selection.wasm");
-    let install = crmsync(
-        &env,
-        &[
-            "plugin",
-            "install",
-            wasm.to_str().unwrap(),
-            "--name",
-            "selection",
-            "--version",
-            "2.0.0",
-            "--role",
-            "selector",
-            "--config",
-            v2.to_str().unwrap(),
-            "--activate",
-            "main",
-        ],
-    )
-    .await;
+    let install = install_selector(&env, &wasm, "selection", &v2, true).await;
     assert!(install.ok(), "{install}");
-    let run = crmsync(&env, &["run", "--once", "--json"]).await;
-    let run: Value = serde_json::from_str(&run.stdout).unwrap_or_else(|_| panic!("{run}"));
+    let run = crmsync_json(&env, &["run", "--once", "--json"]).await;
     assert_eq!(run["outbound"]["created"], 3, "2.0.0 with its own config: Contacts only: {run}");
     assert_eq!(run["outbound"]["skipped"]["selection for Lead is not configured"], 4, "{run}");
     assert_eq!(run["outbound"]["errors"], 0, "{run}");
@@ -171,28 +180,11 @@ async fn a_rollback_restores_the_old_version_with_its_old_config() {
     // The old version's config is the role's in crmsync.toml (Leads and Contacts): the Leads sync now.
     let leads = env.sandbox.salesforce.state()["objects"]["Lead"].as_array().unwrap().len();
     assert_eq!(leads, 4);
-    let edit = crmsync(&env, &["run", "--once", "--reconcile", "--json"]).await;
-    let edit: Value = serde_json::from_str(&edit.stdout).unwrap_or_else(|_| panic!("{edit}"));
+    let edit = crmsync_json(&env, &["run", "--once", "--reconcile", "--json"]).await;
     assert_eq!(edit["error"], Value::Null, "{edit}");
     assert_eq!(crate::common::ac_contacts(&env).len(), 7, "the Leads synced after the rollback: {edit}");
     // The same config again under the same version is fine; another config needs a new version.
-    let taken = crmsync(
-        &env,
-        &[
-            "plugin",
-            "install",
-            wasm.to_str().unwrap(),
-            "--name",
-            "selection",
-            "--version",
-            "2.0.0",
-            "--role",
-            "selector",
-            "--config",
-            env.config.to_str().unwrap(),
-        ],
-    )
-    .await;
+    let taken = install_selector(&env, &wasm, "selection", &env.config, false).await;
     assert_eq!(taken.code, Some(2), "{taken}");
 }
 
@@ -220,33 +212,15 @@ async fn a_new_selector_version_with_a_new_config_key_rolls_back_to_the_old_conf
     let config = env.dir.path().join("v2.json");
     std::fs::write(&config, json!({"exclude_domains": ["example.com"]}).to_string()).unwrap();
     let wasm = project.join("domain-rules.wasm");
-    let install = crmsync(
-        &env,
-        &[
-            "plugin",
-            "install",
-            wasm.to_str().unwrap(),
-            "--version",
-            "2.0.0",
-            "--role",
-            "selector",
-            "--config",
-            config.to_str().unwrap(),
-            "--activate",
-            "main",
-        ],
-    )
-    .await;
+    let install = install_selector(&env, &wasm, "domain-rules", &config, true).await;
     assert!(install.ok(), "{install}");
-    let run = crmsync(&env, &["run", "--once", "--json"]).await;
-    let run: Value = serde_json::from_str(&run.stdout).unwrap_or_else(|_| panic!("{run}"));
+    let run = crmsync_json(&env, &["run", "--once", "--json"]).await;
     assert_eq!(run["outbound"]["created"], 0, "{run}");
     assert_eq!(run["outbound"]["skipped"]["example.com is excluded"], 5, "the new key at work: {run}");
 
     let back = crmsync(&env, &["plugin", "rollback", "--connection", "main", "--role", "selector"]).await;
     assert!(back.ok(), "{back}");
-    let again = crmsync(&env, &["run", "--once", "--reconcile", "--json"]).await;
-    let again: Value = serde_json::from_str(&again.stdout).unwrap_or_else(|_| panic!("{again}"));
+    let again = crmsync_json(&env, &["run", "--once", "--reconcile", "--json"]).await;
     assert_eq!(again["error"], Value::Null, "{again}");
     let skipped = again["outbound"]["skipped"].to_string();
     assert!(!skipped.contains("bad-config") && !skipped.contains("unknown field"), "the old config: {again}");
