@@ -40,15 +40,18 @@
 //! - [`types`]: the contract's types (values, records, verdicts) and their JSON form.
 //! - [`convert`]: typed value helpers (currency, dates, phones, emails, picklists).
 //! - [`log`]: logging through the host.
-//! - [`testing`]: the native harness.
+//! - [`fixtures`]: the fixture format and its one runner (also the host's).
+//! - [`testing`]: the native harness, which runs fixtures natively too.
 //! - `__private`: the generated bindings and the glue the export macros use.
 //!   Not part of the API.
 
 pub mod convert;
+pub mod fixtures;
 pub mod log;
 pub mod testing;
 pub mod types;
 
+pub use fixtures::Role;
 pub use types::*;
 
 /// The contract version this SDK builds plugins for.
@@ -128,11 +131,14 @@ pub fn parse_context<C: DeserializeOwned>(ctx: Context<String>) -> Result<Contex
     })
 }
 
-/// Runs a selector over a batch, as the exported component does.
+/// Runs a selector over a batch, as the exported component does. A selection
+/// has no error (contract 1.0), so a config the selector cannot use fails the
+/// call — the host reports it as an error naming the plugin — rather than
+/// skipping every record.
 pub fn run_select<T: Selector>(plugin: &T, ctx: Context<String>, records: &[Record]) -> Vec<Selection> {
     match parse_context(ctx) {
         Ok(ctx) => plugin.select_batch(&ctx, records),
-        Err(e) => records.iter().map(|_| Selection::Skip(e.to_string())).collect(),
+        Err(e) => panic!("{e}"),
     }
 }
 

@@ -52,45 +52,8 @@ pub use rules::PluginRules;
 pub use runtime::{Limits, Runtime};
 pub use storage::ActivePlugins;
 
-/// The three roles a plugin can play.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Role {
-    Selector,
-    Mapper,
-    Resolver,
-}
-
-impl Role {
-    pub const ALL: [Role; 3] = [Role::Selector, Role::Mapper, Role::Resolver];
-
-    /// The contract interface that plays this role.
-    pub fn interface(self) -> &'static str {
-        match self {
-            Role::Selector => "selector",
-            Role::Mapper => "mapper",
-            Role::Resolver => "resolver",
-        }
-    }
-}
-
-impl fmt::Display for Role {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.interface())
-    }
-}
-
-impl std::str::FromStr for Role {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "selector" => Ok(Role::Selector),
-            "mapper" => Ok(Role::Mapper),
-            "resolver" => Ok(Role::Resolver),
-            other => Err(format!("unknown role {other:?}: expected selector, mapper or resolver")),
-        }
-    }
-}
+/// The three roles a plugin can play (the SDK's, so fixtures name them the same way).
+pub use crmsync_sdk::Role;
 
 /// Names one plugin version: what every processed record is traced to.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]

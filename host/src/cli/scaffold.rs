@@ -133,7 +133,8 @@ fn sdk_files() -> Vec<(String, String)> {
                     include_str!(concat!("../../../sdk/src/", $file)).replace("../wit/since_v1.0.0", "../wit"))),+]
         };
     }
-    let mut files = sdk!("lib.rs", "__private.rs", "convert.rs", "log.rs", "testing.rs", "types.rs");
+    let mut files =
+        sdk!("lib.rs", "__private.rs", "convert.rs", "fixtures.rs", "log.rs", "testing.rs", "types.rs");
     let manifest = include_str!("../../../sdk/templates/rust/sdk-Cargo.toml.tmpl");
     files.push((
         "crmsync-sdk/Cargo.toml".into(),

@@ -93,3 +93,16 @@ fn same(a: &Value, b: &Value) -> bool {
 }
 
 crmsync_sdk::export_resolver!(FieldPolicyResolver);
+
+#[cfg(test)]
+mod own_fixtures {
+    /// The same fixtures the host validates the component with, run natively
+    /// by the same runner.
+    #[test]
+    fn pass_natively() {
+        crmsync_sdk::testing::resolver_fixtures(
+            &super::FieldPolicyResolver,
+            concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures.jsonl"),
+        );
+    }
+}

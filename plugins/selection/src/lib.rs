@@ -241,3 +241,16 @@ fn inbound(config: Option<&Inbound>, record: &Record) -> crmsync_sdk::Selection 
 }
 
 crmsync_sdk::export_selector!(Selection);
+
+#[cfg(test)]
+mod own_fixtures {
+    /// The same fixtures the host validates the component with, run natively
+    /// by the same runner.
+    #[test]
+    fn pass_natively() {
+        crmsync_sdk::testing::selector_fixtures(
+            &super::Selection,
+            concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures.jsonl"),
+        );
+    }
+}

@@ -546,3 +546,16 @@ mod tests {
         assert_eq!((err.code.as_str(), err.field.as_deref()), ("too-long", Some("FirstName")));
     }
 }
+
+#[cfg(test)]
+mod own_fixtures {
+    /// The same fixtures the host validates the component with, run natively
+    /// by the same runner.
+    #[test]
+    fn pass_natively() {
+        crmsync_sdk::testing::mapper_fixtures(
+            &super::StandardMapping,
+            concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures.jsonl"),
+        );
+    }
+}

@@ -52,7 +52,13 @@ static bool excluded(str_t config, const uint8_t *domain, size_t len) {
   for (size_t i = 0; i + klen <= config.len; i++) {
     if (memcmp(config.ptr + i, key, klen) != 0) continue;
     size_t j = i + klen;
-    while (j < config.len && config.ptr[j] != '[') j++;
+    while (j < config.len && (config.ptr[j] == ':' || isspace(config.ptr[j]))) j++;
+    if (j >= config.len || config.ptr[j] != '[') {
+      // A selection has no error: a config this rule cannot use fails the
+      // call (the host reports it as an error), never a skip of every record.
+      fprintf(stderr, "bad-config: exclude_domains must be a list of domains\n");
+      abort();
+    }
     while (j < config.len && config.ptr[j] != ']') {
       if (config.ptr[j++] != '"') continue;
       size_t start = j;

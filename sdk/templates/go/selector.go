@@ -52,13 +52,9 @@ func selectRecord(config Config, record types.SyncRecord) types.Selection {
 func Select(ctx types.Context, records []types.SyncRecord) []types.Selection {
 	var config Config
 	if err := json.Unmarshal([]byte(ctx.Config), &config); err != nil {
-		// A config that does not fit: every record says so (the operator sees why).
-		why := "bad config: " + err.Error()
-		out := make([]types.Selection, len(records))
-		for i := range out {
-			out[i] = types.MakeSelectionSkip(why)
-		}
-		return out
+		// A selection has no error: a config this rule cannot use fails the
+		// call (the host reports it as an error), never a skip of every record.
+		panic("bad-config: " + err.Error())
 	}
 	out := make([]types.Selection, 0, len(records))
 	for _, record := range records {

@@ -30,6 +30,11 @@ function selectRecord(config, record) {
 export const selector = {
   select(ctx, records) {
     const config = JSON.parse(ctx.config || '{}');
+    // A selection has no error: a config this rule cannot use fails the call
+    // (the host reports it as an error), never a skip of every record.
+    if (!Array.isArray(config.exclude_domains ?? [])) {
+      throw new Error('bad-config: exclude_domains must be a list of domains');
+    }
     return records.map((record) => selectRecord(config, record));
   },
 };

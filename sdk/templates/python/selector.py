@@ -38,4 +38,8 @@ class Selector(exports.Selector):
 
     def select(self, ctx, records):
         config = json.loads(ctx.config or "{}")
+        # A selection has no error: a config this rule cannot use fails the
+        # call (the host reports it as an error), never a skip of every record.
+        if not isinstance(config.get("exclude_domains", []), list):
+            raise ValueError("bad-config: exclude_domains must be a list of domains")
         return [select_record(config, record) for record in records]

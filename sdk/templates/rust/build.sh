@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Runs the native unit tests, builds {{name}}.wasm (a WebAssembly component),
-# then says how to run the fixtures against it.
+# Runs the native tests (fixtures.jsonl included, natively), builds
+# {{name}}.wasm (a WebAssembly component), then says how to run the same
+# fixtures against the component.
 # Needs: rustup target add wasm32-wasip2
 set -euo pipefail
 cd "$(dirname "$0")"

@@ -36,6 +36,12 @@ mod tests {
     use super::*;
     use crmsync_sdk::testing::Harness;
 
+    /// fixtures.jsonl, run natively by the runner `crmsync plugin test` uses.
+    #[test]
+    fn the_fixtures_pass() {
+        crmsync_sdk::testing::mapper_fixtures(&Plugin, concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures.jsonl"));
+    }
+
     #[test]
     fn a_missing_last_name_is_refused() {
         let lead = Record::new(System::Salesforce, "Lead").with("Email", "a@example.com");

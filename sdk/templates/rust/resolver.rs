@@ -51,3 +51,14 @@ impl Resolver for Plugin {
 }
 
 crmsync_sdk::export_resolver!(Plugin);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// fixtures.jsonl, run natively by the runner `crmsync plugin test` uses.
+    #[test]
+    fn the_fixtures_pass() {
+        crmsync_sdk::testing::resolver_fixtures(&Plugin, concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures.jsonl"));
+    }
+}

@@ -42,6 +42,12 @@ mod tests {
     use super::*;
     use crmsync_sdk::testing::Harness;
 
+    /// fixtures.jsonl, run natively by the runner `crmsync plugin test` uses.
+    #[test]
+    fn the_fixtures_pass() {
+        crmsync_sdk::testing::selector_fixtures(&Plugin, concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures.jsonl"));
+    }
+
     #[test]
     fn an_excluded_domain_is_skipped_with_its_reason() {
         let lead = Record::new(System::Salesforce, "Lead").with("Email", "a@Example.org");
