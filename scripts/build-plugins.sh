@@ -16,8 +16,11 @@ mkdir -p target/plugins
 for c in "${crates[@]}"; do
   cp "target/wasm32-wasip2/plugin/${c//-/_}.wasm" "target/plugins/$c.wasm"
 done
-# Each default plugin's own fixtures travel beside it: they must pass before it is activated.
+# Each default plugin's own fixtures and config schema travel beside it: the
+# fixtures must pass before it is installed, and every config it runs with
+# must satisfy the schema.
 for c in standard-mapping selection field-policy-resolver; do
   cp "plugins/$c/fixtures.jsonl" "target/plugins/$c.fixtures.jsonl"
+  cp "plugins/$c/config.schema.json" "target/plugins/$c.schema.json"
 done
 ls -l target/plugins

@@ -325,6 +325,12 @@ pub struct RulesConfig {
     pub selector: Option<RuleConfig>,
     pub mapper: Option<RuleConfig>,
     pub resolver: Option<RuleConfig>,
+    /// A new selector or mapper version replaces the running one only after
+    /// a preview of it (`crmsync plugin preview`, or the admin API's) found
+    /// no new errors on this connection, with the config it will run with.
+    /// Rollbacks and the first version of a role are exempt.
+    #[serde(default)]
+    pub require_preview: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]

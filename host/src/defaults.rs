@@ -16,6 +16,8 @@ pub struct DefaultRule {
     pub role: Role,
     pub wasm: &'static [u8],
     pub fixtures: &'static str,
+    /// Its config's JSON Schema, from its typed `Config` (kept current by its tests).
+    pub schema: &'static str,
 }
 
 macro_rules! embedded {
@@ -25,6 +27,7 @@ macro_rules! embedded {
             role: $role,
             wasm: include_bytes!(concat!(env!("OUT_DIR"), "/", $name, ".wasm")),
             fixtures: include_str!(concat!(env!("OUT_DIR"), "/", $name, ".fixtures.jsonl")),
+            schema: include_str!(concat!("../../plugins/", $name, "/config.schema.json")),
         }
     };
 }
@@ -57,6 +60,9 @@ impl DefaultRule {
             roles: vec![self.role],
             fixtures: fixtures::parse(self.fixtures, None)?,
             config: None,
+            schema: Some(
+                serde_json::from_str(self.schema).map_err(|e| format!("{}'s schema: {e}", self.name))?,
+            ),
         };
         registry.install(self.wasm, &manifest).map(|i| i.id).map_err(|e| e.to_string())
     }

@@ -65,6 +65,15 @@ impl Harness {
     }
 }
 
+/// The JSON Schema of a plugin's typed `Config` (derive `schemars::JsonSchema`
+/// beside `Deserialize`), as pretty JSON: install it beside the component as
+/// `<name>.schema.json` and crmsync checks every config against it at install
+/// and activation.
+pub fn config_schema<C: schemars::JsonSchema>() -> String {
+    let schema = schemars::schema_for!(C);
+    serde_json::to_string_pretty(&schema).expect("a schema is JSON") + "\n"
+}
+
 /// Runs a fixtures file against a selector natively; panics naming every case that fails.
 pub fn selector_fixtures<T: Selector>(plugin: &T, path: impl AsRef<Path>) {
     assert_fixtures(&NativeSelector(plugin), Role::Selector, path.as_ref());

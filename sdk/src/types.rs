@@ -200,7 +200,9 @@ impl Value {
 }
 
 /// The systems crmsync connects.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum System {
     Salesforce,
@@ -278,7 +280,7 @@ impl Record {
 }
 
 /// Which way records flow.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum Direction {
     ToMarketing,
@@ -297,7 +299,7 @@ pub struct Context<C = serde_json::Value> {
 }
 
 /// A config type for plugins that take none: accepts any JSON object.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, schemars::JsonSchema)]
 pub struct NoConfig {}
 
 /// A per-record failure.
@@ -334,7 +336,7 @@ impl fmt::Display for RecordError {
 impl std::error::Error for RecordError {}
 
 /// The Salesforce object a marketing-side record is created as.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum SalesforceObject {
     Lead,
@@ -360,7 +362,7 @@ pub enum Selection {
 }
 
 /// Which side of a link a value came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Side {
     Salesforce,

@@ -10,6 +10,7 @@
 use std::sync::Arc;
 
 use crmsync_core::{Capabilities, ConfigError, MarketingApi};
+use crmsync_sdk::types::{Record, Value};
 
 use crate::http::HttpOptions;
 
@@ -48,6 +49,79 @@ pub struct Vendor {
     /// connection that sets none: the audience job and the activity pass
     /// (as `schedule` strings; `None`: manual, and activities with every job).
     pub default_schedules: (Option<&'static str>, Option<&'static str>),
+    /// The fields whose kind of value the platform fixes, whatever the
+    /// account (names compared ignoring case): what `crmsync plugin test`
+    /// checks a mapper's output against. Custom fields' kinds are the
+    /// account's, checked when a write meets them.
+    pub fixed_fields: &'static [(&'static str, FieldKind)],
+}
+
+/// The kind of value a platform takes in a field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FieldKind {
+    /// Text holding an email address.
+    Email,
+    Text,
+    Boolean,
+    /// A list of text values (or one text value).
+    Tags,
+}
+
+impl FieldKind {
+    /// Why `value` does not fit, if it does not (an empty value always fits).
+    fn refuses(self, value: &Value) -> Option<&'static str> {
+        match (self, value) {
+            (_, Value::Null) => None,
+            (FieldKind::Email, Value::Text(t)) if t.contains('@') && !t.trim().contains(' ') => None,
+            (FieldKind::Email, Value::Text(_)) => Some("text that is an email address"),
+            (FieldKind::Email, _) => Some("text (an email address)"),
+            (FieldKind::Text, Value::Text(_)) => None,
+            (FieldKind::Text, _) => Some("text"),
+            (FieldKind::Boolean, Value::Boolean(_)) => None,
+            (FieldKind::Boolean, _) => Some("a boolean (true or false)"),
+            (FieldKind::Tags, Value::TextList(_) | Value::Text(_)) => None,
+            (FieldKind::Tags, _) => Some("a list of text values"),
+        }
+    }
+}
+
+/// Each field of a mapped record that its target platform cannot take as
+/// it is: `(field, why)`. Nothing for a record bound for Salesforce, whose
+/// field types are the org's.
+pub fn check_mapped(record: &Record) -> Vec<(String, String)> {
+    let Some(vendor) = serde_json::to_value(record.system).ok().and_then(|s| s.as_str().and_then(vendor))
+    else {
+        return Vec::new();
+    };
+    let mut problems = Vec::new();
+    for (name, value) in &record.fields {
+        let fixed = vendor.fixed_fields.iter().find(|(f, _)| f.eq_ignore_ascii_case(name));
+        if let Some((_, kind)) = fixed
+            && let Some(takes) = kind.refuses(value)
+        {
+            problems.push((
+                name.clone(),
+                format!("is {}; {} takes {takes} there", describe(value), vendor.display),
+            ));
+        }
+    }
+    problems
+}
+
+/// A value's kind and (short) content, for a message.
+fn describe(value: &Value) -> String {
+    let kind = match value {
+        Value::Null => "empty",
+        Value::Text(_) => "text",
+        Value::Number(_) => "a number",
+        Value::Boolean(_) => "a boolean",
+        Value::Date(_) => "a date",
+        Value::DateTime(_) => "a date-time",
+        Value::Decimal(_) => "a decimal",
+        Value::TextList(_) => "a text list",
+    };
+    let shown: String = value.to_string().chars().take(40).collect();
+    format!("{kind} ({shown})")
 }
 
 /// For a vendor whose sandbox section needs nothing seeded.

@@ -29,6 +29,6 @@ pub use connector::{
 pub use crmsync_sdk::types::{
     Conflict, Context, Direction, Record, Resolution, SalesforceObject, Selection, System, Value,
 };
-pub use rules::{RuleFailure, RuleOutput, Rules};
+pub use rules::{RuleFailure, RuleLogLine, RuleOutput, Rules};
 pub use secret::{ConfigError, Secret, SecretRef};
 pub use store::{Link, OutboxEntry, Side, Store, StoreError};

@@ -6,6 +6,16 @@ use std::fmt;
 
 use crmsync_sdk::types::{Conflict, Context, Record, Resolution, Selection};
 
+/// A line a rule logged (or printed) during a run, kept with the run's record.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct RuleLogLine {
+    /// `name@version` of the plugin that wrote it.
+    pub plugin: String,
+    /// `trace`, `debug`, `info`, `warn`, `error`, or `output` for what it printed.
+    pub level: String,
+    pub message: String,
+}
+
 /// One batch's results from a rule, and the rule version that produced them.
 #[derive(Debug)]
 pub struct RuleOutput<T> {

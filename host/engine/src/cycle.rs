@@ -52,6 +52,10 @@ pub struct RunRecord {
     pub budget: BudgetState,
     /// Why the run stopped, if it failed as a whole.
     pub error: Option<String>,
+    /// What the rules logged and printed during the run (the last
+    /// lines of each plugin version, bounded).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub plugin_log: Vec<crmsync_core::RuleLogLine>,
 }
 
 impl RunRecord {
@@ -72,6 +76,7 @@ impl RunRecord {
             api_limit: None,
             budget: BudgetState::Ok,
             error: Some(error),
+            plugin_log: Vec::new(),
         }
     }
 }
@@ -225,5 +230,6 @@ pub async fn run(conn: &Connection<'_>, run_id: String, opts: RunOptions<'_>) ->
         api_limit: usage.map(|u| u.limit),
         budget: conn.budget.check(usage),
         error,
+        plugin_log: Vec::new(),
     }
 }

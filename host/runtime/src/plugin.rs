@@ -26,7 +26,7 @@ use wasmtime::{Store, Trap};
 use super::bindings::exports::crmsync::plugin::{mapper, resolver, selector};
 use super::convert::{self, Weigh};
 use super::runtime::Runtime;
-use super::sandbox::{Guest, MEMORY_LIMIT_MESSAGE};
+use super::sandbox::{Guest, GuestLog, MEMORY_LIMIT_MESSAGE};
 use super::{LoadError, PluginId, Role};
 
 /// Why a whole call failed.
@@ -118,6 +118,8 @@ pub struct Plugin {
     /// The version's own config (JSON text), installed with it: it replaces
     /// the role's config from crmsync.toml, so a rollback restores both.
     config: Option<String>,
+    /// What its instances logged and printed, per run, until taken.
+    log: std::sync::Arc<GuestLog>,
 }
 
 impl fmt::Debug for Plugin {
@@ -163,6 +165,7 @@ impl Plugin {
             exports,
             pool: Mutex::new(Vec::new()),
             config: None,
+            log: std::sync::Arc::default(),
         };
         // Instantiate once now so a component that cannot start (a failing
         // start function, a memory larger than the cap) is refused at load time.
@@ -203,6 +206,13 @@ impl Plugin {
         )
     }
 
+    /// What it logged and printed during run `run_id` (at most the last
+    /// [`KEPT_LOG_LINES`](crate::sandbox::KEPT_LOG_LINES) lines it wrote in
+    /// any run), as `(level, message)`; taken once.
+    pub fn take_log(&self, run_id: &str) -> Vec<(&'static str, String)> {
+        self.log.take(run_id)
+    }
+
     /// Idle warm instances right now (for tests and metrics).
     pub fn idle_instances(&self) -> usize {
         self.pool.lock().expect("pool lock").len()
@@ -217,6 +227,7 @@ impl Plugin {
                 records,
                 |r| r.id.clone(),
                 |store, instance, batch| {
+                    store.data_mut().run_id.clone_from(&ctx.run_id);
                     let indices = self.exports.selector.as_ref().ok_or_else(|| missing(Role::Selector))?;
                     let guest = indices.load(&mut *store, instance).map_err(classify_plain)?;
                     let input: Vec<_> = batch.iter().map(convert::record_to_wit).collect();
@@ -237,6 +248,7 @@ impl Plugin {
                 records,
                 |r| r.id.clone(),
                 |store, instance, batch| {
+                    store.data_mut().run_id.clone_from(&ctx.run_id);
                     let indices = self.exports.mapper.as_ref().ok_or_else(|| missing(Role::Mapper))?;
                     let guest = indices.load(&mut *store, instance).map_err(classify_plain)?;
                     let input: Vec<_> = batch.iter().map(convert::record_to_wit).collect();
@@ -265,6 +277,7 @@ impl Plugin {
                 conflicts,
                 |c| c.salesforce.id.clone(),
                 |store, instance, batch| {
+                    store.data_mut().run_id.clone_from(&ctx.run_id);
                     let indices = self.exports.resolver.as_ref().ok_or_else(|| missing(Role::Resolver))?;
                     let guest = indices.load(&mut *store, instance).map_err(classify_plain)?;
                     let input: Vec<_> = batch.iter().map(convert::conflict_to_wit).collect();
@@ -377,8 +390,10 @@ impl Plugin {
 
     fn instantiate(&self) -> Result<Warm, CallFailure> {
         let limits = self.runtime.limits();
-        let mut store =
-            Store::new(self.runtime.engine(), Guest::new(PluginId::clone(&self.id), limits.memory_bytes));
+        let mut store = Store::new(
+            self.runtime.engine(),
+            Guest::new(PluginId::clone(&self.id), limits.memory_bytes, self.log.clone()),
+        );
         store.limiter(|guest| &mut guest.limiter);
         store.epoch_deadline_trap();
         store.set_epoch_deadline(self.runtime.deadline_ticks());

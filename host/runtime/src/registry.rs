@@ -34,6 +34,9 @@ pub struct Manifest {
     /// The version's own config (a JSON object): used instead of the role's
     /// config in crmsync.toml whenever this version is active.
     pub config: Option<serde_json::Value>,
+    /// The JSON Schema its config must satisfy (from the plugin's typed
+    /// `Config`): checked at install and at every activation.
+    pub schema: Option<serde_json::Value>,
 }
 
 /// An installed version, as stored.
@@ -46,6 +49,9 @@ pub struct Installed {
     /// The version's own config (JSON text), when it was installed with one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub config: Option<String>,
+    /// The JSON Schema its config must satisfy (JSON text), when it declared one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schema: Option<String>,
 }
 
 /// One activation or rollback.
@@ -77,8 +83,18 @@ pub enum RegistryError {
     NothingToRollBack { connection: String, role: Role },
     #[error("{0}: its config must be a JSON object")]
     BadConfig(String),
-    #[error("{key} is already installed with another config; give the new config a new version")]
+    #[error(
+        "{key} is already installed with another config or config schema; give the new one a new version"
+    )]
     ConfigTaken { key: String },
+    #[error("{key}: its config schema is not a usable JSON Schema: {why}")]
+    BadSchema { key: String, why: String },
+    #[error("{plugin} cannot run with {source_of}: {errors}")]
+    ConfigRefused { plugin: String, source_of: String, errors: String },
+    #[error(
+        "connection {connection} requires a preview with no new errors before a new {role} is activated, and {plugin} has none with the config it would run with: run `crmsync plugin preview <file>.wasm --connection {connection} --role {role}` (with `--config` for a version's own config), then activate it"
+    )]
+    PreviewRequired { plugin: String, connection: String, role: Role },
     #[error("cannot store the plugin file {path}: {source}")]
     Blob { path: String, source: std::io::Error },
 }
@@ -94,6 +110,11 @@ pub struct Registry {
     loaded: Mutex<HashMap<String, Arc<Plugin>>>,
     /// Serialises activations so two never interleave their write and swap.
     activating: Mutex<()>,
+    /// Each connection's role configs from crmsync.toml: what a version
+    /// without its own config runs with, checked against its schema.
+    role_configs: Mutex<HashMap<(String, Role), String>>,
+    /// The connections whose new versions need a clean preview first.
+    require_preview: Mutex<std::collections::HashSet<String>>,
 }
 
 impl Registry {
@@ -106,6 +127,8 @@ impl Registry {
             active: ArcSwap::from_pointee(Table::new()),
             loaded: Mutex::new(HashMap::new()),
             activating: Mutex::new(()),
+            role_configs: Mutex::new(HashMap::new()),
+            require_preview: Mutex::default(),
         };
         let mut table = Table::new();
         for ((connection, role), key) in storage::active(&registry.state)? {
@@ -136,12 +159,27 @@ impl Registry {
             Some(v) if v.is_object() => Some(v.to_string()),
             Some(_) => return Err(RegistryError::BadConfig(key)),
         };
+        let schema = match &manifest.schema {
+            None => None,
+            Some(schema) => {
+                jsonschema::validator_for(schema)
+                    .map_err(|e| RegistryError::BadSchema { key: key.clone(), why: e.to_string() })?;
+                Some(schema.to_string())
+            }
+        };
+        if let (Some(schema), Some(config)) = (&schema, &config) {
+            check_config(schema, config).map_err(|errors| RegistryError::ConfigRefused {
+                plugin: key.clone(),
+                source_of: "its own config".into(),
+                errors,
+            })?;
+        }
         let sha256 = hex::encode(Sha256::digest(bytes));
         if let Some(existing) = storage::version(&self.state, &key)? {
             if existing.id.sha256 != sha256 {
                 return Err(RegistryError::VersionTaken(key));
             }
-            if existing.config != config {
+            if existing.config != config || existing.schema != schema {
                 return Err(RegistryError::ConfigTaken { key });
             }
         }
@@ -173,6 +211,7 @@ impl Registry {
             fixtures_passed: passed,
             installed_at: Utc::now(),
             config: config.clone(),
+            schema,
         };
         storage::put_version(&self.state, &key, &installed)?;
         self.loaded.lock().expect("loaded lock").insert(key, Arc::new(plugin.with_config(config)));
@@ -211,6 +250,20 @@ impl Registry {
                 role,
                 plays: plugin.roles().iter().map(Role::to_string).collect::<Vec<_>>().join(", "),
             });
+        }
+        self.check_config_of(connection, role, key, &plugin)?;
+        // Replacing a running version (not going back to one) may need a clean preview.
+        let required = self.require_preview.lock().expect("require preview lock").contains(connection);
+        if required && !rollback && self.current(connection, role).is_some() {
+            let (config, _) = self.effective_config(connection, role, &plugin);
+            if storage::clean_preview(&self.state, connection, role, &plugin.id().sha256, &config)?.is_none()
+            {
+                return Err(RegistryError::PreviewRequired {
+                    plugin: key.into(),
+                    connection: connection.into(),
+                    role,
+                });
+            }
         }
         let _guard = self.activating.lock().expect("activation lock");
         let from = self.current(connection, role).map(|p| p.id().to_string());
@@ -252,6 +305,85 @@ impl Registry {
         Ok(plugin)
     }
 
+    /// Sets the role configs of a connection from crmsync.toml (JSON text per
+    /// role; a role without one runs with `{}`).
+    pub fn set_role_configs(&self, connection: &str, configs: &HashMap<Role, String>) {
+        let mut table = self.role_configs.lock().expect("role configs lock");
+        for role in Role::ALL {
+            match configs.get(&role) {
+                Some(config) => table.insert((connection.to_string(), role), config.clone()),
+                None => table.remove(&(connection.to_string(), role)),
+            };
+        }
+    }
+
+    /// Whether activating a new version for `connection` needs a clean
+    /// preview of it first (`rules.require_preview` in crmsync.toml).
+    pub fn set_require_preview(&self, connection: &str, required: bool) {
+        let mut set = self.require_preview.lock().expect("require preview lock");
+        if required {
+            set.insert(connection.to_string());
+        } else {
+            set.remove(connection);
+        }
+    }
+
+    /// Records a preview of the component `sha256` with `config` (JSON text,
+    /// the config it ran with) that found no new errors.
+    pub fn record_clean_preview(
+        &self,
+        connection: &str,
+        role: Role,
+        sha256: &str,
+        config: &str,
+    ) -> Result<(), RegistryError> {
+        Ok(storage::put_clean_preview(&self.state, connection, role, sha256, config, Utc::now())?)
+    }
+
+    /// The config a version runs with on a connection — its own, else the
+    /// role's in crmsync.toml — and where it comes from.
+    fn effective_config(&self, connection: &str, role: Role, plugin: &Plugin) -> (String, String) {
+        match plugin.config() {
+            Some(own) => (own.to_string(), "its own config".to_string()),
+            None => (
+                self.role_configs
+                    .lock()
+                    .expect("role configs lock")
+                    .get(&(connection.to_string(), role))
+                    .cloned()
+                    .unwrap_or_else(|| "{}".into()),
+                format!("connections.{connection}.rules.{role}.config in crmsync.toml"),
+            ),
+        }
+    }
+
+    /// Checks the active version of a role runs with a config its schema
+    /// accepts (at start and after crmsync.toml changes).
+    pub fn check_active(&self, connection: &str, role: Role) -> Result<(), RegistryError> {
+        match self.current(connection, role) {
+            Some(plugin) => self.check_config_of(connection, role, &plugin.id().to_string(), &plugin),
+            None => Ok(()),
+        }
+    }
+
+    /// The config `key` would run with on `connection` — its own, else the
+    /// role's in crmsync.toml — against its schema, if it declared one.
+    fn check_config_of(
+        &self,
+        connection: &str,
+        role: Role,
+        key: &str,
+        plugin: &Plugin,
+    ) -> Result<(), RegistryError> {
+        let Some(schema) = storage::version(&self.state, key)?.and_then(|i| i.schema) else { return Ok(()) };
+        let (config, source_of) = self.effective_config(connection, role, plugin);
+        check_config(&schema, &config).map_err(|errors| RegistryError::ConfigRefused {
+            plugin: key.to_string(),
+            source_of,
+            errors,
+        })
+    }
+
     /// Every installed version.
     pub fn list(&self) -> Result<Vec<Installed>, RegistryError> {
         Ok(storage::versions(&self.state)?)
@@ -266,6 +398,23 @@ impl Registry {
     pub fn history(&self, connection: &str, role: Role) -> Result<Vec<Activation>, RegistryError> {
         Ok(storage::history(&self.state, connection, role)?)
     }
+}
+
+/// Checks a config (JSON text) against a schema (JSON text); the violations,
+/// each with where it is, when it does not satisfy it.
+pub fn check_config(schema: &str, config: &str) -> Result<(), String> {
+    let schema: serde_json::Value = serde_json::from_str(schema).map_err(|e| format!("the schema: {e}"))?;
+    let config: serde_json::Value = serde_json::from_str(config).map_err(|e| format!("not JSON: {e}"))?;
+    let validator = jsonschema::validator_for(&schema).map_err(|e| format!("the schema: {e}"))?;
+    let errors: Vec<String> = validator
+        .iter_errors(&config)
+        .take(5)
+        .map(|e| {
+            let at = e.instance_path().to_string();
+            format!("at {}: {e}", if at.is_empty() { "/" } else { at.as_str() })
+        })
+        .collect();
+    if errors.is_empty() { Ok(()) } else { Err(errors.join("; ")) }
 }
 
 fn check_name(what: &'static str, value: &str) -> Result<(), RegistryError> {

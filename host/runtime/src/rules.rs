@@ -7,7 +7,9 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use crmsync_core::{Conflict, Context, Record, Resolution, RuleFailure, RuleOutput, Rules, Selection};
+use crmsync_core::{
+    Conflict, Context, Record, Resolution, RuleFailure, RuleLogLine, RuleOutput, Rules, Selection,
+};
 
 use super::plugin::FailureKind;
 use super::registry::Registry;
@@ -51,6 +53,22 @@ impl PluginRules {
 
     pub fn registry(&self) -> &Arc<Registry> {
         &self.registry
+    }
+
+    /// What the connection's active plugins logged and printed during run
+    /// `run_id` (bounded per plugin version), for the run's record.
+    pub fn take_log(&self, connection: &str, run_id: &str) -> Vec<RuleLogLine> {
+        let mut lines = Vec::new();
+        for role in Role::ALL {
+            if let Some(plugin) = self.registry.current(connection, role) {
+                lines.extend(plugin.take_log(run_id).into_iter().map(|(level, message)| RuleLogLine {
+                    plugin: plugin.id().to_string(),
+                    level: level.to_string(),
+                    message,
+                }));
+            }
+        }
+        lines
     }
 
     fn run<T>(

@@ -5,6 +5,8 @@
 //! (capped) and attached to trap reports. Memory, instances and tables are
 //! capped by [`Limiter`], which fails with a readable reason.
 
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use wasmtime::ResourceLimiter;
@@ -21,6 +23,34 @@ const OUTPUT_CAPTURE: usize = 64 * 1024;
 const MAX_FORWARDED_LINES: usize = 50;
 /// Longest guest log line passed on.
 const MAX_LOG_LINE: usize = 4 * 1024;
+/// Most log lines a plugin version keeps for the runs' records, across runs:
+/// the oldest go first.
+pub const KEPT_LOG_LINES: usize = 200;
+
+/// A plugin version's recent log lines (what it logged and printed), each
+/// tagged with its run, until the service takes them into the run's record.
+#[derive(Debug, Default)]
+pub struct GuestLog {
+    lines: Mutex<VecDeque<(String, &'static str, String)>>,
+}
+
+impl GuestLog {
+    fn push(&self, run_id: &str, level: &'static str, message: String) {
+        let mut lines = self.lines.lock().unwrap_or_else(|p| p.into_inner());
+        if lines.len() == KEPT_LOG_LINES {
+            lines.pop_front();
+        }
+        lines.push_back((run_id.to_string(), level, message));
+    }
+
+    /// Takes the lines of one run, oldest first, as `(level, message)`.
+    pub fn take(&self, run_id: &str) -> Vec<(&'static str, String)> {
+        let mut lines = self.lines.lock().unwrap_or_else(|p| p.into_inner());
+        let (taken, kept): (VecDeque<_>, VecDeque<_>) = lines.drain(..).partition(|(r, ..)| r == run_id);
+        *lines = kept;
+        taken.into_iter().map(|(_, level, message)| (level, message)).collect()
+    }
+}
 
 /// The per-store state of one guest instance.
 pub struct Guest {
@@ -31,10 +61,14 @@ pub struct Guest {
     stderr: MemoryOutputPipe,
     /// How much of the captured output went to the log already.
     forwarded: usize,
+    /// Where its lines are kept for the run's record.
+    log: Arc<GuestLog>,
+    /// The run the current call belongs to.
+    pub run_id: String,
 }
 
 impl Guest {
-    pub fn new(plugin: PluginId, memory_limit: usize) -> Self {
+    pub fn new(plugin: PluginId, memory_limit: usize, log: Arc<GuestLog>) -> Self {
         let stderr = MemoryOutputPipe::new(OUTPUT_CAPTURE);
         let wasi = WasiCtxBuilder::new()
             .stdout(stderr.clone())
@@ -52,6 +86,8 @@ impl Guest {
             plugin,
             stderr,
             forwarded: 0,
+            log,
+            run_id: String::new(),
         }
     }
 
@@ -68,6 +104,7 @@ impl Guest {
         for line in text.lines().filter(|l| !l.trim().is_empty()).take(MAX_FORWARDED_LINES) {
             let line: String = line.chars().take(MAX_LOG_LINE).collect();
             tracing::info!(target: "plugin", plugin, version, stream = "output", "{line}");
+            self.log.push(&self.run_id, "output", line);
         }
     }
 
@@ -106,6 +143,14 @@ impl logging::Host for Guest {
             logging::Level::Warn => tracing::warn!(target: "plugin", plugin, version, "{message}"),
             logging::Level::Error => tracing::error!(target: "plugin", plugin, version, "{message}"),
         }
+        let level = match level {
+            logging::Level::Trace => "trace",
+            logging::Level::Debug => "debug",
+            logging::Level::Info => "info",
+            logging::Level::Warn => "warn",
+            logging::Level::Error => "error",
+        };
+        self.log.push(&self.run_id, level, message);
     }
 }
 

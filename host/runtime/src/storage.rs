@@ -12,6 +12,7 @@ use super::registry::{Activation, Installed};
 pub const PLUGIN_VERSIONS: &str = "plugin_versions";
 pub const PLUGIN_ACTIVE: &str = "plugin_active";
 pub const PLUGIN_HISTORY: &str = "plugin_history";
+pub const PLUGIN_PREVIEWS: &str = "plugin_previews";
 
 /// `((connection, role), name@version)` for every active plugin.
 pub type ActivePlugins = Vec<((String, Role), String)>;
@@ -99,6 +100,43 @@ pub fn active(state: &State) -> Result<ActivePlugins, StoreError> {
             Ok(((connection.to_string(), role), v))
         })
         .collect()
+}
+
+/// `connection \0 role \0 component sha256 \0 sha256 of the config text`
+fn preview_key(connection: &str, role: Role, sha256: &str, config: &str) -> Vec<u8> {
+    use sha2::Digest;
+    let config = hex::encode(sha2::Sha256::digest(config.as_bytes()));
+    format!("{connection}\0{role}\0{sha256}\0{config}").into_bytes()
+}
+
+/// Records that a preview of a component with a config found no new errors.
+pub fn put_clean_preview(
+    state: &State,
+    connection: &str,
+    role: Role,
+    sha256: &str,
+    config: &str,
+    at: chrono::DateTime<chrono::Utc>,
+) -> Result<(), StoreError> {
+    let tree = state.tree(PLUGIN_PREVIEWS)?;
+    tree.insert(preview_key(connection, role, sha256, config), encode(&at)).map_err(db_error)?;
+    tree.flush().map_err(db_error)?;
+    Ok(())
+}
+
+/// When a preview of that component with that config last found no new errors.
+pub fn clean_preview(
+    state: &State,
+    connection: &str,
+    role: Role,
+    sha256: &str,
+    config: &str,
+) -> Result<Option<chrono::DateTime<chrono::Utc>>, StoreError> {
+    let tree = state.tree(PLUGIN_PREVIEWS)?;
+    tree.get(preview_key(connection, role, sha256, config))
+        .map_err(db_error)?
+        .map(|v| decode(PLUGIN_PREVIEWS, &v))
+        .transpose()
 }
 
 pub fn history(state: &State, connection: &str, role: Role) -> Result<Vec<Activation>, StoreError> {

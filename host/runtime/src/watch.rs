@@ -36,6 +36,8 @@ struct FileManifest {
     activate: Option<Vec<String>>,
     /// The version's own config (a table).
     config: Option<serde_json::Value>,
+    /// Its config schema's file; `<stem>.schema.json` beside it by default.
+    schema: Option<PathBuf>,
 }
 
 /// What happened to one dropped file.
@@ -98,6 +100,7 @@ fn install(registry: &Registry, wasm: &Path) -> Result<InstalledFile, String> {
         roles: file_manifest.roles,
         fixtures: cases,
         config: file_manifest.config,
+        schema: schema_beside(wasm, file_manifest.schema.map(|p| dir.join(p)).as_deref())?,
     };
     let installed = registry.install(&bytes, &manifest).map_err(|e| e.to_string())?;
     let roles: Vec<Role> = if manifest.roles.is_empty() {
@@ -106,6 +109,24 @@ fn install(registry: &Registry, wasm: &Path) -> Result<InstalledFile, String> {
         manifest.roles.clone()
     };
     Ok((installed, roles, file_manifest.activate))
+}
+
+/// A component's config schema: `explicit`, else `<stem>.schema.json` beside
+/// it when there is one.
+pub fn schema_beside(wasm: &Path, explicit: Option<&Path>) -> Result<Option<serde_json::Value>, String> {
+    let path = match explicit {
+        Some(p) => p.to_path_buf(),
+        None => {
+            let stem = wasm.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
+            let beside = wasm.with_file_name(format!("{stem}.schema.json"));
+            if !beside.exists() {
+                return Ok(None);
+            }
+            beside
+        }
+    };
+    let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    serde_json::from_str(&text).map(Some).map_err(|e| format!("{}: not JSON: {e}", path.display()))
 }
 
 /// A running directory watcher; dropping it stops watching.

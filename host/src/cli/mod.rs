@@ -93,8 +93,14 @@ pub enum Command {
 }
 
 pub fn run(cli: Cli) -> ExitCode {
-    let quiet = matches!(cli.command, Command::Demo(_));
-    telemetry::init(cli.log_format, if quiet { "warn" } else { "info" });
+    // A report's command logs warnings only; `plugin test` shows every line
+    // the rule logs, whatever its level.
+    let filter = match &cli.command {
+        Command::Demo(_) => "warn",
+        Command::Plugin(plugin::PluginCommand::Test { .. }) => "info,plugin=trace",
+        _ => "info",
+    };
+    telemetry::init(cli.log_format, filter);
     // The state holds contacts' emails: every file crmsync creates is its
     // owner's only (0600, directories 0700) — but a scaffolded plugin's sources.
     #[cfg(unix)]

@@ -72,6 +72,10 @@ pub enum PluginCommand {
         /// restores the old version with its old config.
         #[arg(long)]
         config: Option<PathBuf>,
+        /// The JSON Schema its config must satisfy, checked now and at every
+        /// activation (default: <file stem>.schema.json beside it, if present).
+        #[arg(long)]
+        schema: Option<PathBuf>,
     },
     /// Makes an installed version active for a connection and role (from the next batch on).
     Activate {
@@ -150,24 +154,27 @@ pub fn run(config: &Path, data_dir: &Path, cmd: PluginCommand) -> ExitCode {
         PluginCommand::Validate { file, role, fixtures } => {
             validate(data_dir, &file, &role, fixtures.as_deref())
         }
-        PluginCommand::Install { file, name, version, role, fixtures, activate, config } => install(
-            data_dir,
-            &file,
-            Target { name, version, roles: role, config },
-            fixtures.as_deref(),
-            &activate,
-        ),
-        PluginCommand::Activate { plugin, connection, role } => with_registry(data_dir, |r| {
+        PluginCommand::Install { file, name, version, role, fixtures, activate, config: own, schema } => {
+            install(
+                config,
+                data_dir,
+                &file,
+                Target { name, version, roles: role, config: own, schema },
+                fixtures.as_deref(),
+                &activate,
+            )
+        }
+        PluginCommand::Activate { plugin, connection, role } => with_registry(config, data_dir, |r| {
             let id = r.activate(&connection, role, &plugin).map_err(|e| e.to_string())?;
             out!("{id} is now the {role} of connection {connection}");
             Ok(())
         }),
-        PluginCommand::Rollback { connection, role } => with_registry(data_dir, |r| {
+        PluginCommand::Rollback { connection, role } => with_registry(config, data_dir, |r| {
             let id = r.rollback(&connection, role).map_err(|e| e.to_string())?;
             out!("rolled back: {id} is again the {role} of connection {connection}");
             Ok(())
         }),
-        PluginCommand::List => with_registry(data_dir, |r| {
+        PluginCommand::List => with_registry(config, data_dir, |r| {
             let active = r.active().map_err(|e| e.to_string())?;
             out!("{:<32} {:<10} {:<14} {:<8} active for", "plugin", "sha256", "roles", "fixtures");
             for v in r.list().map_err(|e| e.to_string())? {
@@ -196,7 +203,7 @@ pub fn run(config: &Path, data_dir: &Path, cmd: PluginCommand) -> ExitCode {
                 Ok(s) => s,
                 Err(e) => return fail(e),
             };
-            let registry = match open_registry(&state) {
+            let registry = match open_registry(config, &state) {
                 Ok(r) => Arc::new(r),
                 Err(e) => return fail(e),
             };
@@ -229,15 +236,29 @@ pub fn run(config: &Path, data_dir: &Path, cmd: PluginCommand) -> ExitCode {
     }
 }
 
-fn open_registry(state: &State) -> Result<Registry, String> {
+/// Opens the registry with each connection's role configs from crmsync.toml
+/// (when there is one), so activation checks the config a version will run with.
+fn open_registry(config: &Path, state: &State) -> Result<Registry, String> {
     let runtime = Runtime::new(Some(&state.cache_dir()), Limits::default()).map_err(|e| e.to_string())?;
-    Registry::open(state.clone(), runtime).map_err(|e| e.to_string())
+    let registry = Registry::open(state.clone(), runtime).map_err(|e| e.to_string())?;
+    if config.exists() {
+        let config = crate::config::Config::load(config).map_err(|e| e.to_string())?;
+        for (name, cc) in &config.connections {
+            registry.set_role_configs(name, &crate::service::role_configs(name, cc));
+            registry.set_require_preview(name, cc.rules.require_preview);
+        }
+    }
+    Ok(registry)
 }
 
-fn with_registry(data_dir: &Path, f: impl FnOnce(&Registry) -> Result<(), String>) -> ExitCode {
+fn with_registry(
+    config: &Path,
+    data_dir: &Path,
+    f: impl FnOnce(&Registry) -> Result<(), String>,
+) -> ExitCode {
     let result = State::open(data_dir)
         .map_err(|e| e.to_string())
-        .and_then(|state| open_registry(&state))
+        .and_then(|state| open_registry(config, &state))
         .and_then(|registry| f(&registry));
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -307,7 +328,14 @@ fn test(
     if let Err(e) = plugin.require(role) {
         return fail(e);
     }
-    let outcomes = fixtures::run(&plugin, role, &cases);
+    let mut outcomes = fixtures::run(&plugin, role, &cases);
+    if role == Role::Mapper {
+        for (o, case) in outcomes.iter_mut().zip(&cases) {
+            if let Some(problems) = vendor_type_problems(&plugin, o, case) {
+                o.verdict = Some(Err(problems));
+            }
+        }
+    }
     let mut failed = 0;
     for o in &outcomes {
         // A trap's message is several lines (the guest's backtrace): shown as lines, not escaped.
@@ -332,6 +360,25 @@ fn test(
     let checked = outcomes.iter().filter(|o| o.verdict.is_some()).count();
     out!("{} passed, {} failed", checked - failed, failed);
     if failed > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS }
+}
+
+/// A mapper's output checked against the kinds of value its target platform
+/// fixes (an email must be an address, `unsubscribe` a boolean…): what a real
+/// run would refuse or silently drop, named by plugin, version, record and field.
+fn vendor_type_problems(
+    plugin: &crmsync_runtime::Plugin,
+    o: &fixtures::Outcome,
+    case: &Case,
+) -> Option<String> {
+    let record: crmsync_sdk::types::Record = serde_json::from_value(o.output.get("ok")?.clone()).ok()?;
+    let problems = crmsync_connectors::vendors::check_mapped(&record);
+    if problems.is_empty() {
+        return None;
+    }
+    let source = case.input.get("id").and_then(serde_json::Value::as_str).unwrap_or("(no id)");
+    let fields: Vec<String> =
+        problems.into_iter().map(|(field, why)| format!("field {field} {why}")).collect();
+    Some(format!("{} (mapper) on record {source}: {}", plugin.id(), fields.join("; ")))
 }
 
 fn validate(data_dir: &Path, file: &Path, roles: &[Role], fixtures_path: Option<&Path>) -> ExitCode {
@@ -379,16 +426,19 @@ struct Target {
     version: Option<String>,
     roles: Vec<Role>,
     config: Option<PathBuf>,
+    schema: Option<PathBuf>,
 }
 
 fn install(
+    toml: &Path,
     data_dir: &Path,
     file: &Path,
-    Target { name, version, roles, config }: Target,
+    Target { name, version, roles, config, schema }: Target,
     fixtures_path: Option<&Path>,
     activate: &[String],
 ) -> ExitCode {
-    with_registry(data_dir, |registry| {
+    with_registry(toml, data_dir, |registry| {
+        let schema = crmsync_runtime::watch::schema_beside(file, schema.as_deref())?;
         let config = match &config {
             Some(path) => {
                 let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
@@ -408,8 +458,14 @@ fn install(
             use sha2::Digest;
             format!("sha-{}", &hex::encode(sha2::Sha256::digest(&bytes))[..12])
         });
-        let manifest =
-            Manifest { name: name.unwrap_or_else(|| file_stem(file)), version, roles, fixtures, config };
+        let manifest = Manifest {
+            name: name.unwrap_or_else(|| file_stem(file)),
+            version,
+            roles,
+            fixtures,
+            config,
+            schema,
+        };
         let installed = registry.install(&bytes, &manifest).map_err(|e| e.to_string())?;
         let roles: Vec<String> = installed.roles.iter().map(Role::to_string).collect();
         out!(

@@ -86,6 +86,16 @@ fn fixtures(role: Role) -> &'static str {
         Role::Resolver => include_str!("../../../sdk/templates/fixtures-resolver.jsonl"),
     }
 }
+
+/// Each role's config schema, shared by every language but Rust, whose
+/// `cargo test` writes it from the typed `Config`.
+fn schema(role: Role) -> &'static str {
+    match role {
+        Role::Selector => include_str!("../../../sdk/templates/schema-selector.json"),
+        Role::Mapper => include_str!("../../../sdk/templates/schema-mapper.json"),
+        Role::Resolver => include_str!("../../../sdk/templates/schema-resolver.json"),
+    }
+}
 /// The contract version plugins are built against: the newest this host implements.
 const CONTRACT: &str = include_str!("../../../wit/since_v1.0.0/plugin.wit");
 
@@ -165,6 +175,8 @@ pub fn scaffold(lang: Lang, role: Role, name: &str, dir: &Path) -> Result<Vec<Pa
     files.push(("wit/plugin.wit".into(), CONTRACT.to_string()));
     if lang == Lang::Rust {
         files.extend(sdk_files());
+    } else {
+        files.push((format!("{name}.schema.json"), schema(role).to_string()));
     }
     let mut written = Vec::new();
     for (path, text) in files {
@@ -272,17 +284,17 @@ mod tests {
     fn the_copied_sdk_pins_the_workspace_versions() {
         let workspace = include_str!("../../../Cargo.toml");
         let copied = include_str!("../../../sdk/templates/rust/sdk-Cargo.toml.tmpl");
-        for dep in ["wit-bindgen", "serde", "serde_json", "rust_decimal", "chrono"] {
+        for dep in ["wit-bindgen", "serde", "serde_json", "schemars", "rust_decimal", "chrono"] {
             let line = |text: &'static str| {
                 text.lines().find(|l| l.starts_with(&format!("{dep} = "))).unwrap_or_default()
             };
             assert_eq!(line(copied), line(workspace), "{dep}");
         }
         let sdk = include_str!("../../../sdk/Cargo.toml");
-        for dep in ["wit-bindgen", "serde", "serde_json", "rust_decimal", "chrono"] {
+        for dep in ["wit-bindgen", "serde", "serde_json", "schemars", "rust_decimal", "chrono"] {
             assert!(sdk.contains(&format!("{dep}.workspace = true")), "the SDK's own dependencies: {dep}");
         }
-        assert_eq!(sdk.matches(".workspace = true").count() - 4, 5, "no dependency the copy lacks");
+        assert_eq!(sdk.matches(".workspace = true").count() - 4, 6, "no dependency the copy lacks");
     }
 
     #[test]

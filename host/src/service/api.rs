@@ -146,7 +146,7 @@ pub fn table() -> Vec<Route> {
         route(g.clone(), "/plugins", Standard, "installed plugin versions and the active one per connection and role")
             .to(get(plugins::list)),
         route(p.clone(), "/plugins", Admin, "install a plugin version, validated (contract, its fixtures) before anything changes; 422 when refused")
-            .form("name, version, component (.wasm), optional fixtures (JSON lines), activate (a connection), role")
+            .form("name, version, component (.wasm), optional fixtures (JSON lines), activate (a connection), role, config (the version's own, JSON), schema (the JSON Schema its config must satisfy)")
             .to(post(plugins::upload).layer(DefaultBodyLimit::max(plugins::MAX_COMPONENT))),
         route(p.clone(), "/connections/{name}/run", Admin, "run the whole cycle now")
             .query(&[("wait", "true: answer with the run record once it ends")])

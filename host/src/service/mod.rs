@@ -190,7 +190,19 @@ impl Service {
         let mut connections = BTreeMap::new();
         for conn in built {
             bootstrap_rules(&config, &conn, &registry)?;
+            // A role config the active version's schema refuses stops the start, named.
+            for role in Role::ALL {
+                if let Err(e) = registry.check_active(&conn.name, role) {
+                    problems.push(ConfigError::new(
+                        format!("connections.{}.rules.{role}.config", conn.name),
+                        e.to_string(),
+                    ));
+                }
+            }
             connections.insert(conn.name.clone(), Arc::new(conn));
+        }
+        if !problems.is_empty() {
+            return Err(ConfigErrors(problems).into());
         }
         let store = state.store();
         Ok(Service { config, state, registry, store, connections })
@@ -207,6 +219,7 @@ impl Service {
                 problems.push(e);
             }
             problems.extend(missing_plugin_files(config, name, cc));
+            problems.extend(refused_rule_configs(config, name, cc));
         }
         problems
     }
@@ -353,7 +366,8 @@ impl Service {
             progress: Some(&conn.progress),
             ..opts
         };
-        let record = tracing::Instrument::instrument(cycle::run(&live, run_id, opts), span).await;
+        let mut record = tracing::Instrument::instrument(cycle::run(&live, run_id, opts), span).await;
+        record.plugin_log = conn.rules.take_log(&conn.name, &record.run_id);
         if !opts.dry_run {
             let json = serde_json::to_value(&record).map_err(|e| ServiceError::Other(e.to_string()))?;
             self.store.put_run(&record.connection, record.started_at, &json)?;
@@ -424,6 +438,8 @@ impl Service {
 /// A connection from its (checked) config: connectors, spec, rules, budget.
 fn build(name: &str, cc: &ConnectionConfig, registry: &Arc<Registry>) -> Result<Connection, ConfigError> {
     let Configured { salesforce, marketing, spec, rule_configs } = configure(name, cc)?;
+    registry.set_role_configs(name, &rule_configs);
+    registry.set_require_preview(name, cc.rules.require_preview);
     Ok(Connection {
         name: name.to_string(),
         config: cc.clone(),
@@ -436,6 +452,24 @@ fn build(name: &str, cc: &ConnectionConfig, registry: &Arc<Registry>) -> Result<
         progress: Progress::default(),
         run_stats: run_stats::RunStats::default(),
     })
+}
+
+/// The role configs a connection's plugins run with (JSON text per role), for
+/// commands that check a version against them without starting the service:
+/// as the service computes them, or — when the connection's secrets are not
+/// at hand — as written in crmsync.toml.
+pub fn role_configs(name: &str, cc: &ConnectionConfig) -> HashMap<Role, String> {
+    if let Ok(configured) = configure(name, cc) {
+        return configured.rule_configs;
+    }
+    Role::ALL
+        .into_iter()
+        .filter_map(|role| {
+            let json =
+                rule_config_json(rule(cc, role)).ok()?.unwrap_or_else(|| default_rule_config(cc, role));
+            Some((role, json.to_string()))
+        })
+        .collect()
 }
 
 /// What a connection is made of before it meets the plugin registry.
@@ -633,6 +667,24 @@ fn missing_plugin_files(config: &Config, name: &str, cc: &ConnectionConfig) -> V
             let path = config.path(rule(cc, role)?.plugin.as_ref()?);
             let key = format!("connections.{name}.rules.{role}.plugin");
             (!path.exists()).then(|| ConfigError::new(key, format!("{} does not exist", path.display())))
+        })
+        .collect()
+}
+
+/// Each role config the schema of the rule it names refuses: the configured
+/// file's (`<stem>.schema.json` beside it), else the default rule's. What a
+/// start would refuse, found offline (a version activated since may differ).
+fn refused_rule_configs(config: &Config, name: &str, cc: &ConnectionConfig) -> Vec<ConfigError> {
+    let configs = role_configs(name, cc);
+    Role::ALL
+        .into_iter()
+        .filter_map(|role| {
+            let schema = match rule(cc, role).and_then(|r| r.plugin.as_ref()) {
+                Some(path) => watch::schema_beside(&config.path(path), None).ok()??.to_string(),
+                None => crate::defaults::for_role(role).schema.to_string(),
+            };
+            let errors = crmsync_runtime::registry::check_config(&schema, configs.get(&role)?).err()?;
+            Some(ConfigError::new(format!("connections.{name}.rules.{role}.config"), errors))
         })
         .collect()
 }

@@ -35,8 +35,10 @@ struct Upload {
     fixtures: Option<String>,
     activate: Option<String>,
     role: Option<String>,
-    /// A preview's candidate config (JSON).
+    /// The version's own config, or a preview's candidate config (JSON).
     config: Option<String>,
+    /// The JSON Schema its config must satisfy.
+    schema: Option<String>,
 }
 
 async fn read(mut form: Multipart) -> Result<Upload, Response> {
@@ -46,7 +48,7 @@ async fn read(mut form: Multipart) -> Result<Upload, Response> {
         let name = field.name().unwrap_or_default().to_string();
         match name.as_str() {
             "component" => up.component = Some(field.bytes().await.map_err(bad)?.to_vec()),
-            "name" | "version" | "fixtures" | "activate" | "role" | "config" => {
+            "name" | "version" | "fixtures" | "activate" | "role" | "config" | "schema" => {
                 let text = Some(field.text().await.map_err(bad)?);
                 match name.as_str() {
                     "name" => up.name = text,
@@ -54,6 +56,7 @@ async fn read(mut form: Multipart) -> Result<Upload, Response> {
                     "fixtures" => up.fixtures = text,
                     "activate" => up.activate = text,
                     "config" => up.config = text,
+                    "schema" => up.schema = text,
                     _ => up.role = text,
                 }
             }
@@ -61,7 +64,7 @@ async fn read(mut form: Multipart) -> Result<Upload, Response> {
                 return Err(problem(
                     StatusCode::BAD_REQUEST,
                     format!(
-                        "unknown form field {other:?} (name, version, component, fixtures, activate, role, config)"
+                        "unknown form field {other:?} (name, version, component, fixtures, activate, role, config, schema)"
                     ),
                 ));
             }
@@ -99,7 +102,12 @@ pub async fn upload(State(service): State<Arc<Service>>, form: Multipart) -> Res
         Ok(c) => c,
         Err(e) => return problem(StatusCode::BAD_REQUEST, format!("config is not JSON: {e}")),
     };
-    let manifest = Manifest { name, version, roles: role.into_iter().collect(), fixtures: cases, config };
+    let schema = match up.schema.as_deref().map(serde_json::from_str::<serde_json::Value>).transpose() {
+        Ok(s) => s,
+        Err(e) => return problem(StatusCode::BAD_REQUEST, format!("schema is not JSON: {e}")),
+    };
+    let manifest =
+        Manifest { name, version, roles: role.into_iter().collect(), fixtures: cases, config, schema };
     // Compiling and running the fixtures is CPU work: off the async workers.
     let registry = service.registry.clone();
     let installed = tokio::task::spawn_blocking(move || registry.install(&bytes, &manifest)).await;

@@ -180,6 +180,13 @@ impl Service {
                 report.differences.push(difference);
             }
         }
+        if report.safe() {
+            // What `rules.require_preview` asks for before this version may replace the active one.
+            let ran_with = config.unwrap_or(active_config);
+            self.registry
+                .record_clean_preview(&conn.name, role, &candidate.id().sha256, &ran_with)
+                .map_err(|e| ServiceError::Other(e.to_string()))?;
+        }
         Ok(report)
     }
 

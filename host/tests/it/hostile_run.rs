@@ -80,6 +80,16 @@ async fn under_serve_a_hostile_rule_neither_kills_the_worker_nor_hides_the_error
         assert_eq!(run["error"], Value::Null, "round {round}: {run}");
         if round == 0 {
             assert_eq!(run["outbound"]["errors"], 2, "{run}");
+            // What the rule printed during this run is kept with its record.
+            let log = run["plugin_log"].as_array().cloned().unwrap_or_default();
+            let printed = log
+                .iter()
+                .find(|l| l["message"].as_str().unwrap_or("").contains("hostile plugin printing to stdout"));
+            let printed = printed.unwrap_or_else(|| panic!("the run's plugin log: {run}"));
+            assert!(printed["plugin"].as_str().unwrap().starts_with("hostile@"), "{printed}");
+            assert_eq!(printed["level"], "output", "{printed}");
+            let runs = server.get("/connections/main/runs?limit=1").await;
+            assert_eq!(runs["runs"][0]["plugin_log"], run["plugin_log"], "stored with the run: {runs}");
         }
     }
     let errors = server.get("/connections/main/errors").await;
@@ -119,7 +129,10 @@ async fn plugins_are_uploaded_validated_and_activated_through_the_admin_api() {
     use reqwest::multipart::{Form, Part};
     let env = Env::start(json!({"salesforce": {"generate": {"Lead": 4}}}), all_selection(), json!({})).await;
     let server = Served::start(&env).await;
-    let http = reqwest::Client::new();
+    // A refused upload is answered before its body is read, and the server
+    // then closes that connection: a new connection per request, so the
+    // next upload never lands on a closed one.
+    let http = reqwest::Client::builder().pool_max_idle_per_host(0).build().unwrap();
     let plugins = plugins_dir();
     let form = |name: &str, file: &str, fixtures: Option<String>| {
         let bytes = std::fs::read(plugins.join(file)).unwrap();

@@ -273,5 +273,21 @@ fn every_template_scaffolds_a_project_that_builds_and_passes_its_fixtures() {
                 outcome.verdict
             );
         }
+        // Its config schema (written by the Rust build from the typed Config,
+        // shipped with the others) accepts every fixture's config but the
+        // ones the rule must fail on.
+        let schema = std::fs::read_to_string(project.join(format!("{name}.schema.json")))
+            .unwrap_or_else(|e| panic!("{name}: its config schema: {e}"));
+        for case in &cases {
+            let config = case.config.clone().unwrap_or_else(|| serde_json::json!({})).to_string();
+            let must_fail = case.expect.as_ref().is_some_and(|e| e.get("failed").is_some());
+            let checked = crmsync::plugins::registry::check_config(&schema, &config);
+            assert_eq!(
+                checked.is_err(),
+                must_fail,
+                "{name}: {:?} with config {config}: {checked:?}",
+                case.name
+            );
+        }
     }
 }

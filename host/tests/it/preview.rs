@@ -218,6 +218,21 @@ async fn a_new_selector_version_with_a_new_config_key_rolls_back_to_the_old_conf
     assert_eq!(run["outbound"]["created"], 0, "{run}");
     assert_eq!(run["outbound"]["skipped"]["example.com is excluded"], 5, "the new key at work: {run}");
 
+    // Its schema (written by the template's `cargo test` from the typed
+    // Config, picked up beside the .wasm) refuses a typo at install, naming it.
+    assert!(project.join("domain-rules.schema.json").exists());
+    let typo = env.dir.path().join("typo.json");
+    std::fs::write(&typo, json!({"exclude_domain": ["example.com"]}).to_string()).unwrap();
+    let refused = install_selector(&env, &wasm, "domain-rules-typo", &typo, false).await;
+    assert_eq!(refused.code, Some(2), "{refused}");
+    assert!(
+        refused.stderr.contains("domain-rules-typo@2.0.0 cannot run with its own config")
+            && refused.stderr.contains("exclude_domain"),
+        "{refused}"
+    );
+    let listed = crmsync(&env, &["plugin", "list"]).await;
+    assert!(!listed.stdout.contains("domain-rules-typo"), "nothing installed: {listed}");
+
     let back = crmsync(&env, &["plugin", "rollback", "--connection", "main", "--role", "selector"]).await;
     assert!(back.ok(), "{back}");
     let again = crmsync_json(&env, &["run", "--once", "--reconcile", "--json"]).await;
@@ -229,4 +244,140 @@ async fn a_new_selector_version_with_a_new_config_key_rolls_back_to_the_old_conf
         5,
         "the old rule with its old config syncs them: {again}"
     );
+}
+
+/// A role config in crmsync.toml that the active version's schema refuses
+/// stops the start with the key and the violation — the records are never
+/// skipped as `bad-config` — and activating a version whose schema refuses
+/// the role's config is refused, changing nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_config_the_schema_refuses_is_an_error_at_start_and_activation() {
+    let bad = json!({"objects": {"Lead": {"mode": "sometimes"}}});
+    let env = Env::start(json!({"salesforce": {"generate": {"Lead": 3}}}), bad, json!({})).await;
+    let run = crmsync(&env, &["run", "--once"]).await;
+    assert_eq!(run.code, Some(2), "{run}");
+    assert!(
+        run.stderr.contains("connections.main.rules.selector.config") && run.stderr.contains("sometimes"),
+        "{run}"
+    );
+    assert!(crate::common::ac_contacts(&env).is_empty(), "nothing synced");
+    let check = crmsync(&env, &["config", "check"]).await;
+    assert_eq!(check.code, Some(2), "found offline too: {check}");
+    assert!(
+        check.stdout.contains("connections.main.rules.selector.config")
+            || check.stderr.contains("connections.main.rules.selector.config"),
+        "{check}"
+    );
+
+    // A version whose schema wants a key the role's config in crmsync.toml
+    // lacks (installed without a config of its own) cannot be activated.
+    let env = Env::start(json!({"salesforce": {"generate": {"Lead": 3}}}), all_selection(), json!({})).await;
+    assert!(crmsync(&env, &["run", "--once", "--dry-run"]).await.ok());
+    let strict = env.dir.path().join("strict.schema.json");
+    std::fs::write(
+        &strict,
+        json!({"type": "object", "required": ["objects", "region"], "properties": {"region": {"type": "string"}}})
+            .to_string(),
+    )
+    .unwrap();
+    let wasm = plugins_dir().join("selection.wasm");
+    let installed = crmsync(
+        &env,
+        &[
+            "plugin",
+            "install",
+            wasm.to_str().unwrap(),
+            "--name",
+            "regional",
+            "--version",
+            "1.0.0",
+            "--role",
+            "selector",
+            "--schema",
+            strict.to_str().unwrap(),
+        ],
+    )
+    .await;
+    assert!(installed.ok(), "no own config: the schema is checked at activation: {installed}");
+    let activate = crmsync(
+        &env,
+        &["plugin", "activate", "regional@1.0.0", "--connection", "main", "--role", "selector"],
+    )
+    .await;
+    assert_eq!(activate.code, Some(2), "{activate}");
+    assert!(
+        activate.stderr.contains("connections.main.rules.selector.config in crmsync.toml")
+            && activate.stderr.contains("region"),
+        "{activate}"
+    );
+    let listed = crmsync(&env, &["plugin", "list"]).await;
+    let line = listed.stdout.lines().find(|l| l.starts_with("regional@1.0.0")).unwrap_or_default();
+    assert!(!line.is_empty() && !line.contains("main/selector"), "installed, not active: {listed}");
+}
+
+/// With `rules.require_preview`, a new version replaces the running one only
+/// after a preview of it found no new errors with the config it will run
+/// with; the first version of a role and a rollback need none.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn activation_can_require_a_clean_preview_first() {
+    let plugins = plugins_dir();
+    let rules = json!({
+        "require_preview": true,
+        "selector": {"plugin": plugins.join("selection.wasm"), "config": all_selection()},
+        "mapper": {"plugin": plugins.join("standard-mapping.wasm"), "config": {"marketing": "activecampaign"}},
+        "resolver": {"plugin": plugins.join("field-policy-resolver.wasm"), "config": {}},
+    });
+    let env = Env::start(
+        json!({"salesforce": {"generate": {"Lead": 4}}}),
+        all_selection(),
+        json!({"rules": rules}),
+    )
+    .await;
+    assert!(crmsync(&env, &["run", "--once"]).await.ok(), "the first version of each role needs no preview");
+    let own = env.dir.path().join("v2.json");
+    std::fs::write(
+        &own,
+        json!({"marketing": "activecampaign", "fields": [{"salesforce": "Title", "marketing": "TITLE", "type": "text"}]})
+            .to_string(),
+    )
+    .unwrap();
+    let wasm = plugins.join("standard-mapping.wasm");
+    let (wasm, own) = (wasm.to_str().unwrap(), own.to_str().unwrap());
+    let install = crmsync(
+        &env,
+        &[
+            "plugin",
+            "install",
+            wasm,
+            "--name",
+            "mapping",
+            "--version",
+            "2.0.0",
+            "--role",
+            "mapper",
+            "--config",
+            own,
+            "--activate",
+            "main",
+        ],
+    )
+    .await;
+    assert_eq!(install.code, Some(2), "{install}");
+    assert!(install.stderr.contains("requires a preview with no new errors"), "{install}");
+    let activate = ["plugin", "activate", "mapping@2.0.0", "--connection", "main", "--role", "mapper"];
+    assert_eq!(crmsync(&env, &activate).await.code, Some(2), "still no preview");
+    // A preview with another config does not count for this one.
+    let other = crmsync(&env, &["plugin", "preview", wasm, "--connection", "main", "--role", "mapper"]).await;
+    assert!(other.ok(), "{other}");
+    assert_eq!(crmsync(&env, &activate).await.code, Some(2), "previewed with the active config only");
+    let preview = crmsync(
+        &env,
+        &["plugin", "preview", wasm, "--connection", "main", "--role", "mapper", "--config", own],
+    )
+    .await;
+    assert!(preview.ok() && preview.stdout.contains("0 new errors"), "{preview}");
+    let now = crmsync(&env, &activate).await;
+    assert!(now.ok(), "{now}");
+    let back = crmsync(&env, &["plugin", "rollback", "--connection", "main", "--role", "mapper"]).await;
+    assert!(back.ok(), "a rollback needs no preview: {back}");
 }

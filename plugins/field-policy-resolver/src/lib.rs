@@ -20,7 +20,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use crmsync_sdk::prelude::*;
 use serde::Deserialize;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, schemars::JsonSchema, Default)]
 #[serde(rename_all = "kebab-case")]
 pub enum Policy {
     SalesforceWins,
@@ -30,7 +30,7 @@ pub enum Policy {
     PreferNonEmpty,
 }
 
-#[derive(Debug, Clone, Deserialize, Default)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema, Default)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     #[serde(default)]
@@ -103,6 +103,27 @@ mod own_fixtures {
         crmsync_sdk::testing::resolver_fixtures(
             &super::FieldPolicyResolver,
             concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures.jsonl"),
+        );
+    }
+}
+
+#[cfg(test)]
+mod config_schema {
+    /// config.schema.json is the typed Config's schema (crmsync checks configs
+    /// against it at install and activation); `CRMSYNC_WRITE_SCHEMA=1 cargo test`
+    /// rewrites it after a change to Config.
+    #[test]
+    fn is_current() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/config.schema.json");
+        let schema = crmsync_sdk::testing::config_schema::<super::Config>();
+        if std::env::var_os("CRMSYNC_WRITE_SCHEMA").is_some() {
+            std::fs::write(path, &schema).unwrap();
+        }
+        let committed = std::fs::read_to_string(path).unwrap_or_default();
+        assert!(
+            committed == schema,
+            "{path} is out of date: run CRMSYNC_WRITE_SCHEMA=1 cargo test -p {}",
+            env!("CARGO_PKG_NAME")
         );
     }
 }

@@ -31,7 +31,7 @@ use crmsync_sdk::convert;
 use crmsync_sdk::prelude::*;
 use serde::Deserialize;
 
-#[derive(Debug, Clone, Deserialize, Default)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema, Default)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     #[serde(default)]
@@ -40,7 +40,7 @@ pub struct Config {
     pub inbound: Option<Inbound>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "mode", rename_all = "kebab-case", deny_unknown_fields)]
 pub enum Mode {
     None,
@@ -67,7 +67,7 @@ fn pending() -> String {
     "Pending next sync".into()
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Inbound {
     #[serde(default)]
@@ -83,7 +83,7 @@ fn lead_object() -> SalesforceObject {
 }
 
 /// A selection rule: comparisons combined with all / any / not.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(untagged)]
 pub enum Rule {
     All { all: Vec<Rule> },
@@ -92,7 +92,7 @@ pub enum Rule {
     Compare(Comparison),
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Comparison {
     pub field: String,
@@ -101,7 +101,7 @@ pub struct Comparison {
     pub value: serde_json::Value,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum Op {
     Eq,
@@ -251,6 +251,27 @@ mod own_fixtures {
         crmsync_sdk::testing::selector_fixtures(
             &super::Selection,
             concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures.jsonl"),
+        );
+    }
+}
+
+#[cfg(test)]
+mod config_schema {
+    /// config.schema.json is the typed Config's schema (crmsync checks configs
+    /// against it at install and activation); `CRMSYNC_WRITE_SCHEMA=1 cargo test`
+    /// rewrites it after a change to Config.
+    #[test]
+    fn is_current() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/config.schema.json");
+        let schema = crmsync_sdk::testing::config_schema::<super::Config>();
+        if std::env::var_os("CRMSYNC_WRITE_SCHEMA").is_some() {
+            std::fs::write(path, &schema).unwrap();
+        }
+        let committed = std::fs::read_to_string(path).unwrap_or_default();
+        assert!(
+            committed == schema,
+            "{path} is out of date: run CRMSYNC_WRITE_SCHEMA=1 cargo test -p {}",
+            env!("CARGO_PKG_NAME")
         );
     }
 }

@@ -28,7 +28,7 @@ use crmsync_sdk::convert;
 use crmsync_sdk::prelude::*;
 use serde::Deserialize;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Marketing {
     #[serde(rename = "activecampaign")]
@@ -58,7 +58,7 @@ impl Marketing {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Kind {
     Text,
@@ -74,7 +74,7 @@ pub enum Kind {
     Multipicklist,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, schemars::JsonSchema, Default)]
 #[serde(rename_all = "kebab-case")]
 pub enum Flow {
     #[default]
@@ -84,7 +84,7 @@ pub enum Flow {
 }
 
 /// One field mapping.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FieldMap {
     pub salesforce: String,
@@ -116,7 +116,7 @@ fn person_objects() -> Vec<String> {
     vec!["Lead".into(), "Contact".into()]
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     pub marketing: Marketing,
@@ -556,6 +556,27 @@ mod own_fixtures {
         crmsync_sdk::testing::mapper_fixtures(
             &super::StandardMapping,
             concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures.jsonl"),
+        );
+    }
+}
+
+#[cfg(test)]
+mod config_schema {
+    /// config.schema.json is the typed Config's schema (crmsync checks configs
+    /// against it at install and activation); `CRMSYNC_WRITE_SCHEMA=1 cargo test`
+    /// rewrites it after a change to Config.
+    #[test]
+    fn is_current() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/config.schema.json");
+        let schema = crmsync_sdk::testing::config_schema::<super::Config>();
+        if std::env::var_os("CRMSYNC_WRITE_SCHEMA").is_some() {
+            std::fs::write(path, &schema).unwrap();
+        }
+        let committed = std::fs::read_to_string(path).unwrap_or_default();
+        assert!(
+            committed == schema,
+            "{path} is out of date: run CRMSYNC_WRITE_SCHEMA=1 cargo test -p {}",
+            env!("CARGO_PKG_NAME")
         );
     }
 }

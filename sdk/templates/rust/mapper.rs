@@ -36,6 +36,15 @@ mod tests {
     use super::*;
     use crmsync_sdk::testing::Harness;
 
+    /// Writes {{name}}.schema.json from `NoConfig`: `crmsync plugin install` ships
+    /// it with the version, and every config is checked against it at install
+    /// and activation.
+    #[test]
+    fn the_config_schema_is_written() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/{{name}}.schema.json");
+        std::fs::write(path, crmsync_sdk::testing::config_schema::<NoConfig>()).unwrap();
+    }
+
     /// fixtures.jsonl, run natively by the runner `crmsync plugin test` uses.
     #[test]
     fn the_fixtures_pass() {

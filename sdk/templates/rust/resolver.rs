@@ -13,7 +13,7 @@ use serde::Deserialize;
 pub struct Plugin;
 
 /// Your config section (JSON), parsed: `{"prefer": {"Phone": "salesforce"}}`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     #[serde(default)]
@@ -55,6 +55,15 @@ crmsync_sdk::export_resolver!(Plugin);
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Writes {{name}}.schema.json from `Config`: `crmsync plugin install` ships
+    /// it with the version, and every config is checked against it at install
+    /// and activation.
+    #[test]
+    fn the_config_schema_is_written() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/{{name}}.schema.json");
+        std::fs::write(path, crmsync_sdk::testing::config_schema::<Config>()).unwrap();
+    }
 
     /// fixtures.jsonl, run natively by the runner `crmsync plugin test` uses.
     #[test]

@@ -10,7 +10,7 @@ use serde::Deserialize;
 pub struct Plugin;
 
 /// Your config section (JSON), parsed: `{"exclude_domains": ["example.org"]}`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     #[serde(default)]
@@ -41,6 +41,15 @@ crmsync_sdk::export_selector!(Plugin);
 mod tests {
     use super::*;
     use crmsync_sdk::testing::Harness;
+
+    /// Writes {{name}}.schema.json from `Config`: `crmsync plugin install` ships
+    /// it with the version, and every config is checked against it at install
+    /// and activation.
+    #[test]
+    fn the_config_schema_is_written() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/{{name}}.schema.json");
+        std::fs::write(path, crmsync_sdk::testing::config_schema::<Config>()).unwrap();
+    }
 
     /// fixtures.jsonl, run natively by the runner `crmsync plugin test` uses.
     #[test]

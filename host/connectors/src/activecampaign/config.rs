@@ -8,7 +8,7 @@ use crmsync_core::{Capabilities, ConfigError, MarketingApi, SecretRef};
 use serde::Deserialize;
 
 use super::{ActiveCampaignConfig, ActiveCampaignConnector};
-use crate::vendors::{BuildContext, Vendor, section};
+use crate::vendors::{BuildContext, FieldKind, Vendor, section};
 
 /// What the connector can do beyond contacts.
 pub const CAPABILITIES: Capabilities = Capabilities {
@@ -30,6 +30,15 @@ pub const VENDOR_ENTRY: Vendor = Vendor {
     sandbox_section,
     sandbox_seed: crate::vendors::no_sandbox_seed,
     default_schedules: (None, None),
+    fixed_fields: &[
+        ("email", FieldKind::Email),
+        ("firstName", FieldKind::Text),
+        ("lastName", FieldKind::Text),
+        ("phone", FieldKind::Text),
+        (crmsync_core::connector::fields::TAGS, FieldKind::Tags),
+        (crmsync_core::connector::fields::ACCOUNT, FieldKind::Text),
+        (crmsync_core::connector::fields::UNSUBSCRIBE, FieldKind::Boolean),
+    ],
 };
 
 /// ```toml

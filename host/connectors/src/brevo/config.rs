@@ -8,7 +8,7 @@ use crmsync_core::{Capabilities, ConfigError, MarketingApi, SecretRef};
 use serde::Deserialize;
 
 use super::{BrevoConfig, BrevoConnector, ListChoice};
-use crate::vendors::{BuildContext, Vendor, section};
+use crate::vendors::{BuildContext, FieldKind, Vendor, section};
 
 /// People and consent: Brevo contacts have no accounts, tags, activity feed
 /// or actions crmsync uses.
@@ -31,6 +31,14 @@ pub const VENDOR_ENTRY: Vendor = Vendor {
     sandbox_section,
     sandbox_seed: crate::vendors::no_sandbox_seed,
     default_schedules: (None, None),
+    fixed_fields: &[
+        ("email", FieldKind::Email),
+        ("SMS", FieldKind::Text),
+        ("WHATSAPP", FieldKind::Text),
+        ("LANDLINE_NUMBER", FieldKind::Text),
+        ("EXT_ID", FieldKind::Text),
+        (crmsync_core::connector::fields::UNSUBSCRIBE, FieldKind::Boolean),
+    ],
 };
 
 /// The API's address.

@@ -8,7 +8,7 @@ use crmsync_core::{Capabilities, ConfigError, MarketingApi, SecretRef};
 use serde::Deserialize;
 
 use super::{Auth, MailchimpConfig, MailchimpConnector, OnDelete, Status};
-use crate::vendors::{BuildContext, Vendor, section};
+use crate::vendors::{BuildContext, FieldKind, Vendor, section};
 
 /// Audience members, and unsubscribes both ways.
 pub const CAPABILITIES: Capabilities = Capabilities {
@@ -31,6 +31,11 @@ pub const VENDOR_ENTRY: Vendor = Vendor {
     sandbox_seed,
     // Audience data hourly, campaign activity daily at midnight (org time).
     default_schedules: (Some("every 1 hour"), Some("daily at 00:00")),
+    fixed_fields: &[
+        (super::EMAIL, FieldKind::Email),
+        ("email", FieldKind::Email),
+        (crmsync_core::connector::fields::UNSUBSCRIBE, FieldKind::Boolean),
+    ],
 };
 
 /// ```toml

@@ -234,3 +234,23 @@ fn guest_log_lines_go_to_tracing_tagged_with_the_plugin() {
         "{line}"
     );
 }
+
+/// What a plugin logs is kept for the run it logged in: the service puts it in
+/// that run's record. Taken once, never another run's, and bounded.
+#[test]
+fn guest_log_lines_are_kept_per_run_and_bounded() {
+    use crmsync::plugins::sandbox::KEPT_LOG_LINES;
+    let dir = tempfile::tempdir().unwrap();
+    let plugin = load(&runtime(dir.path()), "hostile");
+    let in_run = |run: &str| Context { run_id: run.into(), ..ctx() };
+    assert!(plugin.map(&in_run("r1"), &[rec("a", Some("log"))])[0].is_ok());
+    assert!(
+        plugin.map(&in_run("r2"), &[rec("b", Some("log")), rec("c", Some("log"))]).iter().all(Result::is_ok)
+    );
+    assert_eq!(plugin.take_log("r1"), vec![("warn", "hello from the guest".to_string())]);
+    assert!(plugin.take_log("r1").is_empty(), "taken once");
+    assert_eq!(plugin.take_log("r2").len(), 2, "the other run's lines stay its own");
+    let many: Vec<Record> = (0..KEPT_LOG_LINES + 50).map(|i| rec(&format!("m{i}"), Some("log"))).collect();
+    plugin.map(&in_run("r3"), &many);
+    assert_eq!(plugin.take_log("r3").len(), KEPT_LOG_LINES, "the oldest lines go first");
+}

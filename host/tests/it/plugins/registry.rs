@@ -237,6 +237,52 @@ fn crmsync() -> Command {
     Command::new(env!("CARGO_BIN_EXE_crmsync"))
 }
 
+/// `plugin test` checks a mapper's output against the kinds of value the
+/// target platform fixes: a phone as a number and `unsubscribe` as text are
+/// failures naming plugin, version, record and field — not a "missing-email"
+/// or a silently dropped opt-out in a real run.
+#[test]
+fn plugin_test_checks_a_mappers_output_types_against_the_platform() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = dir.path().join("cases.jsonl");
+    std::fs::write(
+        &cases,
+        concat!(
+            r#"{"system":"salesforce","object":"Lead","id":"00QTYPES","fields":{"Email":"a@example.com","LastName":"L","NumberOfEmployees":42,"HasOptedOutOfEmail":true}}"#, "\n",
+            r#"{"system":"salesforce","object":"Lead","id":"00QFINE","fields":{"Email":"b@example.com","LastName":"M"}}"#, "\n",
+        ),
+    )
+    .unwrap();
+    let config = dir.path().join("config.json");
+    std::fs::write(
+        &config,
+        r#"{"marketing":"activecampaign","fields":[
+            {"salesforce":"NumberOfEmployees","marketing":"phone","type":"number"},
+            {"salesforce":"HasOptedOutOfEmail","marketing":"unsubscribe","type":"text"}]}"#,
+    )
+    .unwrap();
+    let out = crmsync()
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .args(["plugin", "test"])
+        .arg(plugin_path("standard-mapping"))
+        .args(["--role", "mapper", "--input"])
+        .arg(&cases)
+        .arg("--config")
+        .arg(&config)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    let line = stdout.lines().find(|l| l.contains("00QTYPES")).unwrap_or_default();
+    assert!(line.contains("FAIL: standard-mapping@dev (mapper) on record 00QTYPES"), "{stdout}");
+    assert!(line.contains("field phone is a number (42); ActiveCampaign takes text there"), "{stdout}");
+    assert!(line.contains("field unsubscribe is text"), "{stdout}");
+    let fine = stdout.lines().find(|l| l.contains("00QFINE") || l.starts_with("line 2")).unwrap_or_default();
+    assert!(!fine.is_empty() && !fine.contains("FAIL"), "the well-typed record is fine: {stdout}");
+    assert!(stdout.contains("0 passed, 1 failed"), "{stdout}");
+}
+
 #[test]
 fn plugin_test_command_prints_results_and_fails_on_unmet_expectations() {
     let dir = tempfile::tempdir().unwrap();
@@ -339,10 +385,32 @@ fn plugin_install_activate_rollback_and_list_commands() {
     };
     let std_path = plugin_path("standard-mapping");
     let std_path = std_path.to_str().unwrap();
-    let (code, out, err) =
+    // Its schema (standard-mapping.schema.json beside it) wants `marketing`:
+    // with no crmsync.toml the role's config is `{}`, which it refuses.
+    let (code, _, err) =
         cmd(&["install", std_path, "--name", "std", "--version", "1.0.0", "--activate", "main"]);
+    assert_eq!(code, Some(2));
+    assert!(
+        err.contains("std@1.0.0 cannot run with connections.main.rules.mapper.config")
+            && err.contains("marketing"),
+        "{err}"
+    );
+    let own = dir.path().join("std.json");
+    std::fs::write(&own, r#"{"marketing": "activecampaign"}"#).unwrap();
+    let (code, out, err) = cmd(&[
+        "install",
+        std_path,
+        "--name",
+        "std",
+        "--version",
+        "1.0.1",
+        "--config",
+        own.to_str().unwrap(),
+        "--activate",
+        "main",
+    ]);
     assert_eq!(code, Some(0), "{out}{err}");
-    assert!(out.contains("installed std@1.0.0 (mapper;") && out.contains("fixtures passed"), "{out}");
+    assert!(out.contains("installed std@1.0.1 (mapper;") && out.contains("fixtures passed"), "{out}");
     let hostile = plugin_path("hostile");
     let (code, _, err) = cmd(&["install", hostile.to_str().unwrap(), "--name", "std", "--version", "2.0.0"]);
     assert_eq!(code, Some(0), "{err}");
@@ -353,7 +421,7 @@ fn plugin_install_activate_rollback_and_list_commands() {
     assert!(out.lines().any(|l| l.starts_with("std@2.0.0") && l.contains("main/mapper")), "{out}");
     let (code, out, _) = cmd(&["rollback", "--connection", "main", "--role", "mapper"]);
     assert_eq!(code, Some(0));
-    assert!(out.contains("std@1.0.0 is again the mapper"), "{out}");
+    assert!(out.contains("std@1.0.1 is again the mapper"), "{out}");
     let (code, _, err) = cmd(&["activate", "std@9.9.9", "--connection", "main", "--role", "mapper"]);
     assert_eq!(code, Some(2));
     assert!(err.contains("std@9.9.9 is not installed"), "{err}");
