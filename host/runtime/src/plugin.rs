@@ -438,9 +438,13 @@ fn off_runtime<T: Send>(f: impl FnOnce() -> T + Send) -> T {
     if tokio::runtime::Handle::try_current().is_err() {
         return f();
     }
-    std::thread::scope(|scope| match scope.spawn(f).join() {
-        Ok(out) => out,
-        Err(panic) => std::panic::resume_unwind(panic),
+    // The caller's subscriber goes along (a validation runs its fixtures quietly).
+    let dispatch = tracing::dispatcher::get_default(Clone::clone);
+    std::thread::scope(|scope| {
+        match scope.spawn(move || tracing::dispatcher::with_default(&dispatch, f)).join() {
+            Ok(out) => out,
+            Err(panic) => std::panic::resume_unwind(panic),
+        }
     })
 }
 

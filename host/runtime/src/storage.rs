@@ -103,9 +103,12 @@ pub fn active(state: &State) -> Result<ActivePlugins, StoreError> {
 }
 
 /// `connection \0 role \0 component sha256 \0 sha256 of the config text`
+/// (the config as canonical JSON: the same config written differently is the same).
 fn preview_key(connection: &str, role: Role, sha256: &str, config: &str) -> Vec<u8> {
     use sha2::Digest;
-    let config = hex::encode(sha2::Sha256::digest(config.as_bytes()));
+    let canonical = serde_json::from_str::<serde_json::Value>(config)
+        .map_or_else(|_| config.to_string(), |v| v.to_string());
+    let config = hex::encode(sha2::Sha256::digest(canonical.as_bytes()));
     format!("{connection}\0{role}\0{sha256}\0{config}").into_bytes()
 }
 

@@ -340,8 +340,14 @@ fn test(
     for o in &outcomes {
         // A trap's message is several lines (the guest's backtrace): shown as lines, not escaped.
         if let Some(trap) = o.output.get("failed").and_then(serde_json::Value::as_str) {
-            failed += usize::from(matches!(o.verdict, Some(Err(_))));
-            out!("{}\tFAIL: the plugin failed:", o.name);
+            let verdict = match &o.verdict {
+                Some(Ok(())) => "pass: the plugin failed, as expected",
+                Some(Err(_)) | None => {
+                    failed += 1;
+                    "FAIL: the plugin failed"
+                }
+            };
+            out!("{}\t{verdict}:", o.name);
             for line in trap.lines() {
                 out!("    {line}");
             }

@@ -41,7 +41,7 @@ use crmsync_engine::budget::Budget;
 use crmsync_engine::cycle::{self, RunOptions, RunRecord};
 use crmsync_engine::spec::WriteBack;
 use crmsync_engine::{ConnectionSpec, Progress, ProgressSnapshot, SyncError};
-use crmsync_runtime::registry::Registry;
+use crmsync_runtime::registry::{Registry, RegistryError};
 use crmsync_runtime::{Limits, PluginRules, Role, Runtime, watch};
 use crmsync_store::{SledStore, State};
 use serde::{Deserialize, Serialize};
@@ -705,9 +705,14 @@ fn bootstrap_rules(config: &Config, conn: &Connection, registry: &Registry) -> R
                 crate::defaults::for_role(role).install(registry).map_err(|m| ConfigError::new(&key, m))?
             }
         };
-        registry
-            .activate(&conn.name, role, &installed.to_string())
-            .map_err(|e| ConfigError::new(&key, e.to_string()))?;
+        registry.activate(&conn.name, role, &installed.to_string()).map_err(|e| match e {
+            // A config the version's schema refuses is the config's problem, not the plugin's.
+            RegistryError::ConfigRefused { plugin, errors, .. } => ConfigError::new(
+                format!("connections.{}.rules.{role}.config", conn.name),
+                format!("{plugin} refuses it: {errors}"),
+            ),
+            e => ConfigError::new(&key, e.to_string()),
+        })?;
         tracing::info!(connection = %conn.name, %role, plugin = %installed, "plugin activated");
     }
     Ok(())

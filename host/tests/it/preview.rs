@@ -335,10 +335,14 @@ async fn activation_can_require_a_clean_preview_first() {
     .await;
     assert!(crmsync(&env, &["run", "--once"]).await.ok(), "the first version of each role needs no preview");
     let own = env.dir.path().join("v2.json");
+    // Written as a person would (spaces, a newline): the same config as the one installed.
     std::fs::write(
         &own,
-        json!({"marketing": "activecampaign", "fields": [{"salesforce": "Title", "marketing": "TITLE", "type": "text"}]})
-            .to_string(),
+        serde_json::to_string_pretty(
+            &json!({"marketing": "activecampaign", "fields": [{"salesforce": "Title", "marketing": "TITLE", "type": "text"}]}),
+        )
+        .unwrap()
+            + "\n",
     )
     .unwrap();
     let wasm = plugins.join("standard-mapping.wasm");
