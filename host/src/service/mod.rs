@@ -675,6 +675,9 @@ fn missing_plugin_files(config: &Config, name: &str, cc: &ConnectionConfig) -> V
 /// file's (`<stem>.schema.json` beside it), else the default rule's. What a
 /// start would refuse, found offline (a version activated since may differ).
 fn refused_rule_configs(config: &Config, name: &str, cc: &ConnectionConfig) -> Vec<ConfigError> {
+    if cc.vendor().is_none() {
+        return Vec::new(); // the default configs follow the platform, already reported
+    }
     let configs = role_configs(name, cc);
     Role::ALL
         .into_iter()
