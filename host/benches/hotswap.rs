@@ -114,6 +114,7 @@ fn main() {
         roles: vec![Role::Mapper],
         fixtures: cases.clone(),
         config: None,
+        schema: None,
     };
     registry.install(&variant(&bytes, "0"), &manifest("1.0.0".into())).expect("install v1.0.0");
     registry.activate(CONNECTION, Role::Mapper, "rules@1.0.0").expect("activate");
