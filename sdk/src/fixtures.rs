@@ -169,6 +169,14 @@ pub fn run(rules: &impl Rules, role: Role, cases: &[Case]) -> Vec<Outcome> {
     cases.iter().map(|case| run_case(rules, case.role.unwrap_or(role), case)).collect()
 }
 
+/// The one result a batch of one gave; an error when it gave none or several.
+pub fn one<T>(mut results: Vec<T>) -> Result<T, String> {
+    match (results.pop(), results.is_empty()) {
+        (Some(result), true) => Ok(result),
+        _ => Err("returned no result or several for one input".into()),
+    }
+}
+
 /// The cases that failed, one line each (`name: why`); empty when all passed.
 pub fn failures(outcomes: &[Outcome]) -> Vec<String> {
     outcomes

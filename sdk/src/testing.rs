@@ -12,7 +12,7 @@
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
 
-use crate::fixtures::{self, Role, Rules};
+use crate::fixtures::{self, Role, Rules, one};
 use crate::types::*;
 use crate::{Mapper, Resolver, Selector};
 
@@ -74,6 +74,17 @@ pub fn config_schema<C: schemars::JsonSchema>() -> String {
     serde_json::to_string_pretty(&schema).expect("a schema is JSON") + "\n"
 }
 
+/// Checks the schema file at `path` is `C`'s schema; with `CRMSYNC_WRITE_SCHEMA`
+/// set, writes it first (after a change to `C`).
+pub fn assert_config_schema_current<C: schemars::JsonSchema>(path: &str) {
+    let schema = config_schema::<C>();
+    if std::env::var_os("CRMSYNC_WRITE_SCHEMA").is_some() {
+        std::fs::write(path, &schema).unwrap_or_else(|e| panic!("{path}: {e}"));
+    }
+    let committed = std::fs::read_to_string(path).unwrap_or_default();
+    assert!(committed == schema, "{path} is out of date: run the tests with CRMSYNC_WRITE_SCHEMA=1");
+}
+
 /// Runs a fixtures file against a selector natively; panics naming every case that fails.
 pub fn selector_fixtures<T: Selector>(plugin: &T, path: impl AsRef<Path>) {
     assert_fixtures(&NativeSelector(plugin), Role::Selector, path.as_ref());
@@ -112,13 +123,6 @@ fn guarded<T>(call: impl FnOnce() -> T) -> Result<T, String> {
             .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_string()))
             .unwrap_or_else(|| "panicked".into())
     })
-}
-
-fn one<T>(mut results: Vec<T>) -> Result<T, String> {
-    match (results.pop(), results.is_empty()) {
-        (Some(result), true) => Ok(result),
-        _ => Err("returned no result or several for one input".into()),
-    }
 }
 
 fn only(role: Role, plays: Role) -> Result<(), String> {

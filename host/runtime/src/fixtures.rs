@@ -3,7 +3,7 @@
 //! validation and the SDK's native harness; this module only says how a
 //! component is called — one record a batch, its failures as `failed`.
 
-use crmsync_sdk::fixtures::{Rules, failures};
+use crmsync_sdk::fixtures::{Rules, failures, one};
 use crmsync_sdk::types::{Conflict, Context, Record, RecordError, Resolution, Selection};
 
 pub use crmsync_sdk::fixtures::{Case, Outcome, parse};
@@ -36,13 +36,6 @@ impl Rules for Plugin {
         conflict: Conflict,
     ) -> Result<Result<Resolution, RecordError>, String> {
         answer(one(Plugin::resolve(self, ctx, &[conflict]))?)
-    }
-}
-
-fn one<T>(mut results: Vec<T>) -> Result<T, String> {
-    match (results.pop(), results.is_empty()) {
-        (Some(result), true) => Ok(result),
-        _ => Err("returned no result or several for one input".into()),
     }
 }
 

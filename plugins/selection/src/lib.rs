@@ -262,16 +262,9 @@ mod config_schema {
     /// rewrites it after a change to Config.
     #[test]
     fn is_current() {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/config.schema.json");
-        let schema = crmsync_sdk::testing::config_schema::<super::Config>();
-        if std::env::var_os("CRMSYNC_WRITE_SCHEMA").is_some() {
-            std::fs::write(path, &schema).unwrap();
-        }
-        let committed = std::fs::read_to_string(path).unwrap_or_default();
-        assert!(
-            committed == schema,
-            "{path} is out of date: run CRMSYNC_WRITE_SCHEMA=1 cargo test -p {}",
-            env!("CARGO_PKG_NAME")
-        );
+        crmsync_sdk::testing::assert_config_schema_current::<super::Config>(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/config.schema.json"
+        ));
     }
 }
