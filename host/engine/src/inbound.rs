@@ -31,7 +31,7 @@ use crmsync_sdk::types::Side as Winner;
 
 use crate::diff;
 use crate::identity;
-use crate::outbox::flush;
+use crate::outbox::{Flush, flush};
 use crate::{Pass, PassReport, PlannedWrite, SyncError};
 
 /// Runs a marketing → Salesforce pass over the connection's marketing
@@ -39,12 +39,15 @@ use crate::{Pass, PassReport, PlannedWrite, SyncError};
 pub async fn to_salesforce(pass: &Pass<'_>) -> Result<PassReport, SyncError> {
     let mut report = PassReport::default();
     if !pass.dry_run {
-        flush(pass, &mut report).await?;
+        flush(pass, &mut report, Flush::End).await?;
     }
     for object in pass.spec.marketing_objects() {
         if !object_pass(pass, object, &mut report).await? {
             break;
         }
+    }
+    if !pass.dry_run {
+        flush(pass, &mut report, Flush::End).await?;
     }
     Ok(report)
 }
@@ -80,7 +83,7 @@ async fn object_pass(pass: &Pass<'_>, object: &str, report: &mut PassReport) -> 
             }
             let next = changes.next.as_ref().map(|c| (Side::Marketing, object, c));
             store.enqueue_and_advance(&spec.name, &entries, next)?;
-            flush(pass, report).await?;
+            flush(pass, report, Flush::Page).await?;
         }
         pass.page_written(Direction::ToSalesforce, object, changes.remaining, report);
         match changes.next {

@@ -27,18 +27,37 @@ use crmsync_sdk::convert::email_key;
 
 use crate::diff;
 use crate::identity::{self, Followed};
-use crate::outbox::{flush, status_text, write_back_entry};
+use crate::outbox::{Flush, flush, status_text, write_back_entry};
 use crate::spec::{ConnectionSpec, OnDelete};
 use crate::{Pass, PassReport, PlannedWrite, SyncError};
 
 /// Runs a Salesforce → marketing pass over every object of the connection.
+///
+/// Status write-backs are gathered and go at the pass's end. Each changes its
+/// record's `SystemModstamp`, so the pass then reads on once from its cursor:
+/// those records come back as unchanged echoes (an edit made meanwhile is
+/// found there), and the next cycle starts past them. A pass that left writes
+/// waiting in the outbox does not: its records are read again next pass.
 pub async fn to_marketing(pass: &Pass<'_>) -> Result<PassReport, SyncError> {
     let mut report = PassReport::default();
     if !pass.dry_run {
-        flush(pass, &mut report).await?;
+        flush(pass, &mut report, Flush::End).await?;
     }
-    for object in &pass.spec.objects {
-        if !object_pass(pass, object, &mut report).await? {
+    for _round in 0..2 {
+        let written_back = report.written_back;
+        let mut halted = false;
+        for object in &pass.spec.objects {
+            if !object_pass(pass, object, &mut report).await? {
+                halted = true;
+                break;
+            }
+        }
+        if pass.dry_run {
+            break;
+        }
+        flush(pass, &mut report, Flush::End).await?;
+        // After writes that must wait (an outage), the next pass reads them.
+        if halted || report.written_back == written_back || report.deferred > 0 {
             break;
         }
     }
@@ -70,7 +89,7 @@ async fn object_pass(pass: &Pass<'_>, object: &str, report: &mut PassReport) -> 
         } else {
             let next = changes.next.as_ref().map(|c| (Side::Salesforce, object, c));
             store.enqueue_and_advance(&spec.name, &entries, next)?;
-            flush(pass, report).await?;
+            flush(pass, report, Flush::Page).await?;
         }
         pass.page_written(Direction::ToMarketing, object, changes.remaining, report);
         // A dry run pages on from the cursor it was given, storing nothing.
@@ -256,8 +275,8 @@ impl Planner<'_> {
                 Ok(Selection::Sync) | Ok(Selection::CreateAs(_)) => selected.push(record),
                 Ok(Selection::Skip(reason)) => *self.report.skipped.entry(reason).or_default() += 1,
                 Err(RuleFailure { code, message }) => {
-                    self.report.errors += 1;
                     let id = record.id.clone().unwrap_or_default();
+                    self.report.failed(&id);
                     let error = self.error(&id, &code, message, selection.plugin.clone());
                     self.store.put_error(&self.spec.name, &error)?;
                 }
@@ -275,7 +294,7 @@ impl Planner<'_> {
         plugin: Option<String>,
     ) -> Result<(), SyncError> {
         let sf_id = source.id.as_deref().unwrap_or_default();
-        self.report.errors += 1;
+        self.report.failed(sf_id);
         let entry = self.error(sf_id, code, message, plugin);
         self.store.put_error(&self.spec.name, &entry)?;
         let status = status_text(&entry);

@@ -12,6 +12,9 @@
 //! - Marketing-originated Salesforce writes wait for a full batch or for
 //!   their oldest to reach the window; under a paused budget only creates and
 //!   opt-outs go, and only as many as the share has calls left for.
+//! - Status write-backs are gathered over a pass (up to
+//!   [`WRITE_BACK_GATHER`]) and go at its end as one large write, which the
+//!   Salesforce connector sends as one Bulk API 2.0 job.
 
 use std::collections::BTreeMap;
 
@@ -24,17 +27,36 @@ use crate::budget::BudgetState;
 use crate::spec::{ConnectionSpec, PENDING, SYNCED};
 use crate::{Pass, PassReport, SyncError};
 
+/// How much of the outbox a flush writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flush {
+    /// After a page: status write-backs wait until [`WRITE_BACK_GATHER`] of
+    /// them are queued, so a pass writes them back in a few Bulk jobs
+    /// rather than one per page.
+    Page,
+    /// At a pass's start and end: everything that is due.
+    End,
+}
+
+/// How many status write-backs a pass gathers before writing them back
+/// mid-pass (one Bulk API 2.0 job: four calls, whatever its size). They
+/// wait in the outbox, so a crash loses none; bounded so that a backfill's
+/// memory and the outbox reads stay small.
+pub const WRITE_BACK_GATHER: usize = 20_000;
+
 /// Writes what the outbox holds, per side and object, in batches of the
 /// largest size each API allows.
-pub async fn flush(pass: &Pass<'_>, report: &mut PassReport) -> Result<(), SyncError> {
+pub async fn flush(pass: &Pass<'_>, report: &mut PassReport, until: Flush) -> Result<(), SyncError> {
     let Pass { spec, store, salesforce, marketing, .. } = *pass;
     // Successes may queue follow-ups (status write-backs, tags): flush those too,
-    // a bounded number of rounds; what stays (transient failures) waits for the next pass.
+    // a bounded number of rounds; what stays (transient failures, write-backs
+    // being gathered) waits for a later flush.
     for _ in 0..3 {
         let pending = store.pending(&spec.name)?;
         if pending.is_empty() {
             break;
         }
+        let mut wrote = false;
         let mut groups: BTreeMap<(Side, String), Vec<(u64, OutboxEntry)>> = BTreeMap::new();
         for (seq, entry) in pending {
             groups.entry((entry.target, entry.object.clone())).or_default().push((seq, entry));
@@ -42,7 +64,7 @@ pub async fn flush(pass: &Pass<'_>, report: &mut PassReport) -> Result<(), SyncE
         for ((side, object), mut pending) in groups {
             let (connector, batch): (&dyn Connector, usize) = match side {
                 Side::Salesforce => {
-                    pending = salesforce_due(pass, pending, report);
+                    pending = salesforce_due(pass, pending, until, report);
                     // Salesforce takes large groups at once: its connector switches to Bulk API 2.0.
                     (salesforce, pending.len())
                 }
@@ -50,7 +72,11 @@ pub async fn flush(pass: &Pass<'_>, report: &mut PassReport) -> Result<(), SyncE
             };
             for chunk in pending.chunks(batch.max(1)) {
                 write_chunk(pass, connector, &object, chunk, report).await?;
+                wrote = true;
             }
+        }
+        if !wrote {
+            break;
         }
     }
     Ok(())
@@ -60,10 +86,12 @@ pub async fn flush(pass: &Pass<'_>, report: &mut PassReport) -> Result<(), SyncE
 /// marketing-originated updates wait for a full batch (`inbound_batch`
 /// records) or for their oldest to reach `inbound_window`, unless the pass
 /// forces them; under a paused budget only priority writes go, and only as
-/// many as the share has calls left for.
+/// many as the share has calls left for. After a page, status write-backs
+/// wait to be gathered ([`Flush::Page`]).
 fn salesforce_due(
     pass: &Pass<'_>,
     mut pending: Vec<(u64, OutboxEntry)>,
+    until: Flush,
     report: &mut PassReport,
 ) -> Vec<(u64, OutboxEntry)> {
     let spec = pass.spec;
@@ -75,6 +103,9 @@ fn salesforce_due(
         || inbound.iter().any(|e| Utc::now() - e.queued_at >= window);
     if !batch_due {
         pending.retain(|(_, e)| e.is_write_back());
+    }
+    if until == Flush::Page && pending.iter().filter(|(_, e)| e.is_write_back()).count() < WRITE_BACK_GATHER {
+        pending.retain(|(_, e)| !e.is_write_back());
     }
     match pass.budget_state() {
         BudgetState::Ok | BudgetState::Warn => {}
@@ -168,7 +199,7 @@ impl Settlement {
                 self.deferred.push((seq, entry.clone()));
             }
             Err(e) => {
-                report.errors += 1;
+                report.failed(&error_record(entry));
                 let error = RecordErrorEntry {
                     at: Utc::now(),
                     side: entry.target,

@@ -20,7 +20,7 @@ use crmsync_core::store::RecordErrorEntry;
 use crmsync_core::{Direction, Link, Record, Side, Value};
 
 use crate::outbound::{plan, removal};
-use crate::outbox::flush;
+use crate::outbox::{Flush, flush};
 use crate::spec::OnDelete;
 use crate::{Pass, PassReport, SyncError};
 
@@ -71,7 +71,7 @@ async fn salesforce_missing(
                 report.planned.extend(planned);
             } else {
                 store.enqueue_and_advance(&spec.name, &entries, None)?;
-                flush(pass, report).await?;
+                flush(pass, report, Flush::Page).await?;
             }
         }
         match next {
@@ -162,5 +162,5 @@ async fn marketing_gone(pass: &Pass<'_>, report: &mut PassReport) -> Result<(), 
         report.deleted += 1;
     }
     store.enqueue_and_advance(&spec.name, &entries, None)?;
-    flush(pass, report).await
+    flush(pass, report, Flush::End).await
 }

@@ -1,6 +1,6 @@
 //! What a pass did, per record outcome, and what a dry run would write.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
 /// What a pass did, per record outcome.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -14,6 +14,8 @@ pub struct PassReport {
     pub unchanged: usize,
     /// Skipped by selection, with the reason and how many.
     pub skipped: BTreeMap<String, usize>,
+    /// Records that failed: each counts once, though a pass that reads its
+    /// own write-backs again meets a failing record twice.
     pub errors: usize,
     /// Records written with a warning (control characters removed, …).
     #[serde(default)]
@@ -36,9 +38,19 @@ pub struct PassReport {
     /// Dry run: the writes that would be made, per record and field.
     #[serde(skip)]
     pub planned: Vec<PlannedWrite>,
+    /// The records counted in `errors` by [`PassReport::failed`].
+    #[serde(skip)]
+    pub failed_records: HashSet<String>,
 }
 
 impl PassReport {
+    /// Counts a record's failure, once per record and pass.
+    pub fn failed(&mut self, record: &str) {
+        if self.failed_records.insert(record.to_string()) {
+            self.errors += 1;
+        }
+    }
+
     /// Adds another pass's counts to this one.
     pub fn add(&mut self, other: PassReport) {
         self.read += other.read;
@@ -58,6 +70,7 @@ impl PassReport {
         self.budget_paused |= other.budget_paused;
         self.stopped |= other.stopped;
         self.planned.extend(other.planned);
+        self.failed_records.extend(other.failed_records);
     }
 }
 

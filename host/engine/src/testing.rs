@@ -358,6 +358,7 @@ struct Vendor {
     max_write_batch: usize,
     books: Mutex<Books>,
     calls: AtomicU64,
+    write_calls: AtomicU64,
 }
 
 impl Vendor {
@@ -369,6 +370,7 @@ impl Vendor {
             max_write_batch,
             books: Mutex::default(),
             calls: AtomicU64::new(0),
+            write_calls: AtomicU64::new(0),
         }
     }
 
@@ -470,6 +472,7 @@ impl Vendor {
     }
 
     fn write(&self, object: &str, writes: Vec<Write>) -> Result<Vec<WriteResult>, ConnectorError> {
+        self.write_calls.fetch_add(1, Ordering::Relaxed);
         self.call()?;
         Ok(writes.into_iter().map(|w| self.write_one(object, w)).collect())
     }
@@ -589,6 +592,11 @@ macro_rules! connector_for {
         }
 
         impl $ty {
+            /// How many `write` calls it has answered (or failed).
+            pub fn write_calls(&self) -> u64 {
+                self.v.write_calls.load(Ordering::Relaxed)
+            }
+
             /// Creates or edits a record as a user would; returns its id.
             pub fn edit(&self, object: &str, id: Option<&str>, fields: &[(&str, Value)]) -> String {
                 self.v.edit(object, id, fields)
@@ -602,6 +610,10 @@ macro_rules! connector_for {
             }
             pub fn all(&self, object: &str) -> Vec<Record> {
                 self.v.all(object)
+            }
+            /// The outage is over: calls no longer fail.
+            pub fn heal(&self) {
+                lock(&self.v.books).faults.clear();
             }
             /// The next calls fail with these errors, one each.
             pub fn fail_next(&self, errors: impl IntoIterator<Item = ConnectorError>) {

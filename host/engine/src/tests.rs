@@ -73,7 +73,8 @@ async fn a_new_lead_becomes_one_tagged_contact_with_its_status_written_back_and_
     let w = World::new();
     let lead = w.lead("Ada@Example.com ", "Lovelace");
     let report = w.outbound().await;
-    assert_eq!((report.read, report.created, report.errors), (1, 1, 0), "{report:?}");
+    // Read twice: the pass reads on past its own write-back (an echo, unchanged).
+    assert_eq!((report.read, report.created, report.unchanged, report.errors), (2, 1, 1, 0), "{report:?}");
     let contact = w.contact_of(&lead);
     assert_eq!(text(&contact, "lastName"), "Lovelace");
     assert!(w.mk.tags_of(contact.id.as_deref().unwrap()).contains("created-from-salesforce"));
@@ -87,6 +88,25 @@ async fn a_new_lead_becomes_one_tagged_contact_with_its_status_written_back_and_
     assert_eq!((again.created, again.updated, again.written_back), (0, 0, 0), "{again:?}");
     assert_eq!(w.mk.calls(), before.1, "no marketing call at all on an echo");
     assert_eq!(w.mk.all("contact").len(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn status_write_backs_are_gathered_over_the_pass_into_one_write_and_their_echoes_read_in_it() {
+    let mut w = World::new();
+    w.spec.page_size = 2;
+    let leads: Vec<String> = (0..7).map(|i| w.lead(&format!("p{i}@example.com"), "Page")).collect();
+    let report = w.outbound().await;
+    assert_eq!((report.created, report.written_back, report.errors), (7, 7, 0), "{report:?}");
+    // Four pages of marketing writes, one Salesforce write for every status.
+    assert_eq!(w.sf.write_calls(), 1, "the write-backs of four pages go in one write");
+    for lead in &leads {
+        assert_eq!(text(&w.sf.record("Lead", lead).unwrap(), STATUS), SYNCED);
+    }
+    // The pass read its own write-backs back (echoes): the next one reads nothing.
+    assert_eq!((report.read, report.unchanged), (14, 7), "{report:?}");
+    let again = w.outbound().await;
+    assert_eq!((again.read, again.written_back), (0, 0), "{again:?}");
+    assert_eq!(w.sf.write_calls(), 1);
 }
 
 #[tokio::test(start_paused = true)]
@@ -222,10 +242,11 @@ async fn a_marketing_outage_keeps_writes_queued_says_pending_next_sync_then_sync
     let mut w = World::new();
     w.spec.objects = vec!["Lead".into()];
     let lead = w.lead("ada@example.com", "Lovelace");
-    // Every flush round of this pass meets the outage.
+    // Every marketing call of this pass meets the outage.
     let down = || ConnectorError::Server { vendor: "Acme Mail", status: 503, message: "down".into() };
-    w.mk.fail_next([down(), down(), down()]);
+    w.mk.fail_next((0..20).map(|_| down()));
     let report = w.outbound().await;
+    w.mk.heal();
     assert_eq!(report.created, 0, "{report:?}");
     assert!(report.deferred >= 1, "{report:?}");
     assert_eq!(text(&w.sf.record("Lead", &lead).unwrap(), STATUS), "Pending next sync");

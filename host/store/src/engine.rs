@@ -83,8 +83,11 @@ impl Store for SledStore {
             .collect()
     }
 
+    /// Counted on the remote-id index (one small entry per link, kept with
+    /// the link in one transaction), not on the links themselves: counting
+    /// those pulled every link's snapshots through the page cache.
     fn count_links(&self, connection: &str) -> StoreResult<usize> {
-        self.count(trees::LINKS, connection)
+        self.count(trees::LINKS_BY_REMOTE, connection)
     }
 
     fn put_link(&self, connection: &str, link: &Link) -> StoreResult<()> {

@@ -122,12 +122,20 @@ pub fn db_error(e: sled::Error) -> StoreError {
 /// can deadlock when a truncation is queued behind I/O tasks that wait for
 /// the lock its caller holds (seen under the crash test's write load). A
 /// database created with another segment size is opened with its own.
+///
+/// The page cache is bounded at [`CACHE_BYTES`]: sled's default (1 GiB) let a
+/// backfill's resident memory grow with the number of links; what falls out
+/// of the cache is read again from the OS's file cache.
 fn open_db(path: &Path) -> Result<sled::Db, sled::Error> {
-    match sled::Config::new().path(path).segment_size(8 << 20).open() {
-        Err(sled::Error::Unsupported(why)) if why.contains("io buffer size") => sled::open(path),
+    let config = sled::Config::new().path(path).cache_capacity(CACHE_BYTES);
+    match config.clone().segment_size(8 << 20).open() {
+        Err(sled::Error::Unsupported(why)) if why.contains("io buffer size") => config.open(),
         other => other,
     }
 }
+
+/// sled's page cache, in bytes.
+pub const CACHE_BYTES: u64 = 16 << 20;
 
 /// The state store. Cheap to clone.
 #[derive(Clone)]
