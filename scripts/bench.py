@@ -1598,8 +1598,11 @@ def render_targets(L: list, r: dict, key: str, vname: str, s: dict, quick: bool,
     bf = r["sync"][key].get("backfill")
     if bf:
         ok = bf["max_rss_mib"] < 200 if bf["records"] >= 1_000_000 else None
+        first = (r["sync"][key].get("initial") or [None])[0]
+        grows = (f"; the initial sync's {num(first['records'])} records: {num(first['full']['max_rss_mib'])} MiB"
+                 if first else "")
         add(f"| 1,000,000-record backfill peaks below 200 MiB RSS | {num(bf['max_rss_mib'])} MiB "
-            f"({num(bf['records'])} records) | "
+            f"({num(bf['records'])} records{grows}) | "
             f"{verdict(ok, quick) if ok is not None else 'fewer records than the target: not judged'} |")
     elif r["meta"]["sizes"]["backfill"] is None:
         add("| 1,000,000-record backfill peaks below 200 MiB RSS | skipped in quick mode | not measured |")

@@ -280,6 +280,14 @@ pub trait Store: Send + Sync {
     fn count_pending(&self, connection: &str) -> StoreResult<usize> {
         Ok(self.pending(connection)?.len())
     }
+    /// The pending entries other than status write-backs, oldest first, and
+    /// how many write-backs wait: what a flush between pages needs, without
+    /// reading the write-backs a pass gathers.
+    fn pending_besides_write_backs(&self, connection: &str) -> StoreResult<(Vec<(u64, OutboxEntry)>, usize)> {
+        let (write_backs, others): (Vec<_>, Vec<_>) =
+            self.pending(connection)?.into_iter().partition(|(_, e)| e.is_write_back());
+        Ok((others, write_backs.len()))
+    }
     /// Settles a written batch in one step: each outcome drops its entry and
     /// stores what it implies, and the follow-ups are queued.
     fn settle(&self, connection: &str, outcomes: &[Outcome], follow_ups: &[OutboxEntry]) -> StoreResult<()>;

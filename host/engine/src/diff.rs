@@ -109,7 +109,7 @@ pub(crate) fn sanitize(record: &mut Record, source: &Record, report: &mut crate:
     if cleaned.is_empty() {
         return;
     }
-    report.warnings += 1;
+    report.warned(&source.label());
     tracing::warn!(
         record = %source.label(),
         fields = %cleaned.join(", "),

@@ -205,6 +205,19 @@ pub(crate) fn plan(
         planned: Vec::new(),
         in_batch: HashMap::new(),
     };
+    // A record that failed earlier in this pass and comes back unchanged (the
+    // echo of its error write-back) would fail the same way.
+    let records: Vec<Record> = records
+        .into_iter()
+        .filter(|r| {
+            let again = planner.report.failed_unchanged(
+                r.id.as_deref().unwrap_or_default(),
+                fingerprint(pass.spec, object, &r.fields),
+            );
+            planner.report.unchanged += usize::from(again);
+            !again
+        })
+        .collect();
     let selected = planner.select(pass, ctx, records)?;
     let mapped = pass.rules.map(ctx, &selected);
     let mut links = Vec::with_capacity(selected.len());
@@ -276,7 +289,7 @@ impl Planner<'_> {
                 Ok(Selection::Skip(reason)) => *self.report.skipped.entry(reason).or_default() += 1,
                 Err(RuleFailure { code, message }) => {
                     let id = record.id.clone().unwrap_or_default();
-                    self.report.failed(&id);
+                    self.report.failed_with(&id, Some(fingerprint(self.spec, self.object, &record.fields)));
                     let error = self.error(&id, &code, message, selection.plugin.clone());
                     self.store.put_error(&self.spec.name, &error)?;
                 }
@@ -294,7 +307,7 @@ impl Planner<'_> {
         plugin: Option<String>,
     ) -> Result<(), SyncError> {
         let sf_id = source.id.as_deref().unwrap_or_default();
-        self.report.failed(sf_id);
+        self.report.failed_with(sf_id, Some(fingerprint(self.spec, self.object, &source.fields)));
         let entry = self.error(sf_id, code, message, plugin);
         self.store.put_error(&self.spec.name, &entry)?;
         let status = status_text(&entry);
@@ -395,6 +408,26 @@ impl Planner<'_> {
         self.reject(source, code, message, None)?;
         Ok(None)
     }
+}
+
+/// Fields that change without an edit of the record's own: its stamps.
+const STAMPS: [&str; 3] = ["SystemModstamp", "LastModifiedDate", "LastModifiedById"];
+
+/// What a Salesforce record holds, but for its stamps and crmsync's own
+/// write-back fields: equal before and after crmsync writes its status back.
+pub(crate) fn fingerprint(spec: &ConnectionSpec, object: &str, fields: &BTreeMap<String, Value>) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let written = spec.write_back.as_ref().and_then(|w| w.fields(object));
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    for (name, value) in fields {
+        let ours = written.is_some_and(|(status, id)| name == status || Some(name.as_str()) == id);
+        if ours || STAMPS.contains(&name.as_str()) {
+            continue;
+        }
+        name.hash(&mut hasher);
+        value.to_string().hash(&mut hasher);
+    }
+    hasher.finish()
 }
 
 /// What a dry run shows for one write.

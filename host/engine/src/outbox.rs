@@ -52,7 +52,14 @@ pub async fn flush(pass: &Pass<'_>, report: &mut PassReport, until: Flush) -> Re
     // a bounded number of rounds; what stays (transient failures, write-backs
     // being gathered) waits for a later flush.
     for _ in 0..3 {
-        let pending = store.pending(&spec.name)?;
+        // Between pages, the write-backs being gathered are counted, not read.
+        let pending = match until {
+            Flush::End => store.pending(&spec.name)?,
+            Flush::Page => match store.pending_besides_write_backs(&spec.name)? {
+                (others, gathered) if gathered < WRITE_BACK_GATHER => others,
+                _ => store.pending(&spec.name)?,
+            },
+        };
         if pending.is_empty() {
             break;
         }
@@ -199,7 +206,10 @@ impl Settlement {
                 self.deferred.push((seq, entry.clone()));
             }
             Err(e) => {
-                report.failed(&error_record(entry));
+                let outbound = entry.target == Side::Marketing && entry.sf_id.is_some();
+                let seen =
+                    outbound.then(|| crate::outbound::fingerprint(spec, &entry.sf_object, &entry.sf_values));
+                report.failed_with(&error_record(entry), seen);
                 let error = RecordErrorEntry {
                     at: Utc::now(),
                     side: entry.target,

@@ -1,6 +1,6 @@
 //! What a pass did, per record outcome, and what a dry run would write.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 /// What a pass did, per record outcome.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -38,16 +38,43 @@ pub struct PassReport {
     /// Dry run: the writes that would be made, per record and field.
     #[serde(skip)]
     pub planned: Vec<PlannedWrite>,
-    /// The records counted in `errors` by [`PassReport::failed`].
+    /// The records counted in `errors`, with what a failed Salesforce
+    /// record held when it failed ([`crate::outbound::fingerprint`]).
     #[serde(skip)]
-    pub failed_records: HashSet<String>,
+    pub failed_records: HashMap<String, Option<u64>>,
+    /// The records counted in `warnings`.
+    #[serde(skip)]
+    pub warned_records: HashSet<String>,
 }
 
 impl PassReport {
     /// Counts a record's failure, once per record and pass.
     pub fn failed(&mut self, record: &str) {
-        if self.failed_records.insert(record.to_string()) {
-            self.errors += 1;
+        self.failed_with(record, None);
+    }
+
+    /// Counts a Salesforce record's failure, once per record and pass, and
+    /// remembers what it held: read again unchanged in the same pass (the
+    /// echo of its error write-back), it is not tried again.
+    pub fn failed_with(&mut self, record: &str, fingerprint: Option<u64>) {
+        match self.failed_records.get_mut(record) {
+            Some(seen) => *seen = fingerprint.or(*seen),
+            None => {
+                self.failed_records.insert(record.to_string(), fingerprint);
+                self.errors += 1;
+            }
+        }
+    }
+
+    /// The record failed in this pass holding exactly this.
+    pub fn failed_unchanged(&self, record: &str, fingerprint: u64) -> bool {
+        self.failed_records.get(record) == Some(&Some(fingerprint))
+    }
+
+    /// Counts a record's warning, once per record and pass.
+    pub fn warned(&mut self, record: &str) {
+        if self.warned_records.insert(record.to_string()) {
+            self.warnings += 1;
         }
     }
 
@@ -71,6 +98,7 @@ impl PassReport {
         self.stopped |= other.stopped;
         self.planned.extend(other.planned);
         self.failed_records.extend(other.failed_records);
+        self.warned_records.extend(other.warned_records);
     }
 }
 

@@ -49,6 +49,21 @@ impl SledStore {
         }
     }
 
+    /// The outbox: its entries, and its status write-backs apart.
+    fn outbox_trees(&self) -> StoreResult<(sled::Tree, sled::Tree)> {
+        Ok((self.tree(trees::OUTBOX)?, self.tree(trees::OUTBOX_WRITE_BACKS)?))
+    }
+
+    fn outbox_entries(&self, tree: &'static str, connection: &str) -> StoreResult<Vec<(u64, OutboxEntry)>> {
+        self.tree(tree)?
+            .scan_prefix(keys::connection_prefix(connection))
+            .map(|kv| {
+                let (k, v) = kv.map_err(db_error)?;
+                Ok((keys::outbox_seq(&k), decode(tree, &v)?))
+            })
+            .collect()
+    }
+
     fn count(&self, tree: &'static str, connection: &str) -> StoreResult<usize> {
         Ok(self.tree(tree)?.scan_prefix(keys::connection_prefix(connection)).keys().count())
     }
@@ -133,11 +148,13 @@ impl Store for SledStore {
         cursor: Option<(Side, &str, &Cursor)>,
     ) -> StoreResult<Vec<u64>> {
         let seqs = self.next_ids(entries.len())?;
-        let (outbox, cursors) = (self.tree(trees::OUTBOX)?, self.tree(trees::CURSORS)?);
-        (&outbox, &cursors)
-            .transaction(|(o, c)| {
+        let (outbox, write_backs) = self.outbox_trees()?;
+        let cursors = self.tree(trees::CURSORS)?;
+        (&outbox, &write_backs, &cursors)
+            .transaction(|(o, w, c)| {
                 for (seq, entry) in seqs.iter().zip(entries) {
-                    o.insert(keys::outbox(connection, *seq), encode(entry))?;
+                    let tree = if entry.is_write_back() { w } else { o };
+                    tree.insert(keys::outbox(connection, *seq), encode(entry))?;
                 }
                 if let Some((side, object, cursor)) = cursor {
                     c.insert(keys::cursor(connection, side.key(), object), cursor.0.as_bytes())?;
@@ -150,17 +167,21 @@ impl Store for SledStore {
     }
 
     fn pending(&self, connection: &str) -> StoreResult<Vec<(u64, OutboxEntry)>> {
-        let tree = self.tree(trees::OUTBOX)?;
-        tree.scan_prefix(keys::connection_prefix(connection))
-            .map(|kv| {
-                let (k, v) = kv.map_err(db_error)?;
-                Ok((keys::outbox_seq(&k), decode(trees::OUTBOX, &v)?))
-            })
-            .collect()
+        let mut all = self.outbox_entries(trees::OUTBOX, connection)?;
+        all.extend(self.outbox_entries(trees::OUTBOX_WRITE_BACKS, connection)?);
+        all.sort_by_key(|(seq, _)| *seq);
+        Ok(all)
     }
 
     fn count_pending(&self, connection: &str) -> StoreResult<usize> {
-        self.count(trees::OUTBOX, connection)
+        Ok(self.count(trees::OUTBOX, connection)? + self.count(trees::OUTBOX_WRITE_BACKS, connection)?)
+    }
+
+    /// Write-backs queued by an earlier version sit in `outbox`: they are
+    /// returned with the others, which is only slower.
+    fn pending_besides_write_backs(&self, connection: &str) -> StoreResult<(Vec<(u64, OutboxEntry)>, usize)> {
+        let others = self.outbox_entries(trees::OUTBOX, connection)?;
+        Ok((others, self.count(trees::OUTBOX_WRITE_BACKS, connection)?))
     }
 
     fn settle(&self, connection: &str, outcomes: &[Outcome], follow_ups: &[OutboxEntry]) -> StoreResult<()> {
@@ -169,13 +190,19 @@ impl Store for SledStore {
         }
         let seqs = self.next_ids(follow_ups.len())?;
         let (links, remote, email) = self.link_trees()?;
-        let (outbox, errors) = (self.tree(trees::OUTBOX)?, self.tree(trees::ERRORS)?);
-        (&outbox, &links, &remote, &email, &errors)
-            .transaction(|(o, l, r, m, e)| {
+        let (outbox, write_backs) = self.outbox_trees()?;
+        let errors = self.tree(trees::ERRORS)?;
+        (&outbox, &write_backs, &links, &remote, &email, &errors)
+            .transaction(|(o, w, l, r, m, e)| {
+                let remove = |seq: u64| -> TxResult<()> {
+                    o.remove(keys::outbox(connection, seq))?;
+                    w.remove(keys::outbox(connection, seq))?;
+                    Ok(())
+                };
                 for outcome in outcomes {
                     match outcome {
                         Outcome::Done { seq, link } => {
-                            o.remove(keys::outbox(connection, *seq))?;
+                            remove(*seq)?;
                             if let Some(link) = link {
                                 put_link_tx((l, r, m), connection, link)?;
                                 e.remove(keys::record_error(connection, &link.sf_id))?;
@@ -183,17 +210,18 @@ impl Store for SledStore {
                             }
                         }
                         Outcome::Unlinked { seq, sf_id } => {
-                            o.remove(keys::outbox(connection, *seq))?;
+                            remove(*seq)?;
                             remove_link_tx((l, r, m), connection, sf_id)?;
                         }
                         Outcome::Failed { seq, error } => {
-                            o.remove(keys::outbox(connection, *seq))?;
+                            remove(*seq)?;
                             e.insert(keys::record_error(connection, &error.record), encode(error))?;
                         }
                     }
                 }
                 for (seq, entry) in seqs.iter().zip(follow_ups) {
-                    o.insert(keys::outbox(connection, *seq), encode(entry))?;
+                    let tree = if entry.is_write_back() { w } else { o };
+                    tree.insert(keys::outbox(connection, *seq), encode(entry))?;
                 }
                 Ok(())
             })
@@ -210,13 +238,16 @@ impl Store for SledStore {
             return Ok(());
         }
         let seqs = self.next_ids(follow_ups.len())?;
-        let outbox = self.tree(trees::OUTBOX)?;
-        outbox
-            .transaction(|o| {
+        let (outbox, write_backs) = self.outbox_trees()?;
+        (&outbox, &write_backs)
+            .transaction(|(o, w)| {
                 for (seq, entry) in
                     deferred.iter().map(|(s, e)| (*s, e)).chain(seqs.iter().copied().zip(follow_ups))
                 {
-                    o.insert(keys::outbox(connection, seq), encode(entry))?;
+                    // A write-back deferred where an earlier version queued it stays there.
+                    let key = keys::outbox(connection, seq);
+                    let tree = if entry.is_write_back() && o.get(&key)?.is_none() { w } else { o };
+                    tree.insert(key, encode(entry))?;
                 }
                 Ok(())
             })
@@ -467,6 +498,39 @@ mod tests {
         assert_eq!(pending.len(), 1);
         assert_eq!(pending[0].1.email.as_deref(), Some("b@example.com"));
         assert!(s.link_by_remote("c", None, "7").unwrap().is_some());
+    }
+
+    #[test]
+    fn write_backs_wait_apart_and_come_back_with_the_rest_in_order_after_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let write_back = |id: &str| {
+            let record = Record::new(System::Salesforce, "Lead").with("Status__c", "Synced successfully");
+            let write = Write::Upsert { key: WriteKey::Id(id.into()), record };
+            OutboxEntry::new(EntryKind::WriteBack, Side::Salesforce, "Lead", write)
+                .salesforce("Lead", Some(id.into()))
+        };
+        {
+            let s = store(dir.path());
+            let seqs = s.enqueue_and_advance("c", &[entry("a@example.com")], None).unwrap();
+            // The sync settles and queues its write-back; a second sync and write-back follow.
+            s.settle("c", &[Outcome::Done { seq: seqs[0], link: None }], &[write_back("00Q1")]).unwrap();
+            s.enqueue_and_advance("c", &[entry("b@example.com"), write_back("00Q2")], None).unwrap();
+        }
+        let s = store(dir.path());
+        let pending = s.pending("c").unwrap();
+        let kinds: Vec<bool> = pending.iter().map(|(_, e)| e.is_write_back()).collect();
+        assert_eq!(kinds, [true, false, true], "all of them, oldest first");
+        assert!(pending.windows(2).all(|w| w[0].0 < w[1].0));
+        assert_eq!(s.count_pending("c").unwrap(), 3);
+        // Between pages, the write-backs are counted, not read.
+        let (others, gathered) = s.pending_besides_write_backs("c").unwrap();
+        assert_eq!((others.len(), gathered), (1, 2));
+        assert_eq!(others[0].1.email.as_deref(), Some("b@example.com"));
+        // A write-back settles out of its own tree; a deferred one stays there.
+        s.settle("c", &[Outcome::Done { seq: pending[0].0, link: None }], &[]).unwrap();
+        s.defer("c", &[pending[2].clone()], &[]).unwrap();
+        assert_eq!(s.pending_besides_write_backs("c").unwrap().1, 1);
+        assert_eq!(s.count_pending("c").unwrap(), 2);
     }
 
     #[test]

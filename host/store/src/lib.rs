@@ -43,6 +43,10 @@ pub mod trees {
     pub const LINKS_BY_EMAIL: &str = "links_by_email";
     pub const CURSORS: &str = "cursors";
     pub const OUTBOX: &str = "outbox";
+    /// The outbox's status write-backs, kept apart so that the flush between
+    /// pages does not read those a pass is gathering (same keys, one
+    /// sequence shared with `outbox`).
+    pub const OUTBOX_WRITE_BACKS: &str = "outbox_write_backs";
     pub const ERRORS: &str = "errors";
     /// One record per finished run.
     pub const RUNS: &str = "runs";
