@@ -104,7 +104,7 @@ RATIO_LIMITS = {
                        "backfill_rss": 1.45},
     "mailchimp": {"sf_calls": 1.95, "vendor_calls": 2.1, "incremental_calls": 1.65, "idle_calls": 12,
                   "backfill_rss": 1.45},
-    "brevo": {"sf_calls": 1.9, "vendor_calls": 3.3, "incremental_calls": 1.55, "idle_calls": 15,
+    "brevo": {"sf_calls": 1.9, "vendor_calls": 3.3, "incremental_calls": 0.4, "idle_calls": 15,
               "backfill_rss": 1.45},
 }
 
@@ -1722,7 +1722,8 @@ def render_calls(L: list, res: dict, s: dict, vi: dict) -> None:
             f"{num(t['ratio'], 2) if t['ratio'] is not None else '–'} |")
         if v == "salesforce":
             add(f"\nWrite-backs: {num(d['written_back'])} records in {num(d['bulk_jobs'])} Bulk API 2.0 jobs "
-                f"(a page's write-backs go as one job from 2,000 on, through Collections below that); calls: "
+                f"(a pass gathers its write-backs, up to 20,000, and sends them as one job from 2,000 on, "
+                "through Collections below that); calls: "
                 + ", ".join(f"{k.split(': ', 1)[-1]} {num(x)}" for k, x in d["write_calls_by_api"].items())
                 + f". Collections alone would need {num(d['collections_minimum'])}; one Bulk job for all "
                 f"{num(d['bulk_minimum'])}.")

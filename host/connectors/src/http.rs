@@ -114,6 +114,12 @@ pub struct Reply {
     pub body: Vec<u8>,
 }
 
+/// How far before a change scan began (its first answer's `Date`) the next
+/// scan keeps records: a vendor's `Date` and its records' stamps may come
+/// from different machines, and an answer is dated after it was read; when
+/// the `Date` is missing, crmsync's own clock stands in.
+pub const DATE_SLACK: chrono::Duration = chrono::Duration::seconds(5);
+
 impl Reply {
     /// The body as JSON of type `T`.
     pub fn json<T: DeserializeOwned>(&self, vendor: &'static str) -> Result<T, ConnectorError> {
@@ -125,6 +131,14 @@ impl Reply {
 
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    /// The `Date` header: the vendor's clock when it answered, to the second.
+    /// A change scan's watermark is the `Date` of its first answer less
+    /// [`DATE_SLACK`].
+    pub fn date(&self) -> Option<chrono::DateTime<chrono::Utc>> {
+        let raw = self.headers.get(reqwest::header::DATE)?.to_str().ok()?;
+        chrono::DateTime::parse_from_rfc2822(raw.trim()).ok().map(|t| t.with_timezone(&chrono::Utc))
     }
 
     /// `Retry-After` in seconds or as an HTTP date.

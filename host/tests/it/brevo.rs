@@ -318,6 +318,105 @@ async fn a_429_waits_for_the_rate_limit_reset_and_pacing_keeps_under_the_limit()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn updates_by_id_go_a_hundred_a_batch_and_a_refused_batch_goes_one_by_one() {
+    let seeded: Vec<Value> = (1..=250)
+        .map(|i| json!({"id": i, "email": format!("p{i}@example.com"), "attributes": {"FIRSTNAME": "Old"}}))
+        .collect();
+    let sandbox = crate::connectors::common::sandbox(json!({"brevo": {"contacts": seeded}}), false).await;
+    let c = connector(&sandbox, ListChoice::Name(LIST.into()));
+    let update = |id: u64, first: &str| Write::Upsert {
+        key: WriteKey::Id(id.to_string()),
+        record: Record::new(System::Brevo, "contact").with("FIRSTNAME", first),
+    };
+    // 250 updates, the 150th of a contact Brevo does not have; one email change.
+    let mut writes: Vec<Write> =
+        (1..=250).map(|i| update(if i == 150 { 9_999 } else { i }, &format!("New{i}"))).collect();
+    writes.push(Write::Upsert {
+        key: WriteKey::Id("7".into()),
+        record: Record::new(System::Brevo, "contact").with("email", "seven@example.com"),
+    });
+    let out = c.write("contact", writes).await.expect("write");
+    for (i, r) in out.iter().enumerate().take(250) {
+        let i = i as u64 + 1;
+        match r {
+            Ok(w) => assert!(i != 150 && w.id == i.to_string() && !w.created, "{i}: {w:?}"),
+            Err(e) => assert!(i == 150 && e.message.contains("not"), "{i}: {e:?}"),
+        }
+    }
+    assert!(out[250].is_ok(), "{:?}", out[250]);
+    let state = sandbox.brevo.state();
+    let by_id = |id: u64| {
+        state["contacts"].as_array().unwrap().iter().find(|c| c["id"] == id).cloned().expect("contact")
+    };
+    for i in [1, 100, 101, 149, 151, 200, 201, 250] {
+        assert_eq!(by_id(i)["attributes"]["FIRSTNAME"], format!("New{i}"), "{i}");
+    }
+    assert_eq!(by_id(7)["email"], "seven@example.com");
+    let calls = sandbox.ctx(Vendor::Brevo).telemetry.by_endpoint();
+    // Batches of 100, 100 and 50; the second is refused (404 for its unknown
+    // contact) and its 100 go one by one, beside the email change.
+    assert_eq!(calls.get("POST /v3/contacts/batch"), Some(&3), "{calls:?}");
+    assert_eq!(calls.get("PUT /v3/contacts/{identifier}"), Some(&101), "{calls:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_edit_behind_a_long_change_scan_is_read_by_the_next_one() {
+    let t0 =
+        chrono::DateTime::parse_from_rfc3339("2024-06-01T10:00:00Z").expect("t").with_timezone(&chrono::Utc);
+    let seeded: Vec<Value> = (1..=2500)
+        .map(|i| {
+            json!({"id": i, "email": format!("p{i}@example.com"), "listIds": [7],
+                   "createdAt": "2024-06-01T08:00:00Z", "modifiedAt": "2024-06-01T09:00:00Z"})
+        })
+        .collect();
+    let sandbox = crate::connectors::common::sandbox(
+        json!({"brevo": {"lists": [{"id": 7, "name": LIST}], "contacts": seeded}}),
+        false,
+    )
+    .await;
+    sandbox.clock.set(t0);
+    let c = connector(&sandbox, ListChoice::Id(7));
+    let drain = |mut since: Option<crmsync::connectors::Cursor>| {
+        let c = &c;
+        async move {
+            let mut ids = Vec::new();
+            loop {
+                let ch = c.fetch_changes("contact", since.as_ref(), 1000).await.expect("changes");
+                ids.extend(ch.records.iter().filter_map(|r| r.id.clone()));
+                since = ch.next;
+                if !ch.more {
+                    return (ids, since);
+                }
+            }
+        }
+    };
+    let (all, cursor) = drain(None).await;
+    assert_eq!(all.len(), 2500);
+    let edit = |id: &str, first: &str| Write::Upsert {
+        key: WriteKey::Id(id.into()),
+        record: Record::new(System::Brevo, "contact").with("FIRSTNAME", first),
+    };
+    // Every contact edited, so the next scan spans pages; it takes an hour:
+    // half an hour in, a contact it has passed is edited again; half an hour
+    // later, one it has not reached yet.
+    sandbox.clock.advance(Duration::from_secs(60));
+    let all: Vec<Write> = (1..=2500).map(|i| edit(&i.to_string(), "Edited")).collect();
+    assert!(c.write("contact", all).await.expect("w").iter().all(|r| r.is_ok()));
+    sandbox.clock.advance(Duration::from_secs(60));
+    let page = c.fetch_changes("contact", cursor.as_ref(), 1000).await.expect("page");
+    assert!(page.more, "a scan of 2,500 edits spans pages");
+    sandbox.clock.advance(Duration::from_secs(30 * 60));
+    assert!(c.write("contact", vec![edit("5", "Again")]).await.expect("w")[0].is_ok(), "behind the scan");
+    sandbox.clock.advance(Duration::from_secs(30 * 60));
+    assert!(c.write("contact", vec![edit("2400", "Again")]).await.expect("w")[0].is_ok(), "ahead of it");
+    let (rest, cursor) = drain(page.next).await;
+    assert!(rest.contains(&"2400".to_string()) && !rest.contains(&"5".to_string()), "{}", rest.len());
+    sandbox.clock.advance(Duration::from_secs(60));
+    let (next, _) = drain(cursor).await;
+    assert_eq!(next, vec!["5".to_string(), "2400".to_string()], "the edit behind the scan is not lost");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_attribute_type_round_trips_through_the_connector() {
     let sandbox = crate::connectors::common::sandbox(
         json!({"brevo": {"attributes": [

@@ -24,7 +24,8 @@
 //!   refills with real time or with the sandbox clock, whichever moved more, so
 //!   tests can refill it by advancing the clock. Bulk import has its own limit
 //!   of 100 imports per minute → 400 as AC documents.
-//! - Timestamps come from the sandbox clock, at second precision, rendered in
+//! - Timestamps come from the sandbox clock, at second precision (so does
+//!   every answer's `Date` header, after the authorisation check), rendered in
 //!   the account time zone (`2024-01-02T03:04:05-05:00`; default -05:00, seed
 //!   `utc_offset`). Date filters without an offset are read in that zone.
 //! - Lists: `limit` (default 20, max 100), `offset`, `meta.total` (a string,
@@ -228,7 +229,13 @@ async fn guard(State(ac): State<Arc<ActiveCampaign>>, req: Request, next: Next) 
         }
     }
     ac.apply_due_imports();
-    next.run(req).await
+    let mut response = next.run(req).await;
+    // AC's `Date` is its own clock, the one `udate` and `cdate` use.
+    let now = ac.ctx.clock.now().format("%a, %d %b %Y %H:%M:%S GMT").to_string();
+    if let Ok(date) = axum::http::HeaderValue::from_str(&now) {
+        response.headers_mut().insert(axum::http::header::DATE, date);
+    }
+    response
 }
 
 /// Unknown `/api/3/...` paths: AC answers 404 with a message.

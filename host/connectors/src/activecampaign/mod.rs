@@ -11,9 +11,9 @@
 //!   pseudo-fields: `tags` (text list of tags to add; missing tags are
 //!   created) and `account` (account name: found or created, and the contact
 //!   linked to it).
-//! - Change reads: `filters[updated_after]` + `orders[udate]`, with a
-//!   compound `(udate, id)` cursor: a timestamp group cut by a page is read on
-//!   by id (`id_greater` inside that second), so equal timestamps never skip.
+//! - Change reads: every contact `filters[updated_after]` (a date) lets
+//!   through, scanned by id (`orders[id]`, `id_greater`); those updated since
+//!   the previous scan began, by AC's clock, are the changes (`ContactCursor`).
 //! - Writes (`write`): updates by id go through `PUT /contacts/{id}` (an email
 //!   change stays the same person); email-keyed and new contacts go through
 //!   `/contact/sync` concurrently for small batches, and through
@@ -38,7 +38,7 @@ use futures_util::StreamExt;
 use serde_json::Value as Json;
 use tokio::sync::Mutex;
 
-use crate::http::{Http, HttpOptions, Reply, status_error};
+use crate::http::{DATE_SLACK, Http, HttpOptions, Reply, status_error};
 use crate::ratelimit;
 use crate::{
     Capabilities, Changes, Connector, ConnectorError, ConnectorLimits, Cursor, MarketingApi, Write,
@@ -161,19 +161,15 @@ fn parse_ts(s: &str) -> Option<DateTime<Utc>> {
 /// contact updated since the day before the watermark (the date is read in
 /// the account's time zone), paged by id (`orders[id]=ASC`, `id_greater`),
 /// keeping those updated at or after the watermark. A completed scan moves
-/// the watermark to the newest update it saw minus [`OVERLAP`]: a contact
-/// updated while the scan ran has a later stamp than any the scan started
-/// before, so the next scan still finds it; what is read twice is an echo
-/// the engine skips.
+/// the watermark to the moment the scan began by AC's clock (the `Date` of
+/// its first answer) less [`DATE_SLACK`]: what changed before then the scan
+/// read, however long it ran; what changed after, the next scan keeps.
 #[derive(Debug, Clone, PartialEq)]
 struct ContactCursor {
     watermark: Option<DateTime<Utc>>,
-    /// A scan in progress: the last id read and the newest update seen.
-    scan: Option<(u64, Option<DateTime<Utc>>)>,
+    /// A scan in progress: the last id read and when the scan began.
+    scan: Option<(u64, DateTime<Utc>)>,
 }
-
-/// How far behind the newest update seen the next scan keeps records.
-const OVERLAP: chrono::Duration = chrono::Duration::minutes(10);
 
 impl ContactCursor {
     fn decode(c: Option<&Cursor>) -> Result<ContactCursor, ConnectorError> {
@@ -186,23 +182,25 @@ impl ContactCursor {
         let time = |t: &str| if t == "-" { Ok(None) } else { parse_ts(t).map(Some).ok_or_else(bad) };
         let parts: Vec<&str> = c.0.split('|').collect();
         match parts.as_slice() {
-            ["v2", w] => Ok(ContactCursor { watermark: time(w)?, scan: None }),
-            ["v2", w, id, newest] => Ok(ContactCursor {
+            ["v3", w] => Ok(ContactCursor { watermark: time(w)?, scan: None }),
+            ["v3", w, id, began] => Ok(ContactCursor {
                 watermark: time(w)?,
-                scan: Some((id.parse().map_err(|_| bad())?, time(newest)?)),
+                scan: Some((id.parse().map_err(|_| bad())?, parse_ts(began).ok_or_else(bad)?)),
             }),
-            // A cursor of the earlier `udate|id` form: its time is a watermark.
+            // An earlier version's cursor: its watermark stands; a scan it
+            // had in progress starts again (it read again, never missed).
+            ["v2", w, ..] => Ok(ContactCursor { watermark: time(w)?, scan: None }),
             [t, ..] => Ok(ContactCursor { watermark: Some(parse_ts(t).ok_or_else(bad)?), scan: None }),
             [] => Err(bad()),
         }
     }
 
     fn encode(&self) -> Cursor {
-        let t =
-            |t: Option<DateTime<Utc>>| t.map_or("-".into(), |t| t.to_rfc3339_opts(SecondsFormat::Secs, true));
+        let t = |t: DateTime<Utc>| t.to_rfc3339_opts(SecondsFormat::Secs, true);
+        let w = self.watermark.map_or("-".into(), t);
         Cursor(match self.scan {
-            None => format!("v2|{}", t(self.watermark)),
-            Some((id, newest)) => format!("v2|{}|{id}|{}", t(self.watermark), t(newest)),
+            None => format!("v3|{w}"),
+            Some((id, began)) => format!("v3|{w}|{id}|{}", t(began)),
         })
     }
 
@@ -500,7 +498,7 @@ impl Connector for ActiveCampaignConnector {
         }
         let limit = limit.clamp(1, PAGE_LIMIT);
         let mut cursor = ContactCursor::decode(since)?;
-        let (after_id, mut newest) = cursor.scan.unwrap_or((0, None));
+        let after_id = cursor.scan.map_or(0, |(id, _)| id);
         let mut query = vec![
             ("orders[id]", "ASC".to_string()),
             ("id_greater", after_id.to_string()),
@@ -509,12 +507,17 @@ impl Connector for ActiveCampaignConnector {
         if let Some(day) = cursor.window() {
             query.push(("filters[updated_after]", day));
         }
-        let page = self.contacts(query).await?;
+        let asked = Utc::now();
+        let token = self.cfg.api_token.expose();
+        let url = format!("{}/contacts", self.base);
+        let reply =
+            self.http.send("contacts", |c| c.get(&url).header("Api-Token", token).query(&query)).await?;
+        let began = cursor.scan.map_or_else(|| reply.date().unwrap_or(asked), |(_, began)| began);
+        let page = Self::contacts_of(&reply.json(VENDOR)?);
         let keyed: Vec<(DateTime<Utc>, u64)> = page.iter().filter_map(udate_id).collect();
         if keyed.len() != page.len() {
             return Err(bad("a contact without udate or id"));
         }
-        newest = keyed.iter().map(|(t, _)| *t).chain(newest).max();
         let watermark = cursor.watermark;
         let fresh: Vec<Record> = page
             .iter()
@@ -524,10 +527,10 @@ impl Connector for ActiveCampaignConnector {
             .collect();
         let more = page.len() >= limit;
         cursor.scan = match (more, keyed.last()) {
-            (true, Some((_, last))) => Some((*last, newest)),
+            (true, Some((_, last))) => Some((*last, began)),
             _ => {
                 // The scan is complete: the watermark moves (never back).
-                cursor.watermark = newest.map(|n| n - OVERLAP).max(watermark);
+                cursor.watermark = Some(began - DATE_SLACK).max(watermark);
                 None
             }
         };
@@ -698,7 +701,7 @@ mod tests {
     #[test]
     fn cursors_round_trip() {
         let t = parse_ts("2024-01-02T03:04:05-05:00").expect("t");
-        let scanning = ContactCursor { watermark: Some(t), scan: Some((7, Some(t))) };
+        let scanning = ContactCursor { watermark: Some(t), scan: Some((7, t)) };
         assert_eq!(ContactCursor::decode(Some(&scanning.encode())).expect("c"), scanning);
         let idle = ContactCursor { watermark: None, scan: None };
         assert_eq!(ContactCursor::decode(Some(&idle.encode())).expect("c"), idle);
@@ -706,6 +709,9 @@ mod tests {
         // An earlier cursor's time carries over as the watermark.
         let old = ContactCursor::decode(Some(&Cursor("2024-01-02T08:04:05Z|12".into()))).expect("c");
         assert_eq!((old.watermark, old.scan), (Some(t), None));
+        // A scan an earlier version had in progress starts again.
+        let v2 = ContactCursor::decode(Some(&Cursor("v2|2024-01-02T08:04:05Z|7|-".into()))).expect("c");
+        assert_eq!((v2.watermark, v2.scan), (Some(t), None));
         // The filter is a date, the day before the watermark's.
         assert_eq!(old.window().as_deref(), Some("2024-01-01"));
     }

@@ -17,9 +17,12 @@
 //!   crmsync sends ever clears `emailBlacklisted`.
 //! - Change reads: `GET /contacts?listIds=&modifiedSince=&sort=asc`, paged
 //!   by offset over one fixed `modifiedSince` window; a finished scan moves
-//!   the window to the newest `modifiedAt` seen minus [`OVERLAP`], so a
-//!   contact modified at the boundary is read again rather than missed.
-//! - Writes ([`write`]): `PUT /contacts/{id}` for updates by id;
+//!   the window to the moment it began by Brevo's clock (the `Date` of its
+//!   first answer) less [`DATE_SLACK`]: a contact modified behind the scan
+//!   while it ran is read by the next one, however long the scan took.
+//! - Writes ([`write`]): `POST /contacts/batch` for updates by id, 100 a
+//!   call (a refused batch changes nothing; its contacts then go one by one
+//!   through `PUT /contacts/{id}`, as does an email change);
 //!   `POST /contacts` with `updateEnabled` for email-keyed upserts (a 204
 //!   carries no id: the id is read back with `GET /contacts/{email}`); from
 //!   `import_threshold` email-keyed upserts on, `POST /contacts/import`
@@ -46,7 +49,7 @@ use reqwest::header::HeaderMap;
 use serde_json::{Value as Json, json};
 use tokio::sync::Mutex;
 
-use crate::http::{Http, HttpOptions, Reply, status_error};
+use crate::http::{DATE_SLACK, Http, HttpOptions, Reply, status_error};
 use crate::ratelimit;
 use crate::{
     Capabilities, Changes, Connector, ConnectorError, ConnectorLimits, Cursor, MarketingApi, Write,
@@ -61,8 +64,6 @@ pub const PAGE_LIMIT: usize = 1000;
 const IDS_LIMIT: usize = 20;
 /// Most contacts one write call takes (one import).
 pub const WRITE_LIMIT: usize = 1000;
-/// How far behind the newest `modifiedAt` seen the next change read starts.
-pub const OVERLAP: chrono::Duration = chrono::Duration::minutes(2);
 
 /// Which list the connection syncs with.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -186,11 +187,11 @@ fn since_param(t: DateTime<Utc>) -> String {
 }
 
 /// Where a change read stands: a `modifiedSince` window and, while a scan of
-/// it is under way, the offset reached and the newest `modifiedAt` seen.
+/// it is under way, the offset reached and when the scan began.
 #[derive(Debug, Clone, PartialEq)]
 struct ContactCursor {
     watermark: Option<DateTime<Utc>>,
-    scan: Option<(usize, Option<DateTime<Utc>>)>,
+    scan: Option<(usize, DateTime<Utc>)>,
 }
 
 impl ContactCursor {
@@ -203,20 +204,23 @@ impl ContactCursor {
         };
         let time = |t: &str| if t == "-" { Ok(None) } else { parse_ts(t).map(Some).ok_or_else(bad) };
         match c.0.split('|').collect::<Vec<_>>().as_slice() {
-            ["b1", w] => Ok(ContactCursor { watermark: time(w)?, scan: None }),
-            ["b1", w, offset, newest] => Ok(ContactCursor {
+            ["b2", w] => Ok(ContactCursor { watermark: time(w)?, scan: None }),
+            ["b2", w, offset, began] => Ok(ContactCursor {
                 watermark: time(w)?,
-                scan: Some((offset.parse().map_err(|_| bad())?, time(newest)?)),
+                scan: Some((offset.parse().map_err(|_| bad())?, parse_ts(began).ok_or_else(bad)?)),
             }),
+            // An earlier version's cursor: its window stands; a scan it had
+            // in progress starts again (it reads again, never misses).
+            ["b1", w, ..] => Ok(ContactCursor { watermark: time(w)?, scan: None }),
             _ => Err(bad()),
         }
     }
 
     fn encode(&self) -> Cursor {
-        let t = |t: Option<DateTime<Utc>>| t.map_or("-".into(), since_param);
+        let w = self.watermark.map_or("-".into(), since_param);
         Cursor(match self.scan {
-            None => format!("b1|{}", t(self.watermark)),
-            Some((offset, newest)) => format!("b1|{}|{offset}|{}", t(self.watermark), t(newest)),
+            None => format!("b2|{w}"),
+            Some((offset, began)) => format!("b2|{w}|{offset}|{}", since_param(began)),
         })
     }
 }
@@ -440,7 +444,7 @@ impl BrevoConnector {
         offset: usize,
         limit: usize,
         descending: bool,
-    ) -> Result<Vec<Json>, ConnectorError> {
+    ) -> Result<(Vec<Json>, Option<DateTime<Utc>>), ConnectorError> {
         let list = self.list().await?;
         let mut query = vec![
             ("listIds", list.to_string()),
@@ -451,7 +455,8 @@ impl BrevoConnector {
         if let Some(t) = since {
             query.push(("modifiedSince", since_param(t)));
         }
-        Self::contacts_of(&self.get_json("contacts", "contacts", &query).await?)
+        let reply = self.call("contacts", Method::GET, "contacts", &query, None).await?;
+        Ok((Self::contacts_of(&reply.json(VENDOR)?)?, reply.date()))
     }
 
     /// A contact by id, email or phone; `None` when Brevo has none.
@@ -521,20 +526,21 @@ impl Connector for BrevoConnector {
         }
         let limit = limit.clamp(1, PAGE_LIMIT);
         let mut cursor = ContactCursor::decode(since)?;
-        let (offset, mut newest) = cursor.scan.unwrap_or((0, None));
-        let page = self.list_page(cursor.watermark, offset, limit, false).await?;
+        let offset = cursor.scan.map_or(0, |(offset, _)| offset);
+        let asked = Utc::now();
+        let (page, date) = self.list_page(cursor.watermark, offset, limit, false).await?;
+        let began = cursor.scan.map_or_else(|| date.unwrap_or(asked), |(_, began)| began);
         let attrs = self.attributes(false).await?;
         let records: Vec<Record> = page.iter().map(|c| Self::to_record(c, &attrs)).collect();
         if records.iter().any(|r| r.id.is_none() || r.modified_at.is_none()) {
             return Err(bad("a contact without id or modifiedAt"));
         }
-        newest = records.iter().filter_map(|r| r.modified_at).chain(newest).max();
         let more = page.len() >= limit;
         cursor.scan = if more {
-            Some((offset + page.len(), newest))
+            Some((offset + page.len(), began))
         } else {
             // The scan is complete: the window moves on (never back).
-            cursor.watermark = newest.map(|n| n - OVERLAP).max(cursor.watermark);
+            cursor.watermark = Some(began - DATE_SLACK).max(cursor.watermark);
             None
         };
         Ok(Changes { records, next: Some(cursor.encode()), more, ..Changes::default() })
@@ -612,7 +618,7 @@ impl Connector for BrevoConnector {
             })?,
             None => 0,
         };
-        let page = self.list_page(None, offset, limit, false).await?;
+        let (page, _) = self.list_page(None, offset, limit, false).await?;
         let ids: Vec<String> = page.iter().filter_map(id_of).collect();
         let next = (page.len() == limit).then(|| Cursor((offset + page.len()).to_string()));
         Ok((ids, next))
@@ -647,11 +653,15 @@ mod tests {
     #[test]
     fn cursors_round_trip() {
         let t = parse_ts("2024-01-02T03:04:05.123Z").expect("t");
-        let scanning = ContactCursor { watermark: Some(t), scan: Some((2000, Some(t))) };
+        let scanning = ContactCursor { watermark: Some(t), scan: Some((2000, t)) };
         assert_eq!(ContactCursor::decode(Some(&scanning.encode())).expect("c"), scanning);
         let idle = ContactCursor { watermark: None, scan: None };
         assert_eq!(ContactCursor::decode(Some(&idle.encode())).expect("c"), idle);
         assert!(ContactCursor::decode(Some(&Cursor("v2|x".into()))).is_err());
+        // A scan an earlier version had in progress starts again.
+        let b1 =
+            ContactCursor::decode(Some(&Cursor("b1|2024-01-02T03:04:05.123Z|2000|-".into()))).expect("c");
+        assert_eq!((b1.watermark, b1.scan), (Some(t), None));
         assert_eq!(since_param(t), "2024-01-02T03:04:05.123Z");
         assert_eq!(urlencode("a+b@x.com"), "a%2Bb@x.com");
     }

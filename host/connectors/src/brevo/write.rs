@@ -1,6 +1,9 @@
 //! Brevo writes: record fields to Brevo payloads (checked against the
 //! attribute definitions; a missing attribute is created when its type can
-//! be told from the value), `PUT /contacts/{id}` for updates by id,
+//! be told from the value), `POST /contacts/batch` for updates by id (100 a
+//! call; a refused batch changed nothing, and its contacts go one by one
+//! through `PUT /contacts/{id}`, so each gets its own answer; an email change
+//! always goes alone, since it must read the contact first),
 //! `POST /contacts` + `updateEnabled` for email-keyed upserts (a 204 has no
 //! id: `GET /contacts/{email}` reads it), `POST /contacts/import` +
 //! `/processes/{id}` for many, and `DELETE /contacts/{id}`.
@@ -12,7 +15,6 @@
 
 use std::collections::{HashMap, HashSet};
 
-use chrono::{DateTime, Utc};
 use crmsync_sdk::types::{Record, Value};
 use futures_util::StreamExt;
 use reqwest::Method;
@@ -48,7 +50,28 @@ struct Contact {
     unsubscribe: bool,
 }
 
+/// Most contacts one `POST /contacts/batch` updates.
+pub const BATCH_LIMIT: usize = 100;
+
 impl Contact {
+    /// Its item of a `POST /contacts/batch`: an update by a numeric id that
+    /// changes no email (an email change reads the contact first, see
+    /// `write_one`).
+    fn batch_item(&self) -> Option<Json> {
+        if self.email.is_some() || (self.attributes.is_empty() && !self.unsubscribe) {
+            return None;
+        }
+        let id: u64 = self.id.as_deref()?.trim().parse().ok()?;
+        let mut item = json!({"id": id});
+        if !self.attributes.is_empty() {
+            item["attributes"] = Json::Object(self.attributes.clone());
+        }
+        if self.unsubscribe {
+            item["emailBlacklisted"] = json!(true);
+        }
+        Some(item)
+    }
+
     /// Whether an attribute is cleared (`""`).
     fn clears(&self) -> bool {
         self.attributes.values().any(|v| v.as_str() == Some(""))
@@ -154,12 +177,6 @@ fn to_record_error(e: ConnectorError) -> Result<WriteResult, ConnectorError> {
     })
 }
 
-/// An HTTP `Date` header as a time (Brevo's clock, to the second).
-fn server_time(reply: &crate::http::Reply) -> Option<DateTime<Utc>> {
-    let raw = reply.headers.get(reqwest::header::DATE)?.to_str().ok()?;
-    DateTime::parse_from_rfc2822(raw.trim()).ok().map(|t| t.with_timezone(&Utc))
-}
-
 impl BrevoConnector {
     pub(super) async fn write_contacts(
         &self,
@@ -186,6 +203,29 @@ impl BrevoConnector {
         };
         if by_email.len() < self.cfg.import_threshold.max(1) {
             singles.append(&mut by_email);
+        }
+        let (mut batched, mut singles): (Vec<Contact>, Vec<Contact>) =
+            singles.into_iter().partition(|c| c.batch_item().is_some());
+        if batched.len() < 2 {
+            singles.append(&mut batched);
+        }
+        while !batched.is_empty() {
+            let chunk: Vec<Contact> = batched.drain(..batched.len().min(BATCH_LIMIT)).collect();
+            match self.update_batch(&chunk).await {
+                Ok(()) => {
+                    for c in &chunk {
+                        let id = c.id.clone().unwrap_or_default();
+                        results[c.index] = Some(Ok(Written { id, created: false }));
+                    }
+                }
+                // All or nothing: nothing changed, and one by one each
+                // contact gets its own answer.
+                Err(ConnectorError::Rejected { status: 400 | 404 | 422, message, .. }) => {
+                    tracing::debug!(vendor = VENDOR, contacts = chunk.len(), %message, "a batch update was refused; its contacts go one by one");
+                    singles.extend(chunk);
+                }
+                Err(e) => return Err(e),
+            }
         }
         let n = self.cfg.concurrency.max(1);
         let singles = &singles;
@@ -261,7 +301,6 @@ impl BrevoConnector {
         self.attributes(true).await
     }
 
-    /// One contact: an update by id, or an upsert by email.
     /// `PUT /contacts/{id}` by Brevo's contact id.
     async fn update_by_id(&self, id: &str, body: &Json) -> Result<(), ConnectorError> {
         let path = format!("contacts/{}", urlencode(id));
@@ -269,6 +308,15 @@ impl BrevoConnector {
         self.call("update_contact", Method::PUT, &path, &query, Some(body)).await.map(|_| ())
     }
 
+    /// `POST /contacts/batch` of ≤ [`BATCH_LIMIT`] updates by id (204).
+    async fn update_batch(&self, chunk: &[Contact]) -> Result<(), ConnectorError> {
+        let items: Vec<Json> = chunk.iter().filter_map(Contact::batch_item).collect();
+        self.call("update_contacts", Method::POST, "contacts/batch", &[], Some(&json!({"contacts": items})))
+            .await
+            .map(|_| ())
+    }
+
+    /// One contact: an update by id, or an upsert by email.
     async fn write_one(&self, c: &Contact, list: Option<u64>) -> Result<Written, ConnectorError> {
         let Some(id) = &c.id else { return self.upsert(c, list).await };
         let mut body = json!({});
@@ -382,7 +430,7 @@ impl BrevoConnector {
             }
             Err(e) => return Err(e),
         };
-        let since = server_time(&reply).map(|t| t - chrono::Duration::seconds(1));
+        let since = reply.date().map(|t| t - chrono::Duration::seconds(1));
         let queued: Json = reply.json(VENDOR)?;
         let pid = queued
             .get("processId")
@@ -411,7 +459,7 @@ impl BrevoConnector {
         let mut ids: HashMap<String, (String, bool)> = HashMap::new();
         let mut offset = 0;
         while !wanted.is_empty() {
-            let page = self.list_page(since, offset, PAGE_LIMIT, true).await?;
+            let (page, _) = self.list_page(since, offset, PAGE_LIMIT, true).await?;
             for c in &page {
                 let Some(email) = c.get("email").and_then(Json::as_str).map(str::to_lowercase) else {
                     continue;

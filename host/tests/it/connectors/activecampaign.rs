@@ -179,6 +179,48 @@ async fn ac_change_reads_never_skip_equal_udates() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn ac_an_edit_behind_a_long_scan_is_read_by_the_next_one() {
+    let sb = sandbox(json!({}), false).await;
+    let t0 = DateTime::parse_from_rfc3339("2024-06-01T10:00:00Z").expect("t").with_timezone(&Utc);
+    sb.clock.set(t0);
+    let contacts: Vec<_> = (0..300)
+        .map(|i| json!({"email": format!("s{i}@example.com"), "udate": "2024-06-01T09:00:00Z"}))
+        .collect();
+    admin_post(&sb.activecampaign_url(), "seed", json!({"contacts": contacts})).await;
+    let mut cfg = ac_config(&sb);
+    cfg.read_field_values = false;
+    let c = ActiveCampaignConnector::new(cfg).expect("c");
+    let (_, _, cursor) = drain(&c, None, 100).await;
+    let id_of = |email: &'static str| {
+        let c = &c;
+        async move { c.find_by_email("contact", &[email.into()]).await.expect("find")[email][0].clone() }
+    };
+    let edit = |id: String| Write::Upsert {
+        key: WriteKey::Id(id),
+        record: Record::new(System::ActiveCampaign, "contact").with("firstName", "Edited"),
+    };
+    // A scan that takes an hour (as 1,000,000 contacts under AC's 5 requests
+    // a second would): half an hour in, a contact it has passed is edited;
+    // half an hour later, one it has not reached yet.
+    sb.clock.advance(std::time::Duration::from_secs(60));
+    let first = c.fetch_changes("contact", cursor.as_ref(), 100).await.expect("page");
+    assert!(first.more);
+    let (passed, ahead) = (id_of("s5@example.com").await, id_of("s250@example.com").await);
+    sb.clock.advance(std::time::Duration::from_secs(30 * 60));
+    assert!(c.write("contact", vec![edit(passed.clone())]).await.expect("w")[0].is_ok());
+    sb.clock.advance(std::time::Duration::from_secs(30 * 60));
+    assert!(c.write("contact", vec![edit(ahead.clone())]).await.expect("w")[0].is_ok());
+    let (rest, _, cursor) = drain(&c, first.next, 100).await;
+    let ids = |recs: &[Record]| recs.iter().filter_map(|r| r.id.clone()).collect::<Vec<_>>();
+    assert_eq!(ids(&rest), vec![ahead.clone()], "the scan meets the edit ahead of it");
+    // The next scan keeps what changed since the last one began: both edits.
+    sb.clock.advance(std::time::Duration::from_secs(60));
+    let (next, ..) = drain(&c, cursor, 100).await;
+    assert_eq!(ids(&next), vec![passed, ahead], "the edit behind the scan is not lost");
+    assert!(next.iter().all(|r| r.text("firstName") == Some("Edited")));
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn ac_two_connections_share_one_rate_limit() {
     let sb = sandbox(json!({"activecampaign": {"contacts": [{"email": "a@example.com"}]}}), true).await;
     let base = sb.activecampaign_url();
