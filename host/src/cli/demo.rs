@@ -136,7 +136,8 @@ async fn demo(data_dir: &Path, args: &DemoArgs) -> Result<(), String> {
     let config = config(&sandbox, vendor, &dir)?;
     let service = Service::open(config, &dir.join("state")).map_err(|e| e.to_string())?;
     let conn = service.connection("demo").map_err(|e| e.to_string())?.clone();
-    out!("sandbox: Salesforce {}  {} {}", sandbox.salesforce_url(), vendor.display, conn.marketing.vendor());
+    let marketing_url = SandboxVendor::from_key(vendor.name).map(|v| sandbox.base_url(v)).unwrap_or_default();
+    out!("sandbox: Salesforce {}  {} {marketing_url}", sandbox.salesforce_url(), conn.marketing.vendor());
     for (role, plugin) in service.registry.active().map_err(|e| e.to_string())? {
         out!("rules:   {plugin} active as the {} (built into crmsync)", role.1);
     }

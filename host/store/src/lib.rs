@@ -131,9 +131,10 @@ pub fn db_error(e: sled::Error) -> StoreError {
 /// backfill's resident memory grow with the number of links; what falls out
 /// of the cache is read again from the OS's file cache.
 fn open_db(path: &Path) -> Result<sled::Db, sled::Error> {
-    let config = sled::Config::new().path(path).cache_capacity(CACHE_BYTES);
-    match config.clone().segment_size(8 << 20).open() {
-        Err(sled::Error::Unsupported(why)) if why.contains("io buffer size") => config.open(),
+    // A fresh config each time: sled objects to one mutated after a clone.
+    let config = || sled::Config::new().path(path).cache_capacity(CACHE_BYTES);
+    match config().segment_size(8 << 20).open() {
+        Err(sled::Error::Unsupported(why)) if why.contains("io buffer size") => config().open(),
         other => other,
     }
 }

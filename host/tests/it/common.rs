@@ -534,6 +534,8 @@ pub async fn demo(args: &[&str]) -> (tempfile::TempDir, String) {
         .await
         .expect("crmsync runs");
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(!stderr.contains(" ERROR "), "a demo that works logs no error:\n{stderr}");
     (dir, stdout)
 }

@@ -586,6 +586,8 @@ async fn the_demo_runs_from_an_empty_directory_with_the_binary_alone() {
     // No plugin files, no config, no data directory: the default rules are built in.
     let (dir, stdout) = crate::common::demo(&[]).await;
     assert!(stdout.contains("(built into crmsync)"), "{stdout}");
+    let sandbox = stdout.lines().find(|l| l.starts_with("sandbox:")).unwrap_or_default();
+    assert_eq!(sandbox.matches("http://127.0.0.1:").count(), 2, "both vendors' addresses: {stdout}");
     assert!(stdout.contains("created 1002"), "{stdout}");
     assert!(stdout.contains("the Lead in Salesforce now has FirstName = \"Augusta\""), "{stdout}");
     assert!(dir.path().join(".crmsync/demo/state/db").exists(), "state under the working directory");
