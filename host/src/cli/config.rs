@@ -99,7 +99,8 @@ fn check(file: &Path, secrets: bool) -> Result<String, ConfigErrors> {
         .connections
         .iter()
         .map(|(name, c)| {
-            format!("{name} (Salesforce ⇄ {}{})", c.marketing, if c.active { "" } else { ", draft" })
+            let platform = c.vendor().map_or(c.marketing.as_str(), |v| v.display);
+            format!("{name} (Salesforce ⇄ {platform}{})", if c.active { "" } else { ", draft" })
         })
         .collect();
     let secrets = if secrets { "" } else { "; secrets not read (--skip-secrets)" };

@@ -727,6 +727,7 @@ async fn config_example_passes_config_check_and_each_problem_is_named_by_its_key
     let piped =
         crmsync_in(dir.path(), &["config", "check", "-", "--skip-secrets"], &[], &example.stdout).await;
     assert!(piped.ok() && piped.stdout.contains("ok — 3 connection(s)"), "{piped}");
+    assert!(piped.stdout.contains("(Salesforce ⇄ Brevo"), "platforms by their names: {piped}");
     std::fs::write(dir.path().join("crmsync.toml"), &example.stdout).unwrap();
     let unset = crmsync_in(dir.path(), &["config", "check"], &[], "").await;
     assert_eq!(unset.code, Some(2), "{unset}");
