@@ -93,7 +93,10 @@ QUICK = Mode("quick", 1, 5_000, 2_500, 20_000, 0.01, 2, ROOT / "target" / "bench
 # A SPEC §7 target that is met is its own limit; one not met yet is held at what
 # quick mode measured when the limit was set (BENCHMARKS.md, "Ratio limits"), a
 # little above it, so that it can only get better: lower a limit when a change
-# lowers its ratio.
+# lowers its ratio. Two leave room for timing: Mailchimp's idle run reads again
+# the newest second of members until it is two minutes old (quick runs are
+# seconds apart), so it reads 2 to 7 member pages by when the last batch
+# landed; and the backfill's RSS ratio moves by about ±0.05 from run to run.
 #   sf_calls, vendor_calls: a full run's calls ÷ the minimum the APIs allow (target 1.05)
 #   incremental_calls: calls of a run after 1 % was edited ÷ the full run's (target 0.02)
 #   idle_calls: calls of a run with nothing changed (target: one read per object and side)
@@ -101,11 +104,11 @@ QUICK = Mode("quick", 1, 5_000, 2_500, 20_000, 0.01, 2, ROOT / "target" / "bench
 SPEC_RATIOS = {"sf_calls": 1.05, "vendor_calls": 1.05, "incremental_calls": 0.02, "backfill_rss": 1.25}
 RATIO_LIMITS = {
     "activecampaign": {"sf_calls": 1.95, "vendor_calls": 1.05, "incremental_calls": 2.8, "idle_calls": 120,
-                       "backfill_rss": 1.45},
-    "mailchimp": {"sf_calls": 1.95, "vendor_calls": 2.1, "incremental_calls": 1.65, "idle_calls": 12,
-                  "backfill_rss": 1.45},
+                       "backfill_rss": 1.5},
+    "mailchimp": {"sf_calls": 1.95, "vendor_calls": 2.1, "incremental_calls": 1.65, "idle_calls": 14,
+                  "backfill_rss": 1.5},
     "brevo": {"sf_calls": 1.9, "vendor_calls": 3.3, "incremental_calls": 0.4, "idle_calls": 15,
-              "backfill_rss": 1.45},
+              "backfill_rss": 1.5},
 }
 
 # ---------------------------------------------------------------- vendors
