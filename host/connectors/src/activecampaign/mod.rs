@@ -234,15 +234,24 @@ impl ActiveCampaignConnector {
         })
     }
 
+    async fn get_reply(
+        &self,
+        what: &'static str,
+        path: &str,
+        query: &[(&str, String)],
+    ) -> Result<Reply, ConnectorError> {
+        let url = format!("{}/{path}", self.base);
+        let token = self.cfg.api_token.expose();
+        self.http.send(what, |c| c.get(&url).header("Api-Token", token).query(query)).await
+    }
+
     async fn get_json(
         &self,
         what: &'static str,
         path: &str,
         query: &[(&str, String)],
     ) -> Result<Json, ConnectorError> {
-        let url = format!("{}/{path}", self.base);
-        let token = self.cfg.api_token.expose();
-        self.http.send(what, |c| c.get(&url).header("Api-Token", token).query(query)).await?.json(VENDOR)
+        self.get_reply(what, path, query).await?.json(VENDOR)
     }
 
     async fn send_json(
@@ -508,10 +517,7 @@ impl Connector for ActiveCampaignConnector {
             query.push(("filters[updated_after]", day));
         }
         let asked = Utc::now();
-        let token = self.cfg.api_token.expose();
-        let url = format!("{}/contacts", self.base);
-        let reply =
-            self.http.send("contacts", |c| c.get(&url).header("Api-Token", token).query(&query)).await?;
+        let reply = self.get_reply("contacts", "contacts", &query).await?;
         let began = cursor.scan.map_or_else(|| reply.date().unwrap_or(asked), |(_, began)| began);
         let page = Self::contacts_of(&reply.json(VENDOR)?);
         let keyed: Vec<(DateTime<Utc>, u64)> = page.iter().filter_map(udate_id).collect();

@@ -54,15 +54,19 @@ struct Contact {
 pub const BATCH_LIMIT: usize = 100;
 
 impl Contact {
-    /// Its item of a `POST /contacts/batch`: an update by a numeric id that
-    /// changes no email (an email change reads the contact first, see
-    /// `write_one`).
-    fn batch_item(&self) -> Option<Json> {
+    /// Its numeric id when it can ride a `POST /contacts/batch`: an update
+    /// by id that changes something but no email (an email change reads the
+    /// contact first, see `write_one`).
+    fn batch_id(&self) -> Option<u64> {
         if self.email.is_some() || (self.attributes.is_empty() && !self.unsubscribe) {
             return None;
         }
-        let id: u64 = self.id.as_deref()?.trim().parse().ok()?;
-        let mut item = json!({"id": id});
+        self.id.as_deref()?.trim().parse().ok()
+    }
+
+    /// Its item of a `POST /contacts/batch`.
+    fn batch_item(&self) -> Option<Json> {
+        let mut item = json!({"id": self.batch_id()?});
         if !self.attributes.is_empty() {
             item["attributes"] = Json::Object(self.attributes.clone());
         }
@@ -205,7 +209,7 @@ impl BrevoConnector {
             singles.append(&mut by_email);
         }
         let (mut batched, mut singles): (Vec<Contact>, Vec<Contact>) =
-            singles.into_iter().partition(|c| c.batch_item().is_some());
+            singles.into_iter().partition(|c| c.batch_id().is_some());
         if batched.len() < 2 {
             singles.append(&mut batched);
         }
